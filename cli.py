@@ -1,0 +1,46 @@
+"""The `extes` command line: parse, load, call one entry function, print, translate errors."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from extes import __version__
+from extes.commands.assets_cmd import assets
+from extes.commands.data_cmd import data
+from extes.commands.stats_cmd import stats
+from extes.errors import ExtesError
+
+
+class Group(click.Group):
+    """Turns every ExtesError into a one-line message on stderr and exit code 2 (never a traceback)."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except ExtesError as e:
+            click.echo(f"Error: {e}", err=True)
+            sys.exit(e.exit_code)
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="extes")
+def main() -> None:
+    """Build emotional-support chatbots with language models, the ExTES way.
+
+    \b
+    Examples:
+      extes assets validate --json
+      extes data convert ../shared/data/esconv/FailedESConv.json out.jsonl --from esconv --to jsonl
+      extes data split assets/seeds splits/ --seed 13
+    """
+
+
+main.add_command(assets)
+main.add_command(data)
+main.add_command(stats)
+
+
+if __name__ == "__main__":
+    main()

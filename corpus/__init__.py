@@ -1,0 +1,1 @@
+"""Corpus I/O and analytics: assets, formats, label normalization, splits, checks."""

@@ -1,0 +1,91 @@
+"""Hugging Face `datasets`: to and from a `Dataset`, and `save_to_disk` folders.
+
+Columns: id, scene, description, turns (list of {role, text, strategy, strategy_raw}), meta (JSON text, so that
+provenance of any shape survives Arrow's fixed schemas).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from extes.corpus.atomic import atomic_path
+from extes.corpus.formats.base import ReadOptions, ReadResult, record_where
+from extes.errors import InputError
+from extes.signatures.dialogue import Dialogue
+
+
+def to_hf_dataset(dialogues: list[Dialogue]):
+    """Dialogues → `datasets.Dataset` (lossless)."""
+    import datasets
+
+    features = datasets.Features(
+        {
+            "id": datasets.Value("string"),
+            "scene": datasets.Value("string"),
+            "description": datasets.Value("string"),
+            "turns": datasets.List(
+                {
+                    "role": datasets.Value("string"),
+                    "text": datasets.Value("string"),
+                    "strategy": datasets.Value("string"),
+                    "strategy_raw": datasets.Value("string"),
+                }
+            ),
+            "meta": datasets.Value("string"),
+        }
+    )
+    rows = [
+        {
+            "id": d.id,
+            "scene": d.scene,
+            "description": d.description,
+            "turns": [t.model_dump() for t in d.turns],
+            "meta": d.meta.model_dump_json(),
+        }
+        for d in dialogues
+    ]
+    return datasets.Dataset.from_list(rows, features=features)
+
+
+def from_hf_dataset(ds, *, origin: str = "dataset", opts: ReadOptions | None = None) -> ReadResult:
+    """`datasets.Dataset` (or DatasetDict, splits concatenated in order) → dialogues."""
+    import datasets
+
+    opts = opts or ReadOptions()
+    result = ReadResult()
+    parts = list(ds.values()) if isinstance(ds, datasets.DatasetDict) else [ds]
+    index = 0
+    for part in parts:
+        for row in part:
+            try:
+                meta = json.loads(row["meta"]) if isinstance(row.get("meta"), str) else (row.get("meta") or {})
+                result.dialogues.append(Dialogue.model_validate({**row, "meta": meta}))
+            except (ValidationError, json.JSONDecodeError, TypeError) as e:
+                problem = f"not a dialogue row ({str(e).splitlines()[0]})"
+                result.skip_or_raise(opts, f"{origin}: record {index}", problem)
+            index += 1
+    return result
+
+
+def read_hf(path: Path, opts: ReadOptions) -> ReadResult:
+    """Read a folder written by `save_to_disk`."""
+    import datasets
+
+    try:
+        ds = datasets.load_from_disk(str(path))
+    except FileNotFoundError:
+        raise InputError(f"{path}: not a Hugging Face dataset folder (no dataset_info/state files); check the path") from None
+    return from_hf_dataset(ds, origin=str(path), opts=opts)
+
+
+def write_hf(dialogues: list[Dialogue], path: Path) -> None:
+    """Write a `save_to_disk` folder (atomically: built aside, then moved into place)."""
+    ds = to_hf_dataset(dialogues)
+    with atomic_path(path, is_dir=True) as tmp:
+        ds.save_to_disk(str(tmp))
+
+
+__all__ = ["to_hf_dataset", "from_hf_dataset", "read_hf", "write_hf", "record_where"]

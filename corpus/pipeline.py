@@ -1,0 +1,63 @@
+"""Entry functions behind `extes data`: read, check, write; each returns a summary dict for the CLI."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from extes.corpus.atomic import atomic_path
+from extes.corpus.formats import ReadOptions, ReadResult, read_corpus, write_corpus
+from extes.corpus.formats.jsonl import dialogue_line
+from extes.corpus.split import SPLITS, parse_ratios, split_dialogues
+from extes.errors import InputError
+
+
+def _read_nonempty(src: Path, fmt_in: str | None, opts: ReadOptions) -> ReadResult:
+    result = read_corpus(src, fmt_in, opts)
+    if not result.dialogues:
+        why = f" ({len(result.skipped)} records skipped)" if result.skipped else ""
+        raise InputError(f"{src}: no dialogue could be read{why}; check the file and --from")
+    return result
+
+
+def convert_corpus(src: Path, dst: Path, *, fmt_in: str | None, fmt_out: str, opts: ReadOptions) -> dict[str, Any]:
+    """Read SRC, write DST in `fmt_out`; report written, skipped and flagged."""
+    if Path(src).resolve() == Path(dst).resolve():
+        raise InputError(f"{dst}: output is the input; write to another path")
+    result = _read_nonempty(src, fmt_in, opts)
+    write_corpus(result.dialogues, dst, fmt_out)
+    return {
+        "written": len(result.dialogues),
+        "out": str(dst),
+        "format": fmt_out,
+        "skipped": len(result.skipped),
+        "skipped_reasons": result.skipped,
+        "flagged_total": sum(result.flagged.values()),
+        "flagged": dict(result.flagged.most_common()),
+    }
+
+
+def split_corpus(
+    src: Path, outdir: Path, *, fmt_in: str | None, seed: int, ratios: str, opts: ReadOptions
+) -> dict[str, Any]:
+    """Split SRC by dialogue into OUTDIR/{train,valid,test}.jsonl; the three files appear together or not at all."""
+    parts = split_dialogues(_read_nonempty(src, fmt_in, opts).dialogues, seed=seed, ratios=parse_ratios(ratios))
+    outdir = Path(outdir)
+    if outdir.exists() and not outdir.is_dir():
+        raise InputError(f"{outdir}: exists and is not a folder; choose another OUTDIR")
+    outdir.mkdir(parents=True, exist_ok=True)
+    with atomic_path(outdir / ".split", is_dir=True) as tmp:
+        for name in SPLITS:
+            with open(tmp / f"{name}.jsonl", "w", encoding="utf-8") as fh:
+                for d in parts[name]:
+                    fh.write(dialogue_line(d) + "\n")
+        for name in SPLITS:
+            os.replace(tmp / f"{name}.jsonl", outdir / f"{name}.jsonl")
+    (outdir / ".split").rmdir()
+    return {
+        "dialogues": sum(len(v) for v in parts.values()),
+        "seed": seed,
+        "counts": {k: len(v) for k, v in parts.items()},
+        "files": {k: str(outdir / f"{k}.jsonl") for k in SPLITS},
+    }

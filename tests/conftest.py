@@ -1,0 +1,32 @@
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+ROOT = Path(__file__).resolve().parents[1]
+ESCONV = ROOT.parent / "shared" / "data" / "esconv"
+FAILED_ESCONV = ESCONV / "FailedESConv.json"
+
+
+@pytest.fixture
+def esconv_file() -> Path:
+    if not FAILED_ESCONV.exists():
+        pytest.skip(f"ESConv sample not found at {FAILED_ESCONV} (shared/ lies beside the checkout)")
+    return FAILED_ESCONV
+
+
+@pytest.fixture
+def cli():
+    """Run the real CLI in-process; returns (exit_code, stdout, stderr)."""
+    from extes.cli import main
+
+    def run(*args: str):
+        result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+        return result.exit_code, result.stdout, result.stderr
+
+    return run
