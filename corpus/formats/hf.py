@@ -77,7 +77,8 @@ def read_hf(path: Path, opts: ReadOptions) -> ReadResult:
     try:
         ds = datasets.load_from_disk(str(path))
     except FileNotFoundError:
-        raise InputError(f"{path}: not a Hugging Face dataset folder (no dataset_info/state files); check the path") from None
+        msg = "not a Hugging Face dataset folder (no dataset_info/state files); check the path"
+        raise InputError(f"{path}: {msg}") from None
     return from_hf_dataset(ds, origin=str(path), opts=opts)
 
 
