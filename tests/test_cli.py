@@ -4,9 +4,8 @@ import json
 import re
 from pathlib import Path
 
-from helpers import extes_record, good_content, write_json
-
 from extes.corpus.seeds import seeds_dir
+from helpers import extes_record, good_content, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -106,7 +105,7 @@ def test_every_command_has_examples_in_help(cli):
         else:
             yield path, cmd
 
-    for path, cmd in walk(main, []):
+    for path, _cmd in walk(main, []):
         code, out, _ = cli(*path, "--help")
         assert code == 0 and "Examples:" in out, path
 

@@ -1,7 +1,6 @@
-from helpers import extes_record, good_content, write_json
-
 from extes.corpus.formats import read_corpus, write_corpus
 from extes.corpus.formats.hf import from_hf_dataset, to_hf_dataset
+from helpers import extes_record, good_content, write_json
 
 
 def test_dataset_round_trip_in_memory_and_on_disk(tmp_path):

@@ -1,8 +1,8 @@
 import pytest
-from helpers import extes_record, good_content, write_json
 
 from extes.corpus.formats import ReadOptions, read_corpus, write_corpus
 from extes.errors import InputError
+from helpers import extes_record, good_content, write_json
 
 
 def _dialogues(tmp_path, n=3):
