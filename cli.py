@@ -9,6 +9,8 @@ import click
 from extes import __version__
 from extes.commands.assets_cmd import assets
 from extes.commands.data_cmd import data
+from extes.commands.reply_cmd import reply
+from extes.commands.safety_cmd import safety
 from extes.commands.stats_cmd import stats
 from extes.errors import ExtesError
 
@@ -34,12 +36,16 @@ def main() -> None:
       extes assets validate --json
       extes data convert ../shared/data/esconv/FailedESConv.json out.jsonl --from esconv --to jsonl
       extes data split assets/seeds splits/ --seed 13
+      extes reply "I failed my exam again" --strategy "Suggest Options"
+      extes safety check "I've been giving my things away" --json
     """
 
 
 main.add_command(assets)
 main.add_command(data)
 main.add_command(stats)
+main.add_command(reply)
+main.add_command(safety)
 
 
 if __name__ == "__main__":

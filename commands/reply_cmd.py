@@ -1,0 +1,56 @@
+"""`extes reply`: one strategy-conditioned reply from the command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from extes.commands.common import emit_json, json_option
+from extes.programs.lm import DEFAULT_MODEL
+
+model_option = click.option("-m", "--model", default=DEFAULT_MODEL, show_default=True,
+                            help="local/<name-or-path>, openai/<model> or scripted.")
+adapter_option = click.option(
+    "--adapter", type=click.Path(path_type=Path), help="A peft adapter folder (local models)."
+)
+api_base_option = click.option("--api-base", help="An OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1.")
+locale_option = click.option("--locale", default=None, help="Crisis resources locale (us, intl).")
+
+
+@click.command("reply")
+@click.argument("message")
+@click.option("--strategy", help="Use this strategy (name or abbreviation) instead of choosing one.")
+@model_option
+@adapter_option
+@api_base_option
+@click.option("--history", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="Earlier turns: a transcript JSONL or a JSON list of {role, text}.")
+@locale_option
+@click.option("--max-tokens", default=160, show_default=True, help="Longest reply, in tokens.")
+@json_option
+def reply(message, strategy, model, adapter, api_base, history, locale, max_tokens, as_json) -> None:
+    """Reply to MESSAGE as an emotional-support assistant: the strategy, then the reply.
+
+    \b
+    Examples:
+      extes reply "I failed my exam again and I feel worthless"
+      extes reply "I failed my exam again" --strategy "Suggest Options" --json
+      extes reply "My dog died" -m openai/gpt-4o-mini
+      extes reply "Thanks, that helps" --history chat.jsonl --adapter runs/lora
+    """
+    from extes.programs.lm import load_lm
+    from extes.programs.runtime import canonical_strategy, check_message, read_history, respond
+
+    check_message(message)
+    canonical_strategy(strategy)
+    turns = read_history(history)
+    kwargs = {"max_tokens": max_tokens} if model.startswith("local/") else {}
+    lm = load_lm(model, adapter=str(adapter) if adapter else None, api_base=api_base, **kwargs)
+    out = respond(lm, turns, message, strategy=strategy, locale=locale)
+    if as_json:
+        emit_json({"model": model, **out})
+    elif out["crisis"]:
+        click.echo(out["reply"])
+    else:
+        click.echo(f"[{out['strategy']}] {out['reply']}")

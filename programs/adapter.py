@@ -1,0 +1,121 @@
+"""`SmallChatAdapter`: talk to small chat models the way they were trained, not through field markers.
+
+Verified on SmolLM2-135M: with DSPy's ChatAdapter it answered `{'message': 'message'}`; as a plain chat it
+replies fluently. So: the signature's instruction (plus non-history inputs as labelled lines) is the system
+message; a `history` input becomes real user/assistant turns; few-shot demos become earlier exchanges; the single
+output is the whole assistant message. A `Literal` output is chosen by scoring every allowed value's likelihood
+when the LM can score (`LocalLM.score_choices`), else read from the text and normalized; never by hoping the
+model prints a marker. Compiled demos from DSPy optimizers are plain dicts of fields and work unchanged.
+"""
+
+from __future__ import annotations
+
+import typing
+from typing import Any
+
+import dspy
+
+from extes.corpus.labels import normalizer
+
+
+def literal_choices(annotation) -> list[str] | None:
+    if typing.get_origin(annotation) is typing.Literal:
+        return [str(a) for a in typing.get_args(annotation)]
+    return None
+
+
+def history_turns(history) -> list[dict[str, str]]:
+    out = []
+    for t in history or []:
+        role = t.get("role") if isinstance(t, dict) else getattr(t, "role", "user")
+        text = t.get("text", t.get("content", "")) if isinstance(t, dict) else getattr(t, "text", "")
+        out.append({"role": "assistant" if role == "assistant" else "user", "content": str(text)})
+    return out
+
+
+class SmallChatAdapter(dspy.Adapter):
+    """Plain-chat adapter for single-output signatures (see module docstring)."""
+
+    def __init__(self, callbacks=None):
+        super().__init__(callbacks=callbacks)
+
+    # -- formatting --------------------------------------------------------------------------------------------
+    def _output(self, signature) -> tuple[str, Any]:
+        outs = list(signature.output_fields.items())
+        if len(outs) != 1:
+            raise ValueError(
+                f"{signature.__name__}: SmallChatAdapter handles one output field; split it into single-field calls"
+            )
+        name, field = outs[0]
+        return name, field.annotation
+
+    def _system(self, signature, inputs: dict[str, Any]) -> str:
+        lines = [signature.instructions.strip()]
+        for name in signature.input_fields:
+            if name == "history" or name not in inputs:
+                continue
+            lines.append(f"{name.replace('_', ' ').capitalize()}: {inputs[name]}")
+        choices = literal_choices(self._output(signature)[1])
+        if choices:
+            lines.append(f"Answer with exactly one of: {', '.join(choices)}.")
+        return "\n".join(lines)
+
+    def _user_turns(self, signature, inputs: dict[str, Any]) -> list[dict[str, str]]:
+        if "history" in signature.input_fields:
+            turns = history_turns(inputs.get("history"))
+            if turns:
+                return turns
+        text = "\n".join(f"{k}: {v}" for k, v in inputs.items() if k in signature.input_fields and k != "history")
+        return [{"role": "user", "content": text or "(no input)"}]
+
+    def format(self, signature, demos: list[dict[str, Any]], inputs: dict[str, Any]) -> list[dict[str, Any]]:
+        out_name, _ = self._output(signature)
+        messages = [{"role": "system", "content": self._system(signature, inputs)}]
+        for demo in demos:
+            if out_name not in demo:
+                continue
+            demo_turns = self._user_turns(signature, demo)
+            last_user = next((t for t in reversed(demo_turns) if t["role"] == "user"), demo_turns[-1])
+            messages.append({"role": "user", "content": last_user["content"]})
+            messages.append({"role": "assistant", "content": str(demo[out_name])})
+        messages.extend(self._user_turns(signature, inputs))
+        return messages
+
+    # -- parsing -----------------------------------------------------------------------------------------------
+    def parse(self, signature, completion: str) -> dict[str, Any]:
+        out_name, ann = self._output(signature)
+        text = (completion or "").strip()
+        choices = literal_choices(ann)
+        if choices:
+            value = pick_label(text, choices)
+            if value is None:
+                raise ValueError(f"could not read one of {len(choices)} allowed values from {text[:80]!r}")
+            return {out_name: value}
+        if not text:
+            raise ValueError("the model returned an empty message")
+        return {out_name: text}
+
+    def __call__(self, lm, lm_kwargs, signature, demos, inputs):
+        messages = self.format(signature, demos, inputs)
+        out_name, ann = self._output(signature)
+        choices = literal_choices(ann)
+        if choices and hasattr(lm, "score_choices"):
+            scores = lm.score_choices(messages, choices)
+            best = max(range(len(choices)), key=lambda i: scores[i])
+            return [{out_name: choices[best]}]
+        outputs = lm(messages=messages, **lm_kwargs)
+        results = []
+        for o in outputs:
+            text = o["text"] if isinstance(o, dict) else o
+            results.append(self.parse(signature, text))
+        return results
+
+
+def pick_label(text: str, choices: list[str]) -> str | None:
+    """The allowed value a free-text answer names: exact/normalized first, then the earliest mention."""
+    norm = normalizer("extes").normalize(text.strip().strip(".\"'*"))
+    if norm.known and norm.label in choices:
+        return norm.label
+    low = text.lower()
+    hits = [(low.find(c.lower()), c) for c in choices if c.lower() in low]
+    return min(hits)[1] if hits else None

@@ -1,0 +1,43 @@
+"""Language-model backends, one model string each, every one usable as a DSPy LM.
+
+| model string | backend |
+|---|---|
+| `local/<name-or-path>` | `LocalLM`: a Hugging Face causal LM in-process (default `local/smollm2-135m-instruct`) |
+| `openai/<model>` | DSPy's LM client (LiteLLM) against OpenAI or any OpenAI-compatible server (`api_base`) |
+| `scripted`, `scripted:FILE.json` | `ScriptedLM`: deterministic, for tests and demos |
+"""
+
+from __future__ import annotations
+
+import os
+
+from extes.errors import ModelError
+
+DEFAULT_MODEL = "local/smollm2-135m-instruct"
+
+
+def load_lm(model: str = DEFAULT_MODEL, *, adapter: str | None = None, api_base: str | None = None, **kwargs):
+    """Build the DSPy LM for a model string. OpenAI keys come from OPENAI_API_KEY and are never stored."""
+    if adapter and not model.startswith("local/"):
+        raise ModelError(f"--adapter works with local/ models only; {model!r} is not local")
+    if adapter and not os.path.isdir(adapter):
+        raise ModelError(f"--adapter {adapter}: no such folder; give the folder written by `extes tune`")
+    if model.startswith("local/"):
+        from extes.programs.lm.local import LocalLM
+
+        return LocalLM(model.split("/", 1)[1], adapter=adapter, **kwargs)
+    if model == "scripted" or model.startswith("scripted:"):
+        from extes.programs.lm.scripted import ScriptedLM
+
+        return ScriptedLM.from_spec(model)
+    if model.startswith("openai/"):
+        import dspy
+
+        key = os.environ.get("OPENAI_API_KEY")
+        if not key and not api_base:
+            raise ModelError(f"{model} needs OPENAI_API_KEY in the environment (or --api-base for a local server)")
+        return dspy.LM(model, api_base=api_base, api_key=key or "not-needed", cache=False,
+                       num_retries=kwargs.pop("num_retries", 2), **kwargs)
+    raise ModelError(
+        f"unknown model {model!r}; use local/<name-or-path> (e.g. {DEFAULT_MODEL}), openai/<model>, or scripted"
+    )

@@ -1,0 +1,192 @@
+"""`local/<name-or-path>`: a Hugging Face causal LM run in-process, usable as a DSPy LM."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import dspy
+
+from extes.errors import ModelError
+from extes.programs.lm.weights import resolve_local
+
+log = logging.getLogger(__name__)
+
+
+
+class LocalLM(dspy.BaseLM):
+    """A local Hugging Face causal LM (the embedded SmolLM2 by default), with an optional peft adapter.
+
+    Chat template from the tokenizer; temperature, top-p, max tokens and stop strings per call; token counts from
+    the tokenizer. `score_choices` gives each candidate continuation's mean log-probability, which the project's
+    adapter uses to pick `Literal` outputs such as the 16 strategies.
+    """
+
+    def __init__(self, name: str = "smollm2-135m-instruct", *, adapter: str | os.PathLike | None = None,
+                 temperature: float = 0.0, max_tokens: int = 160, top_p: float = 1.0, cache: bool = True):
+        folder, model_id = resolve_local(name)
+        super().__init__(model=model_id, model_type="chat", temperature=temperature, max_tokens=max_tokens,
+                         cache=cache, top_p=top_p)
+        self.folder = folder
+        self.adapter = str(adapter) if adapter else None
+        self._lock = threading.Lock()
+        self.tokenizer, self.hf_model = _load(folder, self.adapter)
+
+    # -- generation -------------------------------------------------------------------------------------------
+    def _inputs(self, messages: list[dict[str, str]]):
+        ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
+                                                 return_dict=True)
+        return ids["input_ids"]
+
+    def _gen_kwargs(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        merged = {**self.kwargs, **kwargs}
+        temperature = float(merged.get("temperature") or 0.0)
+        out: dict[str, Any] = {"max_new_tokens": int(merged.get("max_tokens") or 160),
+                               "pad_token_id": self.tokenizer.pad_token_id or self.tokenizer.eos_token_id}
+        # Small models loop ("I'm here to help you ... I'm here to help you"); a mild penalty keeps replies readable.
+        out.update(repetition_penalty=float(merged.get("repetition_penalty") or 1.15), no_repeat_ngram_size=4)
+        if temperature > 0:
+            out.update(do_sample=True, temperature=temperature, top_p=float(merged.get("top_p") or 1.0))
+        else:
+            out.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        stop = merged.get("stop")
+        if stop:
+            out.update(stop_strings=[stop] if isinstance(stop, str) else list(stop), tokenizer=self.tokenizer)
+        return out
+
+    def generate(self, messages: list[dict[str, str]], **kwargs) -> tuple[str, int, int]:
+        """(text, prompt tokens, completion tokens) for a chat."""
+        import torch
+
+        input_ids = self._inputs(messages)
+        with self._lock, torch.inference_mode():
+            out = self.hf_model.generate(input_ids, attention_mask=torch.ones_like(input_ids),
+                                         **self._gen_kwargs(kwargs))
+        new = out[0, input_ids.shape[1]:]
+        text = self.tokenizer.decode(new, skip_special_tokens=True)
+        text = _cut_stop(text, kwargs.get("stop") or self.kwargs.get("stop"))
+        if len(new) >= self._gen_kwargs(kwargs)["max_new_tokens"]:
+            text = _last_sentence(text)
+        return text, input_ids.shape[1], len(new)
+
+    def stream(self, messages: list[dict[str, str]], **kwargs) -> Iterator[str]:
+        """Yield the reply piece by piece as it is decoded (for `extes chat`)."""
+        import torch
+        from transformers import TextIteratorStreamer
+
+        input_ids = self._inputs(messages)
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        gen = self._gen_kwargs(kwargs)
+
+        def run():
+            with self._lock, torch.inference_mode():
+                self.hf_model.generate(input_ids, attention_mask=torch.ones_like(input_ids), streamer=streamer, **gen)
+
+        worker = threading.Thread(target=run, daemon=True)
+        worker.start()
+        yield from streamer
+        worker.join()
+
+    def forward(self, prompt=None, messages=None, **kwargs):
+        messages = messages or [{"role": "user", "content": prompt or ""}]
+        n = int(kwargs.pop("n", 1) or 1)
+        kwargs.pop("rollout_id", None)
+        choices, p_tok, c_tok = [], 0, 0
+        for _ in range(n):
+            text, p_tok, c = self.generate(messages, **kwargs)
+            c_tok += c
+            choices.append({"index": len(choices), "finish_reason": "stop",
+                            "message": {"role": "assistant", "content": text}})
+        return SimpleNamespace(model=self.model, choices=choices,
+                               usage={"prompt_tokens": p_tok, "completion_tokens": c_tok,
+                                      "total_tokens": p_tok + c_tok})
+
+    # -- scoring ----------------------------------------------------------------------------------------------
+    def score_choices(self, messages: list[dict[str, str]], choices: list[str], prefix: str = "") -> list[float]:
+        """Mean log-probability of each choice as the start of the assistant's reply (after `prefix`)."""
+        import torch
+
+        prompt = self._inputs(messages)[0].tolist()
+        prefix_ids = self.tokenizer(prefix, add_special_tokens=False)["input_ids"] if prefix else []
+        conts = [self.tokenizer(c, add_special_tokens=False)["input_ids"] for c in choices]
+        base = prompt + prefix_ids
+        width = max(len(c) for c in conts)
+        pad = self.tokenizer.pad_token_id or 0
+        rows = [base + c + [pad] * (width - len(c)) for c in conts]
+        mask = [[1] * (len(base) + len(c)) + [0] * (width - len(c)) for c in conts]
+        with self._lock, torch.inference_mode():
+            logits = self.hf_model(input_ids=torch.tensor(rows), attention_mask=torch.tensor(mask)).logits
+        logp = torch.log_softmax(logits[:, len(base) - 1: len(base) - 1 + width].float(), dim=-1)
+        scores = []
+        for i, c in enumerate(conts):
+            tok = torch.tensor(c)
+            scores.append(logp[i, torch.arange(len(c)), tok].mean().item())
+        return scores
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def dump_state(self) -> dict[str, Any]:
+        state = super().dump_state()
+        state["adapter"] = self.adapter
+        return state
+
+
+def _cut_stop(text: str, stop) -> str:
+    if not stop:
+        return text.strip()
+    for s in [stop] if isinstance(stop, str) else stop:
+        if s in text:
+            text = text[: text.index(s)]
+    return text.strip()
+
+
+def _last_sentence(text: str) -> str:
+    """Cut a reply that hit the token limit back to its last full sentence (when it has one)."""
+    ends = [text.rfind(p) for p in (". ", "! ", "? ", ".\n", "!\n", "?\n")]
+    ends.append(len(text) - 1 if text[-1:] in ".!?" else -1)
+    end = max(ends)
+    return text[: end + 1].strip() if end > 0 else text
+
+
+_LOADED: dict[tuple[str, str | None], tuple[Any, Any]] = {}
+
+
+def _load(folder: Path, adapter: str | None):
+    """Load (tokenizer, model) once per process; apply a peft adapter when given."""
+    key = (str(folder), adapter)
+    if key in _LOADED:
+        return _LOADED[key]
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    t0 = time.perf_counter()
+    tok = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    if adapter:
+        model = _apply_adapter(model, Path(adapter))
+    model.eval()
+    log.info("loaded %s in %.1f s", folder.name, time.perf_counter() - t0)
+    _LOADED[key] = (tok, model)
+    return tok, model
+
+
+def _apply_adapter(model, adapter: Path):
+    if not (adapter / "adapter_config.json").exists():
+        raise ModelError(f"--adapter {adapter}: no adapter_config.json there; give a folder saved by `extes tune`")
+    from peft import PeftModel
+
+    try:
+        return PeftModel.from_pretrained(model, str(adapter))
+    except (RuntimeError, ValueError, KeyError) as e:
+        first = str(e).strip().splitlines()[0][:160]
+        raise ModelError(
+            f"--adapter {adapter}: it does not fit this base model ({first}); use the base it was trained on"
+        ) from None

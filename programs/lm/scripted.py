@@ -1,0 +1,81 @@
+"""`scripted`: a deterministic fake LM for tests and demos, selectable from the CLI like any model.
+
+`scripted` answers by rule: asked to choose among listed values ("Answer with exactly one of: ..."), it picks
+the first value named in the system message's keyword table below, else the first listed; asked for a reply, it
+writes a short supportive message that echoes the user's last words. `scripted:FILE.json` cycles through the
+strings of a JSON list instead.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import threading
+from pathlib import Path
+from types import SimpleNamespace
+
+import dspy
+
+from extes.errors import ModelError
+
+KEYWORDS = [
+    (("should i", "what can i do", "any ideas", "how do i", "what do i do"), "Suggest Options"),
+    (("worthless", "failure", "stupid", "useless"), "Reframe Negative Thoughts"),
+    (("?",), "Clarification"),
+]
+
+
+class ScriptedLM(dspy.BaseLM):
+    """A deterministic LM: rule-based by default, or a fixed list of responses cycled in order."""
+
+    def __init__(self, responses: list[str] | None = None, model: str = "scripted"):
+        super().__init__(model=model, model_type="chat", temperature=0.0, max_tokens=256, cache=False)
+        self.responses = responses
+        self._cycle = itertools.cycle(responses) if responses else None
+        self._lock = threading.Lock()
+        self.calls = 0
+
+    @classmethod
+    def from_spec(cls, spec: str) -> ScriptedLM:
+        """`scripted` or `scripted:FILE.json` (a JSON list of strings)."""
+        if spec == "scripted":
+            return cls()
+        path = Path(spec.split(":", 1)[1])
+        try:
+            items = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise ModelError(f"-m {spec}: cannot read {path} ({e}); give a JSON list of response strings") from None
+        if not isinstance(items, list) or not items or not all(isinstance(x, str) for x in items):
+            raise ModelError(f"-m {spec}: {path} must hold a non-empty JSON list of strings")
+        return cls(items, model=spec)
+
+    def respond(self, messages: list[dict]) -> str:
+        with self._lock:
+            self.calls += 1
+            if self._cycle:
+                return next(self._cycle)
+        system = next((m["content"] for m in messages if m["role"] == "system"), "")
+        last = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
+        listed = re.search(r"Answer with exactly one of: (.*)\.", system)
+        if listed:
+            choices = [c.strip() for c in listed.group(1).split(",")]
+            for keys, label in KEYWORDS:
+                if label in choices and any(k in last.lower() for k in keys):
+                    return label
+            return "Emotional Validation" if "Emotional Validation" in choices else choices[0]
+        words = " ".join(last.split()[:12]).rstrip(".!?")
+        return f"It sounds like {words.lower()} has been weighing on you. I'm here with you; tell me more."
+
+    def forward(self, prompt=None, messages=None, **kwargs):
+        messages = messages or [{"role": "user", "content": prompt or ""}]
+        n = int(kwargs.get("n", 1) or 1)
+        texts = [self.respond(messages) for _ in range(n)]
+        p_tok = sum(len(m["content"].split()) for m in messages)
+        c_tok = sum(len(t.split()) for t in texts)
+        return SimpleNamespace(
+            model=self.model,
+            choices=[{"index": i, "finish_reason": "stop", "message": {"role": "assistant", "content": t}}
+                     for i, t in enumerate(texts)],
+            usage={"prompt_tokens": p_tok, "completion_tokens": c_tok, "total_tokens": p_tok + c_tok},
+        )

@@ -1,0 +1,41 @@
+"""`Supporter`: plan the support strategy (or take a given one), then reply with it."""
+
+from __future__ import annotations
+
+import logging
+
+import dspy
+
+from extes.corpus.assets import load_taxonomy
+from extes.signatures.support import RespondWithStrategy, SelectStrategy
+
+log = logging.getLogger(__name__)
+
+FALLBACK_STRATEGY = "Emotional Validation"  # the paper's most frequent strategy, and safe at any point
+
+
+class Supporter(dspy.Module):
+    """history → (strategy, reply). The strategy is one of the 16; a failed choice is retried, then falls back."""
+
+    def __init__(self, retries: int = 1):
+        super().__init__()
+        self.select = dspy.Predict(SelectStrategy)
+        self.respond = dspy.Predict(RespondWithStrategy)
+        self.retries = retries
+
+    def choose(self, history: list[dict]) -> tuple[str, bool]:
+        for attempt in range(self.retries + 1):
+            try:
+                return self.select(history=history).strategy, False
+            except Exception as e:  # noqa: BLE001 - any parse/LM failure must not end the conversation
+                log.warning("strategy selection failed (attempt %d): %s", attempt + 1, str(e).splitlines()[0][:200])
+        log.warning("falling back to %s", FALLBACK_STRATEGY)
+        return FALLBACK_STRATEGY, True
+
+    def forward(self, history: list[dict], strategy: str | None = None) -> dspy.Prediction:
+        fallback = False
+        if strategy is None:
+            strategy, fallback = self.choose(history)
+        definition = load_taxonomy().strategy(strategy).definition
+        reply = self.respond(history=history, strategy=strategy, strategy_definition=definition).reply
+        return dspy.Prediction(strategy=strategy, reply=reply, strategy_fallback=fallback)

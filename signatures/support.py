@@ -1,0 +1,30 @@
+"""DSPy signatures of the supporter: choose a strategy, then reply with it. Strategy names come from assets/."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import dspy
+
+from extes.corpus.assets import load_taxonomy
+
+STRATEGY_NAMES: tuple[str, ...] = tuple(load_taxonomy().strategy_names)
+StrategyName = Literal[STRATEGY_NAMES]  # type: ignore[valid-type]
+
+
+class SelectStrategy(dspy.Signature):
+    """You are an emotional-support assistant. Read the conversation and choose the support strategy that fits the
+    assistant's next reply best."""
+
+    history: list[dict] = dspy.InputField(desc="The conversation so far, as {role, text} turns, ending with the user.")
+    strategy: StrategyName = dspy.OutputField(desc="One of the 16 support strategies.")
+
+
+class RespondWithStrategy(dspy.Signature):
+    """You are a warm, caring emotional-support assistant. Reply to the user's last message in 2-4 sentences, in
+    plain conversational English, using the given support strategy. Be specific to what they said."""
+
+    history: list[dict] = dspy.InputField(desc="The conversation so far, as {role, text} turns, ending with the user.")
+    strategy: str = dspy.InputField(desc="The support strategy to use")
+    strategy_definition: str = dspy.InputField(desc="What the strategy means")
+    reply: str = dspy.OutputField(desc="The assistant's next message.")

@@ -1,0 +1,80 @@
+"""The crisis-safety layer: the shipped set, a development set, and a fresh set written by someone else.
+
+`tests/data/safety_heldout.jsonl` was held out at first and then used to develop the rules, so it is a
+development set now. `tests/data/safety_fresh.jsonl` was written afterwards by a writer who never saw the rules;
+it measures generalization honestly, and shows the lexical layer's limit (see README, Safety).
+"""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from extes.errors import InputError
+from extes.programs.safety import SafetyChecker, escalation_message, evaluate, load_labelled
+
+ROOT = Path(__file__).resolve().parents[2]
+SHIPPED = ROOT / "assets" / "safety" / "labelled.jsonl"
+DATA = ROOT / "tests" / "data"
+
+
+def test_shipped_set_size_and_mix():
+    rows = [json.loads(line) for line in SHIPPED.read_text().splitlines()]
+    assert len(rows) >= 150
+    kinds = {r["kind"] for r in rows}
+    assert {"direct", "indirect", "hard_negative", "negative"} <= kinds
+    cats = {r["category"] for r in rows if r["crisis"]}
+    assert cats == {"suicide", "self_harm", "harm_to_others", "abuse_violence", "medical_emergency"}
+
+
+@pytest.mark.parametrize("path", [SHIPPED, DATA / "safety_heldout.jsonl"])
+def test_recall_and_precision(path):
+    r = evaluate(load_labelled(path))
+    assert r["recall"] >= 0.95 and r["precision"] >= 0.9, (r["misses"], r["false_alarms"])
+
+
+def test_fresh_set_floor():
+    """A regression floor on phrasings the rules were not written for (measured once: recall 0.46, precision 0.86)."""
+    r = evaluate(load_labelled(DATA / "safety_fresh.jsonl"))
+    assert r["recall"] >= 0.45 and r["precision"] >= 0.8
+
+
+@pytest.mark.parametrize("text, category", [
+    ("I want to kill myself", "suicide"),
+    ("I won't be a burden much longer", "suicide"),
+    ("I've been giving my things away", "suicide"),
+    ("I keep cutting my arms when it gets bad", "self_harm"),
+    ("I took too many pills an hour ago", "medical_emergency"),
+    ("my husband is hitting me right now", "abuse_violence"),
+])
+def test_crisis_examples(text, category):
+    v = SafetyChecker().check(text)
+    assert v.crisis and v.category == category
+
+
+@pytest.mark.parametrize("text", ["this exam is killing me", "I could kill for a coffee", "I'm dying to see it",
+                                  "my phone is dead", "I killed the final boss", "I feel worthless after my exam"])
+def test_hard_negatives(text):
+    assert not SafetyChecker().check(text).crisis
+
+
+def test_escalation_messages_per_locale():
+    assert "988" in escalation_message("us")
+    intl = escalation_message("intl")
+    assert "988" not in intl and "emergency" in intl
+    assert escalation_message("xx") == intl  # unknown locale → the international fallback
+
+
+def test_bad_labelled_file(tmp_path):
+    (tmp_path / "x.jsonl").write_text('{"text": "hi", "crisis": "yes"}\n')
+    with pytest.raises(InputError, match="line 1"):
+        load_labelled(tmp_path / "x.jsonl")
+
+
+def test_safety_cli(cli):
+    code, out, _ = cli("safety", "check", "I've been giving my things away", "--json")
+    obj = json.loads(out)
+    assert code == 0 and obj["crisis"] is True and obj["category"] == "suicide" and obj["escalation"]
+    code, out, _ = cli("safety", "eval", SHIPPED, "--json")
+    obj = json.loads(out)
+    assert obj["n"] >= 150 and obj["recall"] >= 0.95 and obj["precision"] >= 0.9

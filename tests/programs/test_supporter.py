@@ -1,0 +1,106 @@
+import json
+import logging
+
+import dspy
+import pytest
+
+from extes.errors import InputError, ModelError
+from extes.programs.adapter import SmallChatAdapter, pick_label
+from extes.programs.lm import load_lm
+from extes.programs.lm.scripted import ScriptedLM
+from extes.programs.runtime import canonical_strategy, check_message, respond
+from extes.programs.supporter import Supporter
+from extes.signatures.support import STRATEGY_NAMES, RespondWithStrategy, SelectStrategy
+
+HISTORY = [{"role": "user", "text": "Hi"}, {"role": "assistant", "text": "Hello, how are you?"}]
+
+
+def test_signature_strategy_is_the_16_labels():
+    assert len(STRATEGY_NAMES) == 16
+    assert "strategy" in SelectStrategy.output_fields and "reply" in RespondWithStrategy.output_fields
+
+
+def test_adapter_formats_plain_chat_with_demos():
+    msgs = SmallChatAdapter().format(
+        RespondWithStrategy,
+        demos=[{"history": [{"role": "user", "text": "I lost my job"}], "strategy": "Offer Hope",
+                "strategy_definition": "d", "reply": "Things can turn around."}],
+        inputs={"history": [*HISTORY, {"role": "user", "text": "I failed my exam"}], "strategy": "Suggest Options",
+                "strategy_definition": "Offer practical suggestions."},
+    )
+    assert msgs[0]["role"] == "system" and "Strategy: Suggest Options" in msgs[0]["content"]
+    assert "[[" not in str(msgs)  # no field markers for a small model to copy
+    assert msgs[1:3] == [{"role": "user", "content": "I lost my job"},
+                         {"role": "assistant", "content": "Things can turn around."}]
+    assert msgs[-1] == {"role": "user", "content": "I failed my exam"} and msgs[-2]["role"] == "assistant"
+
+
+def test_pick_label():
+    assert pick_label("Strategy: Suggest Options.", list(STRATEGY_NAMES)) == "Suggest Options"
+    assert pick_label("RS", list(STRATEGY_NAMES)) == "Reflective Statements"
+    assert pick_label("no idea", list(STRATEGY_NAMES)) is None
+
+
+def test_supporter_with_scripted_lm():
+    with dspy.context(lm=ScriptedLM(), adapter=SmallChatAdapter()):
+        pred = Supporter()(history=[{"role": "user", "text": "I feel worthless"}])
+    assert pred.strategy == "Reframe Negative Thoughts" and "worthless" in pred.reply
+
+
+def test_given_strategy_is_used_as_is():
+    with dspy.context(lm=ScriptedLM(), adapter=SmallChatAdapter()):
+        pred = Supporter()(history=[{"role": "user", "text": "hi"}], strategy="Offer Hope")
+    assert pred.strategy == "Offer Hope" and not pred.strategy_fallback
+
+
+def test_unparseable_strategy_is_retried_then_falls_back(tmp_path, caplog):
+    script = tmp_path / "s.json"
+    script.write_text(json.dumps(["banana", "still banana", "A kind reply."]))
+    lm = ScriptedLM.from_spec(f"scripted:{script}")
+    with caplog.at_level(logging.WARNING), dspy.context(lm=lm, adapter=SmallChatAdapter()):
+        pred = Supporter()(history=[{"role": "user", "text": "hi"}])
+    assert pred.strategy == "Emotional Validation" and pred.strategy_fallback and pred.reply == "A kind reply."
+    assert "falling back" in caplog.text and lm.calls == 3
+
+
+def test_crisis_message_never_reaches_the_lm():
+    lm = ScriptedLM()
+    out = respond(lm, [], "I said my goodbyes to my family today")
+    assert out["crisis"] and out["strategy"] is None and lm.calls == 0 and "emergency" in out["reply"]
+
+
+def test_input_checks():
+    with pytest.raises(InputError, match="empty"):
+        check_message("   ")
+    with pytest.raises(InputError, match="20000 characters"):
+        check_message("x" * 20000)
+    assert canonical_strategy("so") == "Suggest Options"
+    with pytest.raises(InputError, match="--strategy 'Hugging'"):
+        canonical_strategy("Hugging")
+
+
+def test_model_strings():
+    with pytest.raises(ModelError, match="unknown model 'gpt5'"):
+        load_lm("gpt5")
+    with pytest.raises(ModelError, match="no such folder"):
+        load_lm("local/smollm2-135m-instruct", adapter="/nonexistent/adapter")
+    with pytest.raises(ModelError, match="local/ models only"):
+        load_lm("scripted", adapter="x")
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["reply", ""], "empty"),
+    (["reply", "x" * 20000], "characters"),
+    (["reply", "hi", "--strategy", "Hugging"], "--strategy"),
+    (["reply", "hi", "-m", "nope/model"], "unknown model"),
+    (["reply", "hi", "-m", "local/smollm2-135m-instruct", "--adapter", "/no/such/dir"], "--adapter"),
+])
+def test_reply_cli_bad_input(cli, args, needle):
+    code, out, err = cli(*args)
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1 and needle in err
+
+
+def test_reply_cli_scripted(cli):
+    code, out, _ = cli("reply", "I failed my exam again", "-m", "scripted", "--strategy", "SO", "--json")
+    obj = json.loads(out)
+    assert code == 0 and obj["strategy"] == "Suggest Options" and obj["reply"] and obj["crisis"] is False

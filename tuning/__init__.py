@@ -1,0 +1,1 @@
+"""Whatever changes a program or weights: metrics, optimizers, experiments, trainers (later issues)."""
