@@ -24,6 +24,9 @@ demo: $(STAMP)
 	$(BIN)/extes assets validate
 	$(BIN)/extes stats assets/seeds
 	$(BIN)/extes data split assets/seeds runs/demo/splits --seed 0
+	$(BIN)/extes safety eval assets/safety/labelled.jsonl
+	# The embedded SmolLM2-135M (LLaMA architecture); the first run converts its GGUF once (~20 s), later runs are fast.
+	$(BIN)/extes reply "I failed my exam again and I feel worthless" -m local/smollm2-135m-instruct --strategy "Suggest Options" --json
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -8,6 +8,7 @@ import click
 
 from extes import __version__
 from extes.commands.assets_cmd import assets
+from extes.commands.chat_cmd import chat
 from extes.commands.data_cmd import data
 from extes.commands.reply_cmd import reply
 from extes.commands.safety_cmd import safety
@@ -46,6 +47,7 @@ main.add_command(data)
 main.add_command(stats)
 main.add_command(reply)
 main.add_command(safety)
+main.add_command(chat)
 
 
 if __name__ == "__main__":

@@ -72,3 +72,16 @@ def respond(lm, history: list[dict], message: str, *, strategy: str | None = Non
         pred = supporter(history=turns, strategy=canonical_strategy(strategy))
     return {"strategy": pred.strategy, "reply": pred.reply, "crisis": False,
             "strategy_fallback": pred.strategy_fallback}
+
+
+def stream_reply(lm, history: list[dict], strategy: str):
+    """Yield the reply to `history` with `strategy` piece by piece (whole, for LMs that cannot stream)."""
+    from extes.signatures.support import RespondWithStrategy
+
+    definition = load_taxonomy().strategy(strategy).definition
+    if hasattr(lm, "stream"):
+        inputs = {"history": history, "strategy": strategy, "strategy_definition": definition}
+        yield from lm.stream(SmallChatAdapter().format(RespondWithStrategy, [], inputs))
+        return
+    with dspy.context(lm=lm, adapter=SmallChatAdapter()):
+        yield Supporter()(history=history, strategy=strategy).reply

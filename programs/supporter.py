@@ -32,6 +32,13 @@ class Supporter(dspy.Module):
         log.warning("falling back to %s", FALLBACK_STRATEGY)
         return FALLBACK_STRATEGY, True
 
+    def choose_with(self, lm, history: list[dict]) -> str:
+        """Choose a strategy with `lm` under the project's adapter (used by the chat loop)."""
+        from extes.programs.adapter import SmallChatAdapter
+
+        with dspy.context(lm=lm, adapter=SmallChatAdapter()):
+            return self.choose(history)[0]
+
     def forward(self, history: list[dict], strategy: str | None = None) -> dspy.Prediction:
         fallback = False
         if strategy is None:

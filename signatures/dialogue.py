@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Role = Literal["user", "assistant"]
-Source = Literal["seed", "generated", "imported"]
+Source = Literal["seed", "generated", "imported", "chat"]
 
 
 class Turn(BaseModel):

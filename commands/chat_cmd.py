@@ -1,0 +1,132 @@
+"""`extes chat`: an interactive, multi-turn support session in the terminal."""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+
+import click
+
+from extes.commands.reply_cmd import adapter_option, api_base_option, locale_option, model_option
+from extes.errors import ExtesError
+
+HELP = "/strategy NAME  force the next strategy · /auto  choose it again · /reset · /save FILE · /quit"
+
+
+@click.command("chat")
+@model_option
+@adapter_option
+@api_base_option
+@locale_option
+@click.option("--save", "save_path", type=click.Path(path_type=Path), help="Write the transcript here on exit (JSONL).")
+@click.option("--max-tokens", default=160, show_default=True, help="Longest reply, in tokens.")
+def chat(model, adapter, api_base, locale, save_path, max_tokens) -> None:
+    """Talk with the supporter: the strategy is shown before each streamed reply.
+
+    Every message is checked for crisis signals first; on a hit the bot answers with a fixed escalation message
+    with crisis resources, records the event in the transcript, and keeps listening.
+
+    \b
+    Commands inside the chat:
+      /strategy NAME   force the next reply's strategy (name or abbreviation)
+      /auto            let the supporter choose again
+      /reset           start a new conversation
+      /save FILE       save the transcript (corpus JSONL)
+      /quit            leave (Ctrl-D works too)
+
+    \b
+    Examples:
+      extes chat
+      extes chat -m openai/gpt-4o-mini --save session.jsonl
+      extes chat --adapter runs/lora --locale us
+    """
+    from extes.programs.lm import load_lm
+    from extes.programs.runtime import canonical_strategy, check_message, stream_reply
+    from extes.programs.safety import default_checker, escalation_message
+    from extes.programs.supporter import Supporter
+
+    kwargs = {"max_tokens": max_tokens} if model.startswith("local/") else {}
+    lm = load_lm(model, adapter=str(adapter) if adapter else None, api_base=api_base, **kwargs)
+    supporter = Supporter()
+    turns: list[dict] = []
+    events: list[dict] = []
+    forced: str | None = None
+    click.echo(f"extes chat ({model}). {HELP}")
+    while True:
+        try:
+            line = click.prompt("you", prompt_suffix="> ", default="", show_default=False)
+        except (EOFError, click.Abort):
+            click.echo()
+            break
+        text = line.strip()
+        if not text:
+            continue
+        if text.startswith("/"):
+            cmd, _, arg = text.partition(" ")
+            try:
+                if cmd == "/quit":
+                    break
+                if cmd == "/strategy":
+                    forced = canonical_strategy(arg.strip() or None)
+                    click.echo(f"(next strategy: {forced})")
+                elif cmd == "/auto":
+                    forced = None
+                    click.echo("(strategy: automatic)")
+                elif cmd == "/reset":
+                    turns, events, forced = [], [], None
+                    click.echo("(new conversation)")
+                elif cmd == "/save":
+                    path = save_transcript(Path(arg.strip() or "chat.jsonl"), turns, events, model)
+                    click.echo(f"(saved {len(turns)} turns to {path})")
+                else:
+                    click.echo(f"unknown command {cmd}; {HELP}", err=True)
+            except ExtesError as e:
+                click.echo(f"Error: {e}", err=True)
+            continue
+        try:
+            text = check_message(text)
+        except ExtesError as e:
+            click.echo(f"Error: {e}", err=True)
+            continue
+        turns.append({"role": "user", "text": text})
+        verdict = default_checker().check(text)
+        if verdict.crisis:
+            message = escalation_message(locale)
+            events.append({"turn": len(turns) - 1, "type": "crisis", "category": verdict.category,
+                           "matched": verdict.matched})
+            turns.append({"role": "assistant", "text": message, "strategy": None})
+            click.echo(f"bot [safety]> {message}")
+            continue
+        strategy = forced or supporter.choose_with(lm, turns)
+        forced = None
+        click.echo(f"bot [{strategy}]> ", nl=False)
+        pieces = []
+        for piece in stream_reply(lm, turns, strategy):
+            pieces.append(piece)
+            click.echo(piece, nl=False)
+        click.echo()
+        turns.append({"role": "assistant", "text": "".join(pieces).strip(), "strategy": strategy})
+    if save_path:
+        path = save_transcript(save_path, turns, events, model)
+        click.echo(f"(saved {len(turns)} turns to {path})")
+
+
+def save_transcript(path: Path, turns: list[dict], events: list[dict], model: str) -> Path:
+    """Append the session to `path` as one corpus Dialogue (JSONL), atomically."""
+    from extes.corpus.atomic import atomic_path
+    from extes.signatures.dialogue import Dialogue, Meta, Turn
+
+    if not turns:
+        raise ExtesError("nothing to save yet; say something first")
+    now = datetime.datetime.now(datetime.timezone.utc)
+    d = Dialogue(
+        id=f"chat-{now.strftime('%Y%m%dT%H%M%S%f')}",
+        scene="chat",
+        description="An interactive extes chat session.",
+        turns=[Turn(**t) for t in turns],
+        meta=Meta(source="chat", model=model, created_at=now.isoformat(), safety_events=events),
+    )
+    old = path.read_text(encoding="utf-8") if path.exists() else ""
+    with atomic_path(path) as tmp:
+        tmp.write_text(old + d.model_dump_json() + "\n", encoding="utf-8")
+    return path

@@ -1,0 +1,63 @@
+"""`extes chat` driven through a pseudo-terminal, as a person would use it."""
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pexpect
+import pytest
+
+EXTES = str(Path(sys.executable).parent / "extes")
+
+
+def spawn(*args, timeout=240):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "COLUMNS": "200"}
+    return pexpect.spawn(EXTES, ["chat", *args], env=env, encoding="utf-8", timeout=timeout, dimensions=(50, 200))
+
+
+@pytest.mark.parametrize("model", [pytest.param("local/smollm2-135m-instruct", marks=pytest.mark.model), "scripted"])
+def test_three_turns_strategy_and_crisis(tmp_path, model):
+    out = tmp_path / "session.jsonl"
+    child = spawn("-m", model, "--max-tokens", "40", "--save", str(out))
+    child.expect("you> ")
+    child.sendline("Hi, I had a rough week at work.")
+    child.expect(r"bot \[([A-Za-z -]+)\]> ")
+    first_strategy = child.match.group(1)
+    child.expect("you> ")
+    child.sendline("/strategy Suggest Options")
+    child.expect(r"\(next strategy: Suggest Options\)")
+    child.expect("you> ")
+    child.sendline("My manager keeps giving me tasks at 6pm.")
+    child.expect(r"bot \[Suggest Options\]> ")
+    child.expect("you> ")
+    child.sendline("Honestly I won't be a burden to anyone much longer.")
+    child.expect(r"bot \[safety\]> .*emergency")
+    child.expect("you> ")
+    child.sendline("/quit")
+    child.expect(r"saved 6 turns")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    (line,) = out.read_text().splitlines()
+    d = json.loads(line)
+    assert [t["role"] for t in d["turns"]] == ["user", "assistant"] * 3
+    assert d["turns"][1]["strategy"] == first_strategy and d["turns"][3]["strategy"] == "Suggest Options"
+    assert all(t["text"] for t in d["turns"])
+    assert d["meta"]["source"] == "chat" and d["meta"]["model"] == model
+    (event,) = d["meta"]["safety_events"]
+    assert event["type"] == "crisis" and event["category"] == "suicide" and event["turn"] == 4
+    assert "emergency" in d["turns"][5]["text"]
+
+
+def test_bad_commands_keep_the_session_going():
+    child = spawn("-m", "scripted")
+    child.expect("you> ")
+    child.sendline("/strategy Hugging")
+    child.expect("Error: --strategy 'Hugging'")
+    child.expect("you> ")
+    child.sendline("/save nowhere.jsonl")  # (a 5000-character line would exceed the tty's 4096-byte line buffer)
+    child.expect("Error: nothing to save yet")
+    child.expect("you> ")
+    child.sendline("/quit")
+    child.expect(pexpect.EOF)
