@@ -2,7 +2,9 @@
 
 A lexical/rule layer (assets/safety/patterns.yaml) catches direct and indirect signals of suicide, self-harm,
 harm to others, abuse or violence in progress and medical emergencies, after removing idioms and other hard
-negatives ("this exam is killing me"). On a hit the bot answers with a fixed, reviewed escalation message
+negatives ("this exam is killing me"); what the rules do not catch goes to a learned classifier over the embedded
+model's hidden states (programs/safety_classifier.py), which carries meaning to phrasings no rule was written for.
+On a hit the bot answers with a fixed, reviewed escalation message
 (assets/safety/resources.yaml, per locale); a small model never improvises there.
 """
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -17,6 +20,8 @@ from typing import Any
 
 from extes.corpus.assets import assets_dir, read_yaml
 from extes.errors import AssetError, InputError
+
+log = logging.getLogger(__name__)
 
 ORDER = ("medical_emergency", "abuse_violence", "harm_to_others", "self_harm", "suicide")
 CONTRACTIONS = {
@@ -48,10 +53,17 @@ def normalize(text: str) -> str:
 
 
 class SafetyChecker:
-    """Rule-based crisis detector over the patterns in assets/safety/patterns.yaml."""
+    """Crisis detector: the rules of assets/safety/patterns.yaml, then (unless `rules_only`) the learned classifier.
 
-    def __init__(self, folder: Path | None = None):
+    `lm` is the LocalLM whose hidden states feed the classifier (default: the embedded model, loaded on first use).
+    """
+
+    def __init__(self, folder: Path | None = None, *, rules_only: bool = False, lm=None):
         folder = folder or assets_dir() / "safety"
+        self.folder = folder
+        self.rules_only = rules_only
+        self._lm = lm
+        self._classifier = None
         data = read_yaml(folder / "patterns.yaml")
         try:
             self.exempt = [re.compile(p) for p in data["exempt"]]
@@ -68,12 +80,39 @@ class SafetyChecker:
                 m = pat.search(t)
                 if m:
                     return SafetyResult(True, cat, m.group(0), pat.pattern)
+        clf = None if self.rules_only else self.classifier()
+        if clf is not None:
+            crisis, category, p = clf.predict(text)
+            return SafetyResult(crisis, category, None, f"P(crisis)={p:.2f}", source="classifier")
         return SafetyResult(False, None, None, None)
+
+    def classifier(self):
+        """The learned classifier, loaded once; None (with a warning) when its weights or model are missing."""
+        if self._classifier is None:
+            path = self.folder / "classifier.json"
+            try:
+                weights = json.loads(path.read_text(encoding="utf-8"))
+                from extes.programs.safety_classifier import SafetyClassifier
+
+                self._classifier = SafetyClassifier(weights, self._lm or _embedded_lm())
+            except (OSError, ValueError, KeyError) as e:
+                log.warning("safety classifier unavailable (%s); using the rules alone", e)
+                self._classifier = False
+            except Exception as e:  # noqa: BLE001 - a missing model must not take the safety rules down with it
+                log.warning("safety classifier unavailable (%s); using the rules alone", str(e).splitlines()[0])
+                self._classifier = False
+        return self._classifier or None
+
+
+def _embedded_lm():
+    from extes.programs.lm.local import LocalLM
+
+    return LocalLM()
 
 
 @functools.lru_cache(maxsize=2)
-def default_checker() -> SafetyChecker:
-    return SafetyChecker()
+def default_checker(rules_only: bool = False) -> SafetyChecker:
+    return SafetyChecker(rules_only=rules_only)
 
 
 def escalation_message(locale: str | None = None) -> str:

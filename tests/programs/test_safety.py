@@ -1,6 +1,6 @@
 """The crisis-safety layer: the shipped set, a development set, and a fresh set written by someone else.
 
-`tests/data/safety_heldout.jsonl` was held out at first and then used to develop the rules, so it is a
+`assets/safety/development.jsonl` was held out at first and then used to develop the rules, so it is a
 development set now. `tests/data/safety_fresh.jsonl` was written afterwards by a writer who never saw the rules;
 it measures generalization honestly, and shows the lexical layer's limit (see README, Safety).
 """
@@ -27,16 +27,41 @@ def test_shipped_set_size_and_mix():
     assert cats == {"suicide", "self_harm", "harm_to_others", "abuse_violence", "medical_emergency"}
 
 
-@pytest.mark.parametrize("path", [SHIPPED, DATA / "safety_heldout.jsonl"])
-def test_recall_and_precision(path):
-    r = evaluate(load_labelled(path))
+@pytest.mark.parametrize("path", [SHIPPED, ROOT / "assets" / "safety" / "development.jsonl"])
+@pytest.mark.parametrize("rules_only", [True, False])
+def test_recall_and_precision(path, rules_only):
+    r = evaluate(load_labelled(path), SafetyChecker(rules_only=rules_only))
     assert r["recall"] >= 0.95 and r["precision"] >= 0.9, (r["misses"], r["false_alarms"])
 
 
-def test_fresh_set_floor():
-    """A regression floor on phrasings the rules were not written for (measured once: recall 0.46, precision 0.86)."""
+@pytest.mark.model
+def test_fresh_set_generalization():
+    """Phrasings nobody wrote rules or training data for: rules alone 0.46/0.86, rules + classifier 0.93/0.86."""
     r = evaluate(load_labelled(DATA / "safety_fresh.jsonl"))
-    assert r["recall"] >= 0.45 and r["precision"] >= 0.8
+    assert r["recall"] >= 0.9 and r["precision"] >= 0.8, (r["misses"], r["false_alarms"])
+    rules = evaluate(load_labelled(DATA / "safety_fresh.jsonl"), SafetyChecker(rules_only=True))
+    assert rules["recall"] < r["recall"]
+
+
+@pytest.mark.model
+def test_classifier_catches_what_no_rule_matches():
+    text = "lately I lie in bed and wish I just wouldn't wake up. not dramatic, just quietly stop."
+    assert not SafetyChecker(rules_only=True).check(text).crisis
+    v = SafetyChecker().check(text)
+    assert v.crisis and v.source == "classifier" and v.category == "suicide"
+
+
+@pytest.mark.model
+def test_training_is_deterministic_on_a_small_set():
+    from extes.programs.lm.local import LocalLM
+    from extes.programs.safety_classifier import SafetyClassifier, train
+
+    rows = load_labelled(SHIPPED)[::15]
+    a, b = train(LocalLM(), rows, ["x"]), train(LocalLM(), rows, ["x"])
+    assert a["w"] == b["w"] and a["n"] == len(rows)
+    clf = SafetyClassifier(a, LocalLM())
+    assert set(clf.probabilities("hello")) == {"none", "medical_emergency", "abuse_violence", "harm_to_others",
+                                               "self_harm", "suicide"}
 
 
 @pytest.mark.parametrize("text, category", [
