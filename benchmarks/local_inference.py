@@ -1,0 +1,96 @@
+"""Local inference of the embedded model: load time, decode speed, first-token latency, peak RSS of `extes reply`,
+with llama.cpp on the same GGUF measured in the same run as the reference (null when llama-cpp-python is absent).
+
+    python benchmarks/local_inference.py --json
+
+Decode speed is greedy decoding of exactly N new tokens for one fixed prompt (min_new_tokens = N), after one
+warm-up run; llama.cpp decodes the same chat with the same thread count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+PROMPT = [{"role": "user", "content": "I failed my exam again and I feel worthless. What should I do?"}]
+
+
+def decode_speed(lm, n: int) -> tuple[float, float]:
+    import torch
+
+    ids = lm._inputs(PROMPT)
+    kwargs = dict(max_new_tokens=n, min_new_tokens=n, do_sample=False, pad_token_id=lm.tokenizer.eos_token_id)
+    with torch.inference_mode():
+        lm.hf_model.generate(ids, **{**kwargs, "max_new_tokens": 8, "min_new_tokens": 8})  # warm-up
+        t0 = time.perf_counter()
+        lm.hf_model.generate(ids, **{**kwargs, "max_new_tokens": 1, "min_new_tokens": 1})
+        first = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        lm.hf_model.generate(ids, **kwargs)
+        total = time.perf_counter() - t0
+    return n / total, first
+
+
+def llamacpp_speed(n: int, threads: int) -> float | None:
+    if importlib.util.find_spec("llama_cpp") is None:
+        return None
+    from llama_cpp import Llama
+
+    from extes.programs.lm.weights import embedded_gguf
+
+    llm = Llama(model_path=str(embedded_gguf("smollm2-135m-instruct")), n_ctx=1024, n_threads=threads, verbose=False)
+    llm.create_chat_completion(messages=PROMPT, max_tokens=8, temperature=0)
+    t0 = time.perf_counter()
+    out = llm.create_chat_completion(messages=PROMPT, max_tokens=n, temperature=0)
+    return out["usage"]["completion_tokens"] / (time.perf_counter() - t0)
+
+
+def reply_peak_rss_mb() -> float:
+    exe = Path(sys.executable).parent / "extes"
+    subprocess.run([str(exe), "reply", "I failed my exam again", "--strategy", "Suggest Options", "--json"],
+                   check=True, capture_output=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tokens", type=int, default=128)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    import torch
+
+    from extes.programs.lm import local
+    from extes.programs.lm.weights import converted_folder, embedded_gguf
+
+    converted_folder(embedded_gguf("smollm2-135m-instruct"))  # the one-time conversion is not what we time
+    t0 = time.perf_counter()
+    lm = local.LocalLM()  # default precision (bf16)
+    load_s = time.perf_counter() - t0
+    tok_s, first = decode_speed(lm, args.tokens)
+    fp32_tok_s, _ = decode_speed(local.LocalLM(precision="fp32"), args.tokens)
+    result = {
+        "load_s": round(load_s, 2),
+        "decode_tok_s": round(tok_s, 1),
+        "first_token_s": round(first, 3),
+        "peak_rss_mb": round(reply_peak_rss_mb()),
+        "llamacpp_decode_tok_s": (lambda v: round(v, 1) if v else None)(llamacpp_speed(args.tokens, torch.get_num_threads())),
+        "fp32_decode_tok_s": round(fp32_tok_s, 1),
+        "precision": lm.precision,
+        "threads": torch.get_num_threads(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
+    }
+    if result["llamacpp_decode_tok_s"]:
+        result["ratio_vs_llamacpp"] = round(result["decode_tok_s"] / result["llamacpp_decode_tok_s"], 3)
+    print(json.dumps(result) if args.json else "\n".join(f"{k}: {v}" for k, v in result.items()))
+
+
+if __name__ == "__main__":
+    main()
