@@ -76,12 +76,13 @@ def main() -> None:
     load_s = time.perf_counter() - t0
     tok_s, first = decode_speed(lm, args.tokens)
     fp32_tok_s, _ = decode_speed(local.LocalLM(precision="fp32"), args.tokens)
+    ref = llamacpp_speed(args.tokens, torch.get_num_threads())
     result = {
         "load_s": round(load_s, 2),
         "decode_tok_s": round(tok_s, 1),
         "first_token_s": round(first, 3),
         "peak_rss_mb": round(reply_peak_rss_mb()),
-        "llamacpp_decode_tok_s": (lambda v: round(v, 1) if v else None)(llamacpp_speed(args.tokens, torch.get_num_threads())),
+        "llamacpp_decode_tok_s": round(ref, 1) if ref else None,
         "fp32_decode_tok_s": round(fp32_tok_s, 1),
         "precision": lm.precision,
         "threads": torch.get_num_threads(),
