@@ -104,3 +104,23 @@ def test_reply_cli_scripted(cli):
     code, out, _ = cli("reply", "I failed my exam again", "-m", "scripted", "--strategy", "SO", "--json")
     obj = json.loads(out)
     assert code == 0 and obj["strategy"] == "Suggest Options" and obj["reply"] and obj["crisis"] is False
+
+
+def test_compiled_demos_flow_through_the_adapter(tmp_path):
+    """Demos placed by a DSPy optimizer (LabeledFewShot) reach the LM as earlier exchanges, and survive save/load."""
+    trainset = [
+        dspy.Example(history=[{"role": "user", "text": f"I lost my job {i}"}], strategy="Offer Hope",
+                     strategy_definition="d", reply=f"Things can turn around {i}.").with_inputs(
+            "history", "strategy", "strategy_definition")
+        for i in range(3)
+    ]
+    program = dspy.LabeledFewShot(k=2).compile(dspy.Predict(RespondWithStrategy), trainset=trainset)
+    program.save(tmp_path / "p.json")
+    loaded = dspy.Predict(RespondWithStrategy)
+    loaded.load(tmp_path / "p.json")
+    lm = ScriptedLM()
+    with dspy.context(lm=lm, adapter=SmallChatAdapter()):
+        loaded(history=[{"role": "user", "text": "I failed"}], strategy="Offer Hope", strategy_definition="d")
+    messages = lm.history[-1]["messages"]
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user", "assistant", "user"]
+    assert messages[2]["content"].startswith("Things can turn around")
