@@ -13,6 +13,7 @@ from extes.commands.data_cmd import data
 from extes.commands.reply_cmd import reply
 from extes.commands.safety_cmd import safety
 from extes.commands.stats_cmd import stats
+from extes.commands.synthesize_cmd import synthesize
 from extes.errors import ExtesError
 
 
@@ -48,6 +49,7 @@ main.add_command(stats)
 main.add_command(reply)
 main.add_command(safety)
 main.add_command(chat)
+main.add_command(synthesize)
 
 
 if __name__ == "__main__":

@@ -49,36 +49,45 @@ class SmallChatAdapter(dspy.Adapter):
         name, field = outs[0]
         return name, field.annotation
 
-    def _system(self, signature, inputs: dict[str, Any]) -> str:
+    def _system(self, signature, inputs: dict[str, Any], shared: set[str]) -> str:
         lines = [signature.instructions.strip()]
         for name in signature.input_fields:
-            if name == "history" or name not in inputs:
-                continue
-            lines.append(f"{name.replace('_', ' ').capitalize()}: {inputs[name]}")
+            if name in shared and name in inputs:
+                lines.append(f"{_label(name)}: {inputs[name]}")
         choices = literal_choices(self._output(signature)[1])
         if choices:
             lines.append(f"Answer with exactly one of: {', '.join(choices)}.")
         return "\n".join(lines)
 
-    def _user_turns(self, signature, inputs: dict[str, Any]) -> list[dict[str, str]]:
+    def _user_turns(self, signature, inputs: dict[str, Any], shared: set[str]) -> list[dict[str, str]]:
         if "history" in signature.input_fields:
             turns = history_turns(inputs.get("history"))
             if turns:
                 return turns
-        text = "\n".join(f"{k}: {v}" for k, v in inputs.items() if k in signature.input_fields and k != "history")
-        return [{"role": "user", "content": text or "(no input)"}]
+        text = "\n".join(
+            f"{_label(k)}: {inputs[k]}" for k in signature.input_fields if k in inputs and k not in shared
+        )
+        return [{"role": "user", "content": text or "Go ahead."}]
+
+    def _shared(self, signature, demos, inputs) -> set[str]:
+        """Inputs that go into the system message once: all of them for chat-history signatures; otherwise those
+        whose value is the same in every demo and the current call (a long strategy guide, say)."""
+        names = [n for n in signature.input_fields if n != "history" and n in inputs]
+        if "history" in signature.input_fields:
+            return set(names)
+        return {n for n in names if all(d.get(n) == inputs[n] for d in demos)}
 
     def format(self, signature, demos: list[dict[str, Any]], inputs: dict[str, Any]) -> list[dict[str, Any]]:
         out_name, _ = self._output(signature)
-        messages = [{"role": "system", "content": self._system(signature, inputs)}]
+        demos = [d for d in demos if out_name in d]
+        shared = self._shared(signature, demos, inputs)
+        messages = [{"role": "system", "content": self._system(signature, inputs, shared)}]
         for demo in demos:
-            if out_name not in demo:
-                continue
-            demo_turns = self._user_turns(signature, demo)
+            demo_turns = self._user_turns(signature, demo, shared)
             last_user = next((t for t in reversed(demo_turns) if t["role"] == "user"), demo_turns[-1])
             messages.append({"role": "user", "content": last_user["content"]})
             messages.append({"role": "assistant", "content": str(demo[out_name])})
-        messages.extend(self._user_turns(signature, inputs))
+        messages.extend(self._user_turns(signature, inputs, shared))
         return messages
 
     # -- parsing -----------------------------------------------------------------------------------------------
@@ -109,6 +118,10 @@ class SmallChatAdapter(dspy.Adapter):
             text = o["text"] if isinstance(o, dict) else o
             results.append(self.parse(signature, text))
         return results
+
+
+def _label(name: str) -> str:
+    return name.replace("_", " ").capitalize()
 
 
 def pick_label(text: str, choices: list[str]) -> str | None:

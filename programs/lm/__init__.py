@@ -26,7 +26,7 @@ def load_lm(model: str = DEFAULT_MODEL, *, adapter: str | None = None, api_base:
         from extes.programs.lm.local import LocalLM
 
         return LocalLM(model.split("/", 1)[1], adapter=adapter, **kwargs)
-    if model == "scripted" or model.startswith("scripted:"):
+    if model == "scripted" or model.startswith(("scripted:", "scripted@")):
         from extes.programs.lm.scripted import ScriptedLM
 
         return ScriptedLM.from_spec(model)

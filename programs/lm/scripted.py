@@ -8,16 +8,19 @@ strings of a JSON list instead.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import re
 import threading
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import dspy
 
 from extes.errors import ModelError
+from extes.programs.lm.scripted_dialogues import compose_description, compose_json, compose_user_message
 
 KEYWORDS = [
     (("should i", "what can i do", "any ideas", "how do i", "what do i do"), "Suggest Options"),
@@ -35,12 +38,20 @@ class ScriptedLM(dspy.BaseLM):
         self._cycle = itertools.cycle(responses) if responses else None
         self._lock = threading.Lock()
         self.calls = 0
+        self.delay = 0.0
 
     @classmethod
     def from_spec(cls, spec: str) -> ScriptedLM:
-        """`scripted` or `scripted:FILE.json` (a JSON list of strings)."""
+        """`scripted`, `scripted@SECONDS` (a delay per call, to act like a slow model) or `scripted:FILE.json`."""
         if spec == "scripted":
             return cls()
+        if spec.startswith("scripted@"):
+            try:
+                lm = cls(model=spec)
+                lm.delay = float(spec.split("@", 1)[1])
+                return lm
+            except ValueError:
+                raise ModelError(f"-m {spec}: give the delay in seconds, e.g. scripted@0.05") from None
         path = Path(spec.split(":", 1)[1])
         try:
             items = json.loads(path.read_text(encoding="utf-8"))
@@ -50,13 +61,21 @@ class ScriptedLM(dspy.BaseLM):
             raise ModelError(f"-m {spec}: {path} must hold a non-empty JSON list of strings")
         return cls(items, model=spec)
 
-    def respond(self, messages: list[dict]) -> str:
+    def respond(self, messages: list[dict], rollout_id=None) -> str:
         with self._lock:
             self.calls += 1
             if self._cycle:
                 return next(self._cycle)
         system = next((m["content"] for m in messages if m["role"] == "system"), "")
         last = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
+        seed = int(hashlib.sha256(f"{rollout_id}|{json.dumps(messages)}".encode()).hexdigest()[:12], 16)
+        scene = re.search(r"Scene: (.*)", last) or re.search(r"Scene: (.*)", system)
+        if "emotional-support conversation between a user and an assistant" in system:
+            return compose_json(scene.group(1).strip() if scene else "Academic Stress", seed)
+        if "Invent one specific, realistic situation" in system:
+            return compose_description(scene.group(1) if scene else "", seed)
+        if "You are a person seeking emotional support" in system:
+            return compose_user_message(seed)
         listed = re.search(r"Answer with exactly one of: (.*)\.", system)
         if listed:
             choices = [c.strip() for c in listed.group(1).split(",")]
@@ -70,7 +89,9 @@ class ScriptedLM(dspy.BaseLM):
     def forward(self, prompt=None, messages=None, **kwargs):
         messages = messages or [{"role": "user", "content": prompt or ""}]
         n = int(kwargs.get("n", 1) or 1)
-        texts = [self.respond(messages) for _ in range(n)]
+        if self.delay:
+            time.sleep(self.delay)
+        texts = [self.respond(messages, kwargs.get("rollout_id")) for _ in range(n)]
         p_tok = sum(len(m["content"].split()) for m in messages)
         c_tok = sum(len(t.split()) for t in texts)
         return SimpleNamespace(

@@ -1,0 +1,118 @@
+"""`extes synthesize`: grow a support-dialogue corpus by LLM self-chat, round after round."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from extes.commands.common import emit_json, json_option, quiet_option
+from extes.commands.reply_cmd import api_base_option
+from extes.programs.lm import DEFAULT_MODEL
+
+
+@click.command("synthesize")
+@click.option("-m", "--model", default=DEFAULT_MODEL, show_default=True, help="The generator LM.")
+@click.option("--mode", type=click.Choice(["whole", "turns"]), default="whole", show_default=True,
+              help="whole: one call per dialogue (capable models); turns: self-chat turn by turn (small models).")
+@click.option("--target", type=int, default=10, show_default=True, help="Stop at this many accepted dialogues.")
+@click.option("--out", type=click.Path(path_type=Path),
+              help="Run folder (created, or resumed); not needed with --dry-run.")
+@click.option("--workers", type=int, default=1, show_default=True, help="Parallel LM calls.")
+@click.option("--demos", type=int, default=1, show_default=True, help="Demo dialogues per call (whole mode).")
+@click.option("--round-size", type=int, default=0, help="Tasks per expansion round (default max(10, target/3)).")
+@click.option("--uniform", is_flag=True, help="Equal quotas per scene instead of Table 1's proportions.")
+@click.option("--scenes", help="Only these scenes, separated by ';'.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--max-cost", type=float, help="Stop cleanly once this many dollars are spent.")
+@click.option("--dup-threshold", type=float, default=0.5, show_default=True,
+              help="3-gram Jaccard above which a dialogue is a near-duplicate of an accepted one.")
+@click.option("--retries", type=int, default=2, show_default=True, help="Retries of a failed or malformed call.")
+@click.option("--timeout", "timeout_s", type=float, help="Seconds before an API call times out (openai/ models).")
+@click.option("--program", type=click.Path(path_type=Path), help="A compiled DialogueSynthesizer (Module.save JSON).")
+@click.option("--prices", type=click.Path(path_type=Path), help="A price table like assets/prices.yaml.")
+@click.option("--dry-run", is_flag=True, help="Estimate calls, tokens and dollars; call no LM and write nothing.")
+@api_base_option
+@quiet_option
+@json_option
+def synthesize(model, mode, target, out, workers, demos, round_size, uniform, scenes, seed, max_cost, dup_threshold,
+               retries, timeout_s, program, prices, dry_run, api_base, quiet, as_json) -> None:
+    """Synthesize dialogues into OUT; rerun the same command to resume after any interruption.
+
+    Round 0 uses the seed dialogues as demos; later rounds use the dialogues accepted in earlier rounds. Each
+    dialogue records its round, demo ids, model, program hash, validation and cost.
+
+    \b
+    Examples:
+      extes synthesize -m local/smollm2-135m-instruct --mode turns --target 3 --out runs/small
+      extes synthesize -m openai/gpt-4o-mini --target 11000 --dry-run --json
+      extes synthesize -m openai/gpt-4o-mini --target 1000 --workers 16 --max-cost 5 --out runs/r1
+      extes synthesize -m scripted --target 50 --workers 4 --out runs/test
+    """
+    from extes.errors import InputError
+    from extes.programs.synthesis_run import SynthConfig, SynthesisRun
+
+    if out is None and not dry_run:
+        raise InputError("--out is required: the run folder to write (or resume)")
+    cfg = SynthConfig(
+        model=model, out=str(out or ""), mode=mode, target=target, workers=workers, demos=demos, round_size=round_size,
+        uniform=uniform, scenes=[s.strip() for s in scenes.split(";") if s.strip()] if scenes else [], seed=seed,
+        max_cost=max_cost, dup_threshold=dup_threshold, retries=retries, timeout_s=timeout_s,
+        program=str(program) if program else None, api_base=api_base, prices=str(prices) if prices else None,
+    )
+    if dry_run:
+        from extes.programs.dryrun import estimate
+
+        result = estimate(cfg)
+        if as_json:
+            emit_json(result)
+        else:
+            click.echo(f"{target} dialogues with {model} ({mode}): ~{result['estimated_calls']} calls, "
+                       f"~{result['estimated_prompt_tokens']:,} prompt + {result['estimated_completion_tokens']:,} "
+                       f"completion tokens, ~${result['estimated_cost_usd']:.2f}")
+        return
+    from extes.programs.lm import load_lm
+
+    kwargs = {}
+    if model.startswith("openai/") and timeout_s:
+        kwargs["timeout"] = timeout_s
+    if model.startswith("openai/"):
+        kwargs["num_retries"] = 0  # the run retries with backoff itself and records every failure
+        kwargs["temperature"] = 1.0
+    if model.startswith("local/"):
+        kwargs.update(max_tokens=120, temperature=0.8, top_p=0.95)
+    lm = load_lm(model, api_base=api_base, **kwargs)
+    bar = _progress(target, quiet)
+    run = SynthesisRun(cfg, lm, progress=bar.update if bar else None)
+    summary = run.run()
+    if bar:
+        bar.close()
+    if as_json:
+        emit_json(summary)
+    else:
+        click.echo(f"{summary['accepted']} accepted, {summary['rejected']} rejected, {summary['queued']} queued, "
+                   f"{summary['failed']} failed in {out}; yield {summary['yield']:.0%}; ${summary['cost_usd']:.4f}"
+                   + (f"; stopped: {summary['stopped']}" if summary["stopped"] else ""))
+
+
+class _Bar:
+    def __init__(self, target):
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=target, desc="accepted", file=sys.stderr, unit="dlg")
+
+    def update(self, s):
+        self.bar.n = s["accepted"]
+        self.bar.set_postfix(rejected=s["rejected"], queued=s["queued"], failed=s["failed"],
+                             usd=f"{s['cost_usd']:.4f}", refresh=False)
+        self.bar.refresh()
+
+    def close(self):
+        self.bar.close()
+
+
+def _progress(target, quiet):
+    if quiet or not sys.stderr.isatty():
+        return None
+    return _Bar(target)

@@ -1,0 +1,343 @@
+"""`extes synthesize`: the expansion loop of the paper, resumable, concurrent and cost-accounted.
+
+Tasks are numbered; task i belongs to round i // round_size and to the scene that is furthest behind its quota
+(Table 1's proportions, or uniform). Round 0 draws its demos from the seeds; a later round draws them from the
+dialogues accepted in earlier rounds (the paper's "replace the seed dialogues with the generated ones"), falling
+back to seeds where a scene has none yet. A round starts when the previous one has finished, so its demo pool
+is fixed. Every task ends as exactly one record (accepted, queued, rejected or failed) in the run folder; a rerun
+of the same command skips finished tasks and stops at `--target` accepted.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import logging
+import platform
+import random
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dspy
+
+from extes.corpus.assets import load_taxonomy
+from extes.corpus.atomic import write_text_atomic
+from extes.corpus.dedup import DedupIndex
+from extes.corpus.formats.base import RecordError
+from extes.corpus.runstore import RunStore
+from extes.corpus.seeds import read_seed_folder
+from extes.corpus.validation import dialogue_text, validate
+from extes.errors import InputError
+from extes.programs.adapter import SmallChatAdapter
+from extes.programs.costs import cost_usd
+from extes.programs.synthesizer import DialogueSynthesizer
+
+log = logging.getLogger(__name__)
+RESUME_KEYS = ("model", "mode", "seed", "demos", "round_size", "uniform", "scenes", "program")
+
+
+@dataclass
+class SynthConfig:
+    """Everything a run depends on; stored (without secrets) in RUN/manifest.json."""
+
+    model: str
+    out: str
+    mode: str = "whole"
+    target: int = 10
+    workers: int = 1
+    demos: int = 1
+    round_size: int = 0  # 0: max(10, target // 3)
+    uniform: bool = False
+    scenes: list[str] = field(default_factory=list)
+    seed: int = 0
+    max_cost: float | None = None
+    dup_threshold: float = 0.5
+    retries: int = 2
+    backoff_s: float = 1.0
+    program: str | None = None
+    api_base: str | None = None
+    timeout_s: float | None = None
+    prices: str | None = None
+    max_tasks: int = 0  # 0: 5 x target + 20
+
+    def __post_init__(self):
+        if self.target < 1:
+            raise InputError(f"--target {self.target}: give at least 1")
+        if self.workers < 1:
+            raise InputError(f"--workers {self.workers}: give at least 1")
+        if self.mode not in ("whole", "turns"):
+            raise InputError(f"--mode {self.mode!r}: use whole or turns")
+        names = load_taxonomy().scenario_names
+        for s in self.scenes:
+            if s not in names:
+                raise InputError(f"--scenes: {s!r} is not one of the 36 scenarios (see assets/scenarios.yaml)")
+        self.round_size = self.round_size or max(10, self.target // 3)
+        self.max_tasks = self.max_tasks or 5 * self.target + 20
+
+
+class Planner:
+    """Task i → (round, scene): scenes allocated by largest deficit against their quotas, deterministically."""
+
+    def __init__(self, cfg: SynthConfig):
+        tax = load_taxonomy()
+        scenes = cfg.scenes or tax.scenario_names
+        weights = [1.0 if cfg.uniform or cfg.scenes else float(tax.scenario(s).paper_count) for s in scenes]
+        total = sum(weights)
+        self.scenes, self.share = scenes, [w / total for w in weights]
+        self.round_size = cfg.round_size
+        self._counts = [0] * len(scenes)
+        self._plan: list[str] = []
+
+    def scene(self, i: int) -> str:
+        while len(self._plan) <= i:
+            k = len(self._plan) + 1
+            j = max(range(len(self.scenes)), key=lambda s: (self.share[s] * k - self._counts[s], -s))
+            self._counts[j] += 1
+            self._plan.append(self.scenes[j])
+        return self._plan[i]
+
+    def round(self, i: int) -> int:
+        return i // self.round_size
+
+
+def classify_error(e: Exception) -> str:
+    """Reason code for an LM error: rate_limit, timeout, server_error, connection or error."""
+    name = type(e).__name__.lower()
+    status = getattr(e, "status_code", None)
+    if status == 429 or "ratelimit" in name:
+        return "rate_limit"
+    if "timeout" in name:
+        return "timeout"
+    if (isinstance(status, int) and status >= 500) or "internalserver" in name or "serviceunavailable" in name:
+        return "server_error"
+    if "connection" in name:
+        return "connection"
+    return "error"
+
+
+def program_hash(program: dspy.Module) -> str:
+    state = json.dumps(program.dump_state(), sort_keys=True, default=str)
+    return hashlib.sha256(state.encode()).hexdigest()[:16]
+
+
+def _git_hash() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parents[1])
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for pkg in ("extes", "dspy", "transformers", "torch", "peft", "openai", "litellm"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+class SynthesisRun:
+    """One run folder, started or resumed."""
+
+    def __init__(self, cfg: SynthConfig, lm, *, progress=None):
+        self.cfg, self.lm, self.progress = cfg, lm, progress
+        self.folder = Path(cfg.out)
+        self._check_manifest()
+        self.store = RunStore(self.folder)
+        self.program = DialogueSynthesizer(cfg.mode)
+        if cfg.program:
+            self._load_program(cfg.program)
+        self.phash = program_hash(self.program)
+        self.seeds = read_seed_folder()
+        self.planner = Planner(cfg)
+        self.index = DedupIndex()
+        for d in self.store.accepted_dialogues():
+            self.index.add(d.id, dialogue_text(d))
+        self._lock = threading.Lock()
+        self.stop_reason: str | None = None
+        self._write_manifest()
+
+    # -- manifest -----------------------------------------------------------------------------------------------
+    def _check_manifest(self):
+        path = self.folder / "manifest.json"
+        if not path.exists():
+            return
+        old = json.loads(path.read_text())["config"]
+        new = asdict(self.cfg)
+        diff = [k for k in RESUME_KEYS if old.get(k) != new.get(k)]
+        if diff:
+            raise InputError(
+                f"{self.folder}: this run was started with other {', '.join(diff)} "
+                f"({', '.join(f'{k}={old.get(k)!r}' for k in diff)}); rerun with the same options or use another --out"
+            )
+
+    def _write_manifest(self):
+        manifest = {
+            "config": asdict(self.cfg),
+            "program_hash": self.phash,
+            "git": _git_hash(),
+            "versions": _versions(),
+            "argv": [a for a in sys.argv if "key" not in a.lower()],
+            "updated_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        }
+        write_text_atomic(self.folder / "manifest.json", json.dumps(manifest, indent=1) + "\n")
+
+    def _load_program(self, path: str):
+        p = Path(path)
+        if not p.exists():
+            raise InputError(f"--program {p}: no such file; give a program saved with `Module.save` (JSON)")
+        try:
+            self.program.load(str(p))
+        except Exception as e:  # noqa: BLE001 - any load failure is the user's file
+            raise InputError(f"--program {p}: cannot load it into DialogueSynthesizer ({str(e)[:120]})") from None
+
+    # -- demos --------------------------------------------------------------------------------------------------
+    def demo_pool(self, round_: int, scene: str) -> list:
+        if round_ > 0:
+            generated = [d for d in self.store.accepted_dialogues() if (d.meta.round or 0) < round_]
+            same = [d for d in generated if d.scene == scene]
+            if same:
+                return same
+        same_seeds = [d for d in self.seeds if d.scene == scene]
+        return same_seeds or self.seeds
+
+    # -- one task -----------------------------------------------------------------------------------------------
+    def run_task(self, i: int, pool: list) -> tuple[str, dict[str, Any]]:
+        cfg = self.cfg
+        task = f"gen-{i:06d}"
+        scene, round_ = self.planner.scene(i), self.planner.round(i)
+        rng = random.Random(f"{cfg.seed}:{task}")
+        demos = rng.sample(pool, min(cfg.demos, len(pool))) if cfg.mode == "whole" else []
+        usage = {"prompt_tokens": 0, "completion_tokens": 0, "cost_usd": 0.0, "program_calls": 0}
+        base = {"task": task, "scene": scene, "round": round_, "demo_ids": [d.id for d in demos]}
+        last_error, attempts = None, 0
+        for attempt in range(cfg.retries + 1):
+            attempts = attempt + 1
+            try:
+                with dspy.context(lm=self.lm, adapter=SmallChatAdapter(), track_usage=True):
+                    pred = self.program(scene=scene, dialogue_id=task, demos=demos, seed=cfg.seed,
+                                        config={"rollout_id": attempt + 1000 * i})
+                self._add_usage(usage, pred.get_lm_usage())
+                break
+            except RecordError as e:
+                last_error = ("parse", str(e))
+                usage["program_calls"] += 1
+            except Exception as e:  # noqa: BLE001 - LM and network errors of every kind are recorded, not raised
+                first_line = str(e).splitlines()[0][:200] if str(e) else ""
+                last_error = (classify_error(e), f"{type(e).__name__}: {first_line}")
+                usage["program_calls"] += 1
+                time.sleep(cfg.backoff_s * (2**attempt))
+        else:
+            code, detail = last_error
+            status = "rejected" if code == "parse" else "failed"
+            return status, {**base, "status": status, "reasons": [code], "detail": detail, "attempts": attempts,
+                            "usage": usage}
+        d = pred.dialogue
+        d.meta.source, d.meta.round, d.meta.model = "generated", round_, cfg.model
+        d.meta.parent_ids = base["demo_ids"]
+        d.meta.created_at = datetime.datetime.now(datetime.timezone.utc).isoformat()
+        d.meta.task, d.meta.program_hash, d.meta.mode, d.meta.usage = task, self.phash, cfg.mode, usage
+        with self._lock:  # validation against the accepted set and the write must be one step
+            outcome = validate(d, scene=scene, demos=demos, index=self.index, dup_threshold=cfg.dup_threshold)
+            status = outcome.status
+            if status == "accepted" and self.store.count("accepted") >= cfg.target:
+                status = "surplus"
+            fixed = outcome.dialogue
+            fixed.meta.validation = {"status": status, "reasons": outcome.reasons(),
+                                     "problems": [p.message for p in outcome.problems], "fixes": outcome.fixes}
+            if status in ("accepted", "queued"):
+                record = fixed.model_dump(mode="json")
+                if status == "accepted":
+                    self.index.add(fixed.id, dialogue_text(fixed))
+                self.store.append(status, record)
+            else:
+                reasons = outcome.reasons() if status == "rejected" else ["surplus"]
+                record = {**base, "status": "rejected", "reasons": reasons,
+                          "detail": "; ".join(p.message for p in outcome.problems) or "target already reached",
+                          "dialogue": fixed.model_dump(mode="json"), "usage": usage}
+                self.store.append("rejected", record)
+                status = "rejected"
+        return status, record
+
+    def _add_usage(self, usage: dict, lm_usage: dict | None):
+        for model, u in (lm_usage or {}).items():
+            p, c = int(u.get("prompt_tokens") or 0), int(u.get("completion_tokens") or 0)
+            usage["prompt_tokens"] += p
+            usage["completion_tokens"] += c
+            usage["cost_usd"] += cost_usd(self.cfg.model if model in (None, "") else _price_key(model, self.cfg),
+                                          p, c, self.cfg.prices)
+            usage["program_calls"] += int(u.get("calls") or 1)
+
+    # -- the loop -----------------------------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        cfg, store = self.cfg, self.store
+        t0 = time.perf_counter()
+        started_with = store.count("accepted")
+        i, in_flight = 0, {}
+        with ThreadPoolExecutor(max_workers=cfg.workers) as pool_ex:
+            while True:
+                if store.count("accepted") >= cfg.target and not in_flight:
+                    break
+                if cfg.max_cost is not None and store.totals()["cost_usd"] >= cfg.max_cost and not self.stop_reason:
+                    self.stop_reason = f"cost cap ${cfg.max_cost} reached"
+                if i >= cfg.max_tasks and not self.stop_reason:
+                    self.stop_reason = f"{cfg.max_tasks} tasks tried; too few accepted (see rejected.jsonl)"
+                can_submit = (not self.stop_reason and store.count("accepted") + len(in_flight) < cfg.target
+                              and len(in_flight) < cfg.workers)
+                if can_submit:
+                    task = f"gen-{i:06d}"
+                    if task in store.done:
+                        i += 1
+                        continue
+                    round_ = self.planner.round(i)
+                    if any(self.planner.round(j) < round_ for j in in_flight.values()):
+                        can_submit = False  # a round starts when the previous one is finished
+                    else:
+                        pool = self.demo_pool(round_, self.planner.scene(i))
+                        in_flight[pool_ex.submit(self.run_task, i, pool)] = i
+                        i += 1
+                        continue
+                if not in_flight:
+                    break
+                done, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
+                for fut in done:
+                    in_flight.pop(fut)
+                    fut.result()
+                    if self.progress:
+                        self.progress(self.summary(t0, started_with))
+        return self.summary(t0, started_with)
+
+    def summary(self, t0: float, started_with: int = 0) -> dict[str, Any]:
+        tot = self.store.totals()
+        accepted = self.store.count("accepted")
+        tried = sum(self.store.count(n) for n in ("accepted", "rejected", "queued", "failed"))
+        wall = time.perf_counter() - t0
+        return {
+            "run": str(self.folder), "model": self.cfg.model, "mode": self.cfg.mode, "target": self.cfg.target,
+            "accepted": accepted, "rejected": self.store.count("rejected"), "queued": self.store.count("queued"),
+            "failed": self.store.count("failed"), "tasks": tried,
+            "yield": round(accepted / tried, 3) if tried else 0.0,
+            "prompt_tokens": tot["prompt_tokens"], "completion_tokens": tot["completion_tokens"],
+            "program_calls": tot["program_calls"], "cost_usd": round(tot["cost_usd"], 6),
+            "usd_per_1000_accepted": round(1000 * tot["cost_usd"] / accepted, 4) if accepted else None,
+            "wall_s": round(wall, 2),
+            "accepted_per_min_this_session": round(60 * (accepted - started_with) / wall, 2) if wall > 0 else 0.0,
+            "stopped": self.stop_reason,
+        }
+
+
+def _price_key(model: str, cfg: SynthConfig) -> str:
+    # DSPy reports usage under the LM's model name; our price table is keyed by the model string given by the user.
+    return cfg.model if cfg.model.endswith(model) or model.endswith(cfg.model.split("/", 1)[-1]) else model
