@@ -29,6 +29,8 @@ from extes.programs.lm import DEFAULT_MODEL
 @click.option("--dup-threshold", type=float, default=0.5, show_default=True,
               help="3-gram Jaccard above which a dialogue is a near-duplicate of an accepted one.")
 @click.option("--retries", type=int, default=2, show_default=True, help="Retries of a failed or malformed call.")
+@click.option("--backoff", "backoff_s", type=float, default=1.0, show_default=True,
+              help="Seconds before the first retry; doubled at each further retry.")
 @click.option("--timeout", "timeout_s", type=float, help="Seconds before an API call times out (openai/ models).")
 @click.option("--program", type=click.Path(path_type=Path), help="A compiled DialogueSynthesizer (Module.save JSON).")
 @click.option("--prices", type=click.Path(path_type=Path), help="A price table like assets/prices.yaml.")
@@ -37,7 +39,7 @@ from extes.programs.lm import DEFAULT_MODEL
 @quiet_option
 @json_option
 def synthesize(model, mode, target, out, workers, demos, round_size, uniform, scenes, seed, max_cost, dup_threshold,
-               retries, timeout_s, program, prices, dry_run, api_base, quiet, as_json) -> None:
+               retries, backoff_s, timeout_s, program, prices, dry_run, api_base, quiet, as_json) -> None:
     """Synthesize dialogues into OUT; rerun the same command to resume after any interruption.
 
     Round 0 uses the seed dialogues as demos; later rounds use the dialogues accepted in earlier rounds. Each
@@ -58,7 +60,7 @@ def synthesize(model, mode, target, out, workers, demos, round_size, uniform, sc
     cfg = SynthConfig(
         model=model, out=str(out or ""), mode=mode, target=target, workers=workers, demos=demos, round_size=round_size,
         uniform=uniform, scenes=[s.strip() for s in scenes.split(";") if s.strip()] if scenes else [], seed=seed,
-        max_cost=max_cost, dup_threshold=dup_threshold, retries=retries, timeout_s=timeout_s,
+        max_cost=max_cost, dup_threshold=dup_threshold, retries=retries, backoff_s=backoff_s, timeout_s=timeout_s,
         program=str(program) if program else None, api_base=api_base, prices=str(prices) if prices else None,
     )
     if dry_run:

@@ -32,6 +32,8 @@ MIN_UTT, MAX_UTT = 8, 40
 MIN_CHARS, MAX_CHARS = 2, 1200
 MIN_DESCRIPTION_WORDS = 8
 DEMO_COPY = 0.5
+HARMFUL = re.compile(r"\b(kill|hurt|harm|cut|starve) (yourself|themselves)\b|\byou should (just )?die\b|\bkys\b"
+                     r"|\bnobody (would|will) miss you\b", re.I)
 PROFANITY = re.compile(r"\b(fuck\w*|shit\w*|bitch\w*|cunt\w*|retard\w*|fag\w*|nigg\w*|whore\w*|slut\w*)\b", re.I)
 
 
@@ -156,7 +158,8 @@ def check_unsafe(d: Dialogue) -> Problem | None:
 
     checker = default_checker(True)
     for i, t in enumerate(d.turns):
-        if t.role == "assistant" and (PROFANITY.search(t.text) or checker.check(t.text).crisis):
+        flagged = PROFANITY.search(t.text) or HARMFUL.search(t.text) or checker.check(t.text).crisis
+        if t.role == "assistant" and flagged:
             return Problem("unsafe", "soft", f"assistant turn {i} needs a look (profanity or crisis language)")
     return None
 

@@ -110,14 +110,16 @@ class Planner:
 def classify_error(e: Exception) -> str:
     """Reason code for an LM error: rate_limit, timeout, server_error, connection or error."""
     name = type(e).__name__.lower()
+    text = str(e).lower()
     status = getattr(e, "status_code", None)
     if status == 429 or "ratelimit" in name:
         return "rate_limit"
-    if "timeout" in name:
+    if "timeout" in name or "timed out" in text:
         return "timeout"
-    if (isinstance(status, int) and status >= 500) or "internalserver" in name or "serviceunavailable" in name:
+    if (isinstance(status, int) and status >= 500) or any(k in name for k in ("servererror", "internalserver",
+                                                                               "serviceunavailable")):
         return "server_error"
-    if "connection" in name:
+    if "connection" in name or "transport" in name:
         return "connection"
     return "error"
 
@@ -242,8 +244,10 @@ class SynthesisRun:
         else:
             code, detail = last_error
             status = "rejected" if code == "parse" else "failed"
-            return status, {**base, "status": status, "reasons": [code], "detail": detail, "attempts": attempts,
-                            "usage": usage}
+            record = {**base, "status": status, "reasons": [code], "detail": detail, "attempts": attempts,
+                      "usage": usage}
+            self.store.append(status, record)
+            return status, record
         d = pred.dialogue
         d.meta.source, d.meta.round, d.meta.model = "generated", round_, cfg.model
         d.meta.parent_ids = base["demo_ids"]
@@ -294,7 +298,9 @@ class SynthesisRun:
                     self.stop_reason = f"cost cap ${cfg.max_cost} reached"
                 if i >= cfg.max_tasks and not self.stop_reason:
                     self.stop_reason = f"{cfg.max_tasks} tasks tried; too few accepted (see rejected.jsonl)"
-                can_submit = (not self.stop_reason and store.count("accepted") + len(in_flight) < cfg.target
+                # Keep every worker busy until the target is reached; the few that finish after it are kept as
+                # "surplus" rejections, so nothing generated is lost and the accepted count stops exactly at target.
+                can_submit = (not self.stop_reason and store.count("accepted") < cfg.target
                               and len(in_flight) < cfg.workers)
                 if can_submit:
                     task = f"gen-{i:06d}"

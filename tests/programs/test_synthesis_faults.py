@@ -1,0 +1,116 @@
+"""A local OpenAI-compatible server returning realistic whole dialogues plus injected faults: every fault ends with
+the right reason code and the run completes."""
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from extes.corpus.formats.extes_json import dialogue_to_record
+from extes.corpus.seeds import read_seed_folder
+from extes.programs.lm.scripted_dialogues import compose_record
+
+FAULTS = {
+    "Academic Stress": "ok",
+    "Anxiety and Panic": "malformed",
+    "Caregiver Support": "wrong_scene",
+    "Career Transitions": "duplicate",
+    "Spirituality and Faith": "429",
+    "Managing Bipolar Disorder": "500",
+    "LGBTQ+ Identity": "timeout",
+    "Healing from Abuse": "demo_copy",
+}
+
+
+class Handler(BaseHTTPRequestHandler):
+    counter = 0
+    lock = threading.Lock()
+
+    def do_POST(self):  # noqa: N802
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        text = "\n".join(m["content"] for m in body["messages"] if isinstance(m.get("content"), str))
+        asked = body["messages"][0]["content"] + "\n" + body["messages"][-1]["content"]
+        scene = next(s for s in FAULTS if f"Scene: {s}\n" in asked)
+        fault = FAULTS[scene]
+        with Handler.lock:
+            Handler.counter += 1
+            n = Handler.counter
+        if fault == "429":
+            return self._send(429, {"error": {"message": "Rate limit reached", "type": "rate_limit_error"}})
+        if fault == "500":
+            return self._send(500, {"error": {"message": "internal error", "type": "server_error"}})
+        if fault == "timeout":
+            time.sleep(3)
+            return self._send(200, self._completion(body, "{}"))
+        if fault == "malformed":
+            content = '{"scene": "Anxiety and Panic", "description": "cut off'
+        elif fault == "wrong_scene":
+            content = json.dumps(compose_record("Breakups or Divorce", n))
+        elif fault == "duplicate":
+            content = json.dumps(compose_record("Career Transitions", 7))  # the same dialogue every time
+        elif fault == "demo_copy":
+            seeds = read_seed_folder()
+            seed = next(d for d in seeds if d.scene == "Healing from Abuse" and d.description in text)
+            content = json.dumps(dialogue_to_record(seed, with_id=False))
+        else:
+            content = json.dumps(compose_record(scene, 1000 + n))
+        self._send(200, self._completion(body, "Here is the dialogue:\n" + content))
+
+    def _completion(self, body, content):
+        return {"id": "c", "object": "chat.completion", "created": 0, "model": body["model"],
+                "choices": [{"index": 0, "finish_reason": "stop",
+                             "message": {"role": "assistant", "content": content}}],
+                "usage": {"prompt_tokens": 1200, "completion_tokens": 700, "total_tokens": 1900}}
+
+    def _send(self, code, payload):
+        data = json.dumps(payload).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        try:
+            self.wfile.write(data)
+        except BrokenPipeError:
+            pass
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server():
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{srv.server_port}/v1"
+    srv.shutdown()
+
+
+def test_every_fault_gets_its_reason_code(cli, server, tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    run = tmp_path / "run"
+    code, out, err = cli("synthesize", "-m", "openai/gpt-4o-mini", "--api-base", server, "--target", "4",
+                         "--workers", "8", "--retries", "1", "--backoff", "0.05", "--timeout", "1", "--scenes", ";".join(FAULTS),
+                         "--out", run, "--json")
+    assert code == 0, err
+    s = json.loads(out)
+    assert s["accepted"] == 4 and s["cost_usd"] > 0
+    reasons = {}
+    for name in ("rejected", "failed"):
+        for line in (run / f"{name}.jsonl").read_text().splitlines():
+            r = json.loads(line)
+            reasons.setdefault(r["scene"], set()).update(r["reasons"])
+    assert "parse" in reasons["Anxiety and Panic"]
+    assert "wrong_scene" in reasons["Caregiver Support"]
+    assert "rate_limit" in reasons["Spirituality and Faith"]
+    assert "server_error" in reasons["Managing Bipolar Disorder"]
+    assert "timeout" in reasons["LGBTQ+ Identity"]
+    assert "demo_copy" in reasons["Healing from Abuse"]
+    accepted_scenes = [json.loads(x)["scene"] for x in (run / "accepted.jsonl").read_text().splitlines()]
+    assert set(accepted_scenes) <= {"Academic Stress", "Career Transitions"}
+    assert accepted_scenes.count("Career Transitions") <= 1  # the rest are near-duplicates of it
+    if "Career Transitions" in reasons:
+        assert reasons["Career Transitions"] <= {"near_duplicate", "demo_copy", "surplus"}
+    manifest = (run / "manifest.json").read_text()
+    assert "sk-test" not in manifest and "sk-test" not in out + err
