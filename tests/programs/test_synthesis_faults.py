@@ -91,7 +91,8 @@ def test_every_fault_gets_its_reason_code(cli, server, tmp_path, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     run = tmp_path / "run"
     code, out, err = cli("synthesize", "-m", "openai/gpt-4o-mini", "--api-base", server, "--target", "4",
-                         "--workers", "8", "--retries", "1", "--backoff", "0.05", "--timeout", "1", "--scenes", ";".join(FAULTS),
+                         "--workers", "8", "--retries", "1", "--backoff", "0.05", "--timeout", "1",
+                         "--scenes", ";".join(FAULTS),
                          "--out", run, "--json")
     assert code == 0, err
     s = json.loads(out)
