@@ -64,6 +64,8 @@ class SmallChatAdapter(dspy.Adapter):
             turns = history_turns(inputs.get("history"))
             if turns:
                 return turns
+            if shared:
+                return [{"role": "user", "content": "Hi, I'm listening. What's on your mind?"}]
         text = "\n".join(
             f"{_label(k)}: {inputs[k]}" for k in signature.input_fields if k in inputs and k not in shared
         )

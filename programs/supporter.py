@@ -39,10 +39,11 @@ class Supporter(dspy.Module):
         with dspy.context(lm=lm, adapter=SmallChatAdapter()):
             return self.choose(history)[0]
 
-    def forward(self, history: list[dict], strategy: str | None = None) -> dspy.Prediction:
+    def forward(self, history: list[dict], strategy: str | None = None, config: dict | None = None) -> dspy.Prediction:
         fallback = False
         if strategy is None:
             strategy, fallback = self.choose(history)
         definition = load_taxonomy().strategy(strategy).definition
-        reply = self.respond(history=history, strategy=strategy, strategy_definition=definition).reply
+        reply = self.respond(history=history, strategy=strategy, strategy_definition=definition,
+                             config=config or {}).reply
         return dspy.Prediction(strategy=strategy, reply=reply, strategy_fallback=fallback)

@@ -92,20 +92,27 @@ class DialogueSynthesizer(dspy.Module):
 
     def _turns(self, scene, dialogue_id, seed, config):
         examples = "; ".join(load_taxonomy().scenario(scene).examples)
-        description = self.describe(scene=scene, scene_examples=examples, config=config).description.strip()
+        raw = self.describe(scene=scene, scene_examples=examples, config={**config, "max_tokens": 70}).description
+        description = _first_sentences(_clean(raw), 2)
         rng = random.Random(f"{dialogue_id}:{seed}")
         turns: list[dict] = []
         for _ in range(rng.randint(self.min_exchanges, self.max_exchanges)):
             # The simulator plays the user, so from its side the roles are swapped.
             flipped = [{"role": "user" if t["role"] == "assistant" else "assistant", "text": t["text"]} for t in turns]
-            message = _clean(self.seeker(description=description, history=flipped, config=config).message)
+            message = _clean(self.seeker(description=description, history=flipped,
+                                         config={**config, "max_tokens": 60}).message)
             turns.append({"role": "user", "text": message})
             strategy, _ = self.supporter.choose(turns)
-            reply = self.supporter(history=turns, strategy=strategy).reply
+            reply = self.supporter(history=turns, strategy=strategy, config={**config, "max_tokens": 90}).reply
             turns.append({"role": "assistant", "text": _clean(reply), "strategy": strategy})
         d = Dialogue(id=dialogue_id, scene=scene, description=description,
                      turns=[Turn(**t) for t in turns], meta=Meta(source="generated"))
         return dspy.Prediction(dialogue=d, raw=None)
+
+
+def _first_sentences(text: str, n: int) -> str:
+    parts = re.split(r"(?<=[.!?])\s+", " ".join(text.split()))
+    return " ".join(parts[:n])
 
 
 def _clean(text: str) -> str:

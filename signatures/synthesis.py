@@ -29,8 +29,9 @@ class DescribeSituation(dspy.Signature):
 
 
 class SimulateHelpSeeker(dspy.Signature):
-    """You are a person seeking emotional support in a chat, in the situation described. Write your next message to
-    the assistant: one to three sentences, casual and specific, moving the conversation forward."""
+    """You are a real person texting a supportive listener about your own problem (the situation below). Reply to
+    the listener's last message with ONE short chat message of one or two sentences, in the first person, about
+    your feelings and what happened. Do not write stories, lists or advice."""
 
     description: str = dspy.InputField(desc="Your situation")
     history: list[dict] = dspy.InputField(desc="The conversation so far, as {role, text} turns")

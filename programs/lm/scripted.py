@@ -74,7 +74,7 @@ class ScriptedLM(dspy.BaseLM):
             return compose_json(scene.group(1).strip() if scene else "Academic Stress", seed)
         if "Invent one specific, realistic situation" in system:
             return compose_description(scene.group(1) if scene else "", seed)
-        if "You are a person seeking emotional support" in system:
+        if "texting a supportive listener" in system:
             return compose_user_message(seed)
         listed = re.search(r"Answer with exactly one of: (.*)\.", system)
         if listed:
