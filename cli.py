@@ -11,6 +11,7 @@ from extes.commands.assets_cmd import assets
 from extes.commands.chat_cmd import chat
 from extes.commands.data_cmd import data
 from extes.commands.reply_cmd import reply
+from extes.commands.review_cmd import review
 from extes.commands.safety_cmd import safety
 from extes.commands.stats_cmd import stats
 from extes.commands.synthesize_cmd import synthesize
@@ -50,6 +51,7 @@ main.add_command(reply)
 main.add_command(safety)
 main.add_command(chat)
 main.add_command(synthesize)
+main.add_command(review)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,12 @@ def convert_corpus(src: Path, dst: Path, *, fmt_in: str | None, fmt_out: str, op
     if Path(src).resolve() == Path(dst).resolve():
         raise InputError(f"{dst}: output is the input; write to another path")
     result = _read_nonempty(src, fmt_in, opts)
-    write_corpus(result.dialogues, dst, fmt_out)
+    if fmt_out == "hf":
+        from extes.corpus.formats.hf import dataset_card, write_hf
+
+        write_hf(result.dialogues, dst, card=dataset_card(result.dialogues, run_summary(src)))
+    else:
+        write_corpus(result.dialogues, dst, fmt_out)
     return {
         "written": len(result.dialogues),
         "out": str(dst),
@@ -36,6 +42,22 @@ def convert_corpus(src: Path, dst: Path, *, fmt_in: str | None, fmt_out: str, op
         "flagged_total": sum(result.flagged.values()),
         "flagged": dict(result.flagged.most_common()),
     }
+
+
+def run_summary(src: Path) -> dict | None:
+    """Cost and yield of a synthesis run folder (None for other inputs)."""
+    from extes.corpus.runstore import RunStore
+
+    if not (Path(src).is_dir() and (Path(src) / "manifest.json").exists()):
+        return None
+    store = RunStore(src)
+    tot = store.totals()
+    counts = {n: store.count(n) for n in ("accepted", "rejected", "queued", "failed")}
+    tried = sum(counts.values())
+    manifest = json.loads((Path(src) / "manifest.json").read_text())
+    return {**counts, "model": manifest["config"]["model"], "mode": manifest["config"]["mode"],
+            "yield": round(counts["accepted"] / tried, 3) if tried else 0, "cost_usd": round(tot["cost_usd"], 4),
+            "prompt_tokens": tot["prompt_tokens"], "completion_tokens": tot["completion_tokens"]}
 
 
 def split_corpus(

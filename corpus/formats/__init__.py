@@ -7,6 +7,7 @@
 | jsonl   | one Dialogue per line (lossless)           | yes    |
 | hf      | Hugging Face `save_to_disk` folder         | yes    |
 | seeds   | a folder of seed YAML files (assets/seeds) | no     |
+| run     | a synthesis run folder (its accepted.jsonl) | no    |
 """
 
 from __future__ import annotations
@@ -17,13 +18,15 @@ from pathlib import Path
 from extes.corpus.formats.base import ReadOptions, ReadResult
 from extes.errors import InputError
 
-READ_FORMATS = ("extes", "esconv", "jsonl", "hf", "seeds")
+READ_FORMATS = ("extes", "esconv", "jsonl", "hf", "seeds", "run")
 WRITE_FORMATS = ("extes", "esconv", "jsonl", "hf")
 
 
 def detect_format(path: Path) -> str:
     """Guess a corpus format from the path (and, for .json, from the first record)."""
     if path.is_dir():
+        if (path / "manifest.json").exists() and (path / "accepted.jsonl").exists():
+            return "run"
         if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists():
             return "hf"
         if any(path.glob("*.yaml")):
@@ -48,9 +51,9 @@ def read_corpus(path: str | Path, fmt: str | None = None, opts: ReadOptions | No
     fmt = fmt or detect_format(path)
     if fmt not in READ_FORMATS:
         raise InputError(f"--from {fmt!r} is not a corpus format; use one of {', '.join(READ_FORMATS)}")
-    if fmt in ("hf", "seeds") and not path.is_dir():
+    if fmt in ("hf", "seeds", "run") and not path.is_dir():
         raise InputError(f"{path}: --from {fmt} reads a folder, but this is a file; check --from (try jsonl or extes)")
-    if fmt not in ("hf", "seeds") and path.is_dir():
+    if fmt not in ("hf", "seeds", "run") and path.is_dir():
         raise InputError(f"{path}: is a folder; --from {fmt} reads a file (use --from hf or --from seeds for folders)")
     if fmt == "extes":
         from extes.corpus.formats.extes_json import read_extes_json as reader
@@ -60,6 +63,8 @@ def read_corpus(path: str | Path, fmt: str | None = None, opts: ReadOptions | No
         from extes.corpus.formats.jsonl import read_jsonl as reader
     elif fmt == "hf":
         from extes.corpus.formats.hf import read_hf as reader
+    elif fmt == "run":
+        reader = _read_run
     else:
         reader = _read_seeds
     result = reader(path, opts)
@@ -67,6 +72,14 @@ def read_corpus(path: str | Path, fmt: str | None = None, opts: ReadOptions | No
         f.get("label") for d in result.dialogues for f in d.meta.flags if f.get("problem") == "unknown label"
     )
     return result
+
+
+def _read_run(path: Path, opts: ReadOptions) -> ReadResult:
+    from extes.corpus.formats.jsonl import read_jsonl
+
+    if not (path / "accepted.jsonl").exists():
+        raise InputError(f"{path}: no accepted.jsonl in this run folder yet; nothing to read")
+    return read_jsonl(path / "accepted.jsonl", opts)
 
 
 def _read_seeds(path: Path, opts: ReadOptions) -> ReadResult:

@@ -82,11 +82,35 @@ def read_hf(path: Path, opts: ReadOptions) -> ReadResult:
     return from_hf_dataset(ds, origin=str(path), opts=opts)
 
 
-def write_hf(dialogues: list[Dialogue], path: Path) -> None:
-    """Write a `save_to_disk` folder (atomically: built aside, then moved into place)."""
+def write_hf(dialogues: list[Dialogue], path: Path, card: str | None = None) -> None:
+    """Write a `save_to_disk` folder (atomically: built aside, then moved into place), with a README.md card."""
     ds = to_hf_dataset(dialogues)
     with atomic_path(path, is_dir=True) as tmp:
         ds.save_to_disk(str(tmp))
+        (tmp / "README.md").write_text(card or dataset_card(dialogues), encoding="utf-8")
+
+
+def dataset_card(dialogues: list[Dialogue], run: dict | None = None) -> str:
+    """A dataset card: counts, scenes, strategies, models, and (for a synthesis run) cost and yield."""
+    from collections import Counter
+
+    scenes = Counter(d.scene for d in dialogues)
+    strategies = Counter(t.strategy for d in dialogues for t in d.assistant_turns() if t.strategy)
+    models = Counter(d.meta.model or d.meta.source for d in dialogues)
+    lines = ["---", "language: en", "task_categories: [text-generation]", "tags: [emotional-support, dialogue, extes]",
+             "---", "", "# Emotional-support dialogues (extes)", "",
+             f"{len(dialogues)} dialogues, {sum(len(d.turns) for d in dialogues)} utterances, "
+             f"{len(scenes)} scenes, {len(strategies)} strategies. Written by `extes`.", ""]
+    if run:
+        lines += ["## Synthesis run", "", "| figure | value |", "|---|---|"]
+        lines += [f"| {k} | {v} |" for k, v in run.items()]
+        lines.append("")
+    lines += ["## Models", "", *(f"- {m}: {n}" for m, n in models.most_common()), "",
+              "## Scenes", "", "| scene | dialogues |", "|---|---|",
+              *(f"| {s} | {n} |" for s, n in scenes.most_common()), "",
+              "## Strategies", "", "| strategy | assistant turns |", "|---|---|",
+              *(f"| {s} | {n} |" for s, n in strategies.most_common()), ""]
+    return "\n".join(lines)
 
 
 __all__ = ["to_hf_dataset", "from_hf_dataset", "read_hf", "write_hf", "record_where"]
