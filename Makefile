@@ -27,6 +27,9 @@ demo: $(STAMP)
 	$(BIN)/extes safety eval assets/safety/labelled.jsonl
 	# The embedded SmolLM2-135M (LLaMA architecture); the first run converts its GGUF once (~20 s), later runs are fast.
 	$(BIN)/extes reply "I failed my exam again and I feel worthless" -m local/smollm2-135m-instruct --strategy "Suggest Options" --json
+	# A small self-chat synthesis run on the embedded model (turn by turn; resumable: rerun to continue).
+	$(BIN)/extes synthesize -m local/smollm2-135m-instruct --mode turns --target 1 --out runs/demo/synth --json
+	$(BIN)/extes stats runs/demo/synth
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

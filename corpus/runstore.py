@@ -30,6 +30,7 @@ class RunStore:
         self._lock = threading.Lock()
         self.records: dict[str, list[dict[str, Any]]] = {name: self._load(name) for name in FILES}
         self.done: set[str] = {task_of(r) for recs in self.records.values() for r in recs}
+        self._accepted = [Dialogue.model_validate(r) for r in self.records["accepted"]]
 
     def path(self, name: str) -> Path:
         return self.folder / f"{name}.jsonl"
@@ -61,12 +62,16 @@ class RunStore:
                 os.close(fd)
             self.records[name].append(record)
             self.done.add(task_of(record))
+            if name == "accepted":
+                self._accepted.append(Dialogue.model_validate(record))
 
     def count(self, name: str) -> int:
         return len(self.records[name])
 
     def accepted_dialogues(self) -> list[Dialogue]:
-        return [Dialogue.model_validate(r) for r in self.records["accepted"]]
+        """The accepted dialogues, parsed once (kept in step with every append)."""
+        with self._lock:
+            return list(self._accepted)
 
     def totals(self) -> dict[str, float]:
         tot = {"prompt_tokens": 0, "completion_tokens": 0, "cost_usd": 0.0, "program_calls": 0}
