@@ -61,7 +61,8 @@ def test_queue_export_and_import(cli, tmp_path):
 def test_export_run_as_dataset_with_card(cli, tmp_path):
     run = make_run(cli, tmp_path, queued=0)
     code, out, err = cli("data", "convert", run, tmp_path / "hf", "--to", "hf", "--json")
-    assert code == 0, err and json.loads(out)["written"] == 4
+    assert code == 0, err
+    assert json.loads(out)["written"] == 4
     card = (tmp_path / "hf" / "README.md").read_text()
     assert "4 dialogues" in card and "| yield |" in card and "| cost_usd |" in card and "scripted" in card
     assert len(read_corpus(tmp_path / "hf").dialogues) == 4

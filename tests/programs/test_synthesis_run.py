@@ -105,3 +105,27 @@ def test_bad_options(cli, tmp_path):
     assert code == 2 and "Moon Landing" in err
     code, _, err = cli("synthesize", "-m", "scripted")
     assert code == 2 and "--out" in err
+
+
+def test_program_file_loads_a_saved_synthesizer(cli, tmp_path):
+    import dspy
+
+    from extes.corpus.seeds import read_seed_folder
+    from extes.programs.synthesizer import DialogueSynthesizer, demo_example
+
+    program = DialogueSynthesizer("whole")
+    program.generate.demos = [dspy.Example(**demo_example(read_seed_folder()[0]))]
+    program.save(tmp_path / "synth.json")
+    run = tmp_path / "run"
+    code, out, err = cli("synthesize", "-m", "scripted", "--target", "2", "--program", tmp_path / "synth.json",
+                         "--out", run, "--json")
+    assert code == 0, err
+    assert json.loads(out)["accepted"] == 2
+    manifest = json.loads((run / "manifest.json").read_text())
+    plain = DialogueSynthesizer("whole")
+    from extes.programs.synthesis_run import program_hash
+
+    assert manifest["program_hash"] != program_hash(plain)
+    code, _, err = cli("synthesize", "-m", "scripted", "--target", "2", "--program", tmp_path / "nope.json",
+                       "--out", tmp_path / "r2")
+    assert code == 2 and "--program" in err
