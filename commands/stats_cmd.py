@@ -1,42 +1,55 @@
-"""`extes stats`: the paper's corpus statistics for any corpus."""
+"""`extes stats`: the paper's corpus statistics (Tables 1-3 and 5, Figure 2) for any corpora, side by side."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
 
-from extes.commands.common import emit_json, json_option
 from extes.commands.data_cmd import from_option, labels_option, read_options, skip_option
 from extes.corpus.formats import read_corpus
-from extes.corpus.stats import basic_stats
 
 
 @click.command("stats")
-@click.argument("corpus", type=click.Path(path_type=Path))
+@click.argument("corpora", nargs=-1, required=True, type=click.Path(path_type=Path))
 @from_option
+@click.option("--out", type=click.Path(path_type=Path), help="Write report.md, stats.json, PNG figures and CSVs here.")
+@click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True,
+              help="What to print: a Markdown summary, or one JSON object per corpus (one per line).")
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
+@click.option("--top", default=10, show_default=True, help="Strategy paths kept per length.")
 @skip_option
 @labels_option
-@json_option
-def stats(corpus, fmt_in, skip_invalid, unknown_labels, as_json) -> None:
-    """Print the paper's statistics (Tables 1-3) of CORPUS: sizes, lengths, scenarios, strategies.
+def stats(corpora, fmt_in, out, fmt, as_json, top, skip_invalid, unknown_labels) -> None:
+    """Statistics of each CORPUS (ExTES JSON, ESConv.json, JSONL, a run folder, a dataset or seed folder).
 
     \b
     Examples:
       extes stats assets/seeds
-      extes stats ../shared/data/esconv/FailedESConv.json --json
+      extes stats assets/seeds ../shared/data/esconv/FailedESConv.json --out report/
+      extes stats runs/r1 --format json
     """
-    result = read_corpus(corpus, fmt_in, read_options(skip_invalid, unknown_labels, False))
-    s = basic_stats(result.dialogues)
-    if as_json:
-        emit_json(s)
+    from extes.corpus.analytics import analyse
+
+    all_stats = []
+    for path in corpora:
+        result = read_corpus(path, fmt_in, read_options(skip_invalid, unknown_labels or "keep", False))
+        all_stats.append(analyse(result.dialogues, top=top, name=Path(path).stem or str(path)))
+    if out:
+        from extes.corpus.report import write_report
+
+        files = write_report(all_stats, out)
+        click.echo(f"wrote {files['report']}", err=True)
+    if as_json or fmt == "json":
+        for s in all_stats:
+            click.echo(json.dumps(s, ensure_ascii=False))
         return
-    click.echo(f"{corpus}: {s['dialogues']} dialogues, {s['utterances']} utterances")
-    click.echo(f"  avg utterances per dialogue {s['avg_utterances_per_dialogue']}, "
-               f"avg utterance length {s['avg_utterance_length']} NLTK word tokens")
-    click.echo(f"  {s['num_scenarios']} scenarios, {s['num_strategies']} strategies, "
-               f"{s['unlabelled_assistant_turns']} unlabelled assistant turns")
-    total = sum(s["strategies"].values()) or 1
-    click.echo("  strategies:")
-    for name, n in s["strategies"].items():
-        click.echo(f"    {name:<32} {n:>6}  {100 * n / total:5.1f}%")
+    for s in all_stats:
+        click.echo(f"{s['name']}: {s['dialogues']} dialogues, {s['utterances']} utterances, "
+                   f"{s['avg_utterances_per_dialogue']} per dialogue, {s['avg_utterance_length']} tokens each; "
+                   f"{s['num_scenarios']} scenarios, {s['num_strategies']} strategies, "
+                   f"{s['unlabelled_assistant_turns']} unlabelled assistant turns")
+        total = sum(s["strategies"].values())
+        for name, n in s["strategies"].items():
+            click.echo(f"  {name:<32} {n:>7}  {100 * n / total:5.1f}%")
