@@ -60,20 +60,14 @@ def analyse(dialogues: list[Dialogue], *, top: int = 10, name: str = "") -> dict
     windows: dict[int, Counter] = {h: Counter() for h in HOPS}
     matrix: Counter = Counter()
     profile: dict[str, Counter] = defaultdict(Counter)
-    unlabelled = utterances = tokens = 0
+    unlabelled = utterances = 0
     entropies = []
-    ngrams = {n: [0, set()] for n in (1, 2, 3)}
+    tokens, ngrams = token_stats([t.text for d in dialogues for t in d.turns])
     for d in dialogues:
         scenes[d.scene] += 1
         n = len(d.turns)
         utterances += n
         for k, t in enumerate(d.turns, 1):
-            toks = [w.lower() for w in word_tokens(t.text)]
-            tokens += len(toks)
-            for m in (1, 2, 3):
-                grams = [tuple(toks[i : i + m]) for i in range(len(toks) - m + 1)]
-                ngrams[m][0] += len(grams)
-                ngrams[m][1].update(grams)
             if t.role != "assistant":
                 continue
             if t.strategy is None:
@@ -122,6 +116,63 @@ def analyse(dialogues: list[Dialogue], *, top: int = 10, name: str = "") -> dict
         "mean_strategy_entropy_bits": round(sum(entropies) / len(entropies), 3) if entropies else 0.0,
         "scenario_profiles": {s: {k: round(v / sum(c.values()), 3) for k, v in c.most_common()}
                               for s, c in sorted(profile.items())},
-        "distinct": {f"dist{m}": round(len(ngrams[m][1]) / ngrams[m][0], 4) if ngrams[m][0] else 0.0
+        "distinct": {f"dist{m}": round(ngrams[m][1] / ngrams[m][0], 4) if ngrams[m][0] else 0.0
                      for m in (1, 2, 3)},
     }
+
+
+def _chunk_stats(texts: list[str]):
+    """Tokens, n-gram totals and distinct n-gram hashes (n = 1..3, lower-cased) of a chunk of utterances.
+
+    Token hashes are combined into n-gram hashes with numpy; windows that would cross from one utterance into the
+    next are masked out by comparing utterance ids.
+    """
+    import numpy as np
+
+    hashes: list[int] = []
+    owner: list[int] = []
+    for k, text in enumerate(texts):
+        toks = word_tokens(text)
+        hashes.extend(hash(w.lower()) for w in toks)
+        owner.extend([k] * len(toks))
+    h = np.array(hashes, dtype=np.int64).view(np.uint64)
+    u = np.array(owner, dtype=np.int64)
+    k1, k2 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F)
+    grams = [h]
+    if len(h) > 1:
+        grams.append((h[:-1] * k1 + h[1:])[u[:-1] == u[1:]])
+    else:
+        grams.append(h[:0])
+    if len(h) > 2:
+        grams.append((h[:-2] * k2 + h[1:-1] * k1 + h[2:])[u[:-2] == u[2:]])
+    else:
+        grams.append(h[:0])
+    return len(h), [len(g) for g in grams], [np.unique(g) for g in grams]
+
+
+def token_stats(texts: list[str], chunk: int = 20000) -> tuple[int, dict[int, tuple[int, int]]]:
+    """(total tokens, {n: (all n-grams, distinct n-grams)}) over `texts`, on every core for large corpora.
+
+    Tokenization is most of the cost of `extes stats`; chunks go to forked worker processes, which share the
+    parent's string-hash seed, so n-gram hashes agree across workers (64-bit hashes; a collision would merge two
+    n-grams and lower Distinct by about 1e-12 per pair).
+    """
+    import multiprocessing as mp
+    import os
+
+    import numpy as np
+
+    chunks = [texts[i : i + chunk] for i in range(0, len(texts), chunk)] or [[]]
+    workers = min(len(chunks), os.cpu_count() or 1)
+    if workers > 1 and "fork" in mp.get_all_start_methods():
+        with mp.get_context("fork").Pool(workers) as pool:
+            parts = pool.map(_chunk_stats, chunks)
+    else:
+        parts = [_chunk_stats(c) for c in chunks]
+    tokens = sum(p[0] for p in parts)
+    out = {}
+    for m in (1, 2, 3):
+        total = sum(p[1][m - 1] for p in parts)
+        distinct = len(np.unique(np.concatenate([p[2][m - 1] for p in parts])))
+        out[m] = (total, distinct)
+    return tokens, out

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import re
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -36,14 +36,16 @@ def read_jsonl(path: Path, opts: ReadOptions) -> ReadResult:
         where = record_where(path, index, lineno)
         index += 1
         try:
-            d = Dialogue.model_validate(json.loads(line))
-        except json.JSONDecodeError as e:
-            result.skip_or_raise(opts, where, f"invalid JSON at column {e.colno} ({e.msg}); fix or remove the line")
-            continue
+            d = Dialogue.model_validate_json(line)  # pydantic-core parses and validates in one pass
         except ValidationError as e:
             err = e.errors()[0]
-            loc = ".".join(str(p) for p in err["loc"])
-            result.skip_or_raise(opts, where, f"{loc}: {err['msg']}")
+            if err["type"] == "json_invalid":
+                why = str((err.get("ctx") or {}).get("error", err["msg"]))
+                col = re.search(r"column (\d+)", why)
+                problem = f"invalid JSON at column {col.group(1) if col else '?'} ({why}); fix or remove the line"
+            else:
+                problem = f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
+            result.skip_or_raise(opts, where, problem)
             continue
         problem = _check_labels(d, opts)
         if problem:

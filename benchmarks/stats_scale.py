@@ -1,0 +1,66 @@
+"""`extes stats` on synthetic JSONL corpora of growing size: wall time and peak RSS, to show linear cost.
+
+    python benchmarks/stats_scale.py --sizes 10000,30000,100000 --json
+
+Corpora are built from the scripted dialogue composer (18 utterances of ~12 words on average; the paper's ExTES
+averages 18.2 utterances of 26 tokens) and written once to a temporary folder; each size runs in a fresh process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def build(n: int, path: Path) -> None:
+    from extes.corpus.assets import load_taxonomy
+    from extes.corpus.formats.base import ReadOptions
+    from extes.corpus.formats.extes_json import record_to_dialogue
+    from extes.programs.lm.scripted_dialogues import compose_record
+
+    scenes = load_taxonomy().scenario_names
+
+    class _P:
+        name = stem = "synthetic"
+
+    with open(path, "w", encoding="utf-8") as fh:
+        for i in range(n):
+            rec = compose_record(scenes[i % len(scenes)], i) | {"id": f"s{i}"}
+            fh.write(record_to_dialogue(rec, i, _P(), ReadOptions()).model_dump_json() + "\n")
+
+
+def measure(path: Path) -> dict:
+    exe = Path(sys.executable).parent / "extes"
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    t0 = time.perf_counter()
+    subprocess.run([str(exe), "stats", str(path), "--format", "json"], check=True, capture_output=True)
+    wall = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return {"wall_s": round(wall, 2), "peak_rss_mb": round(max(peak, before) / 1024)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="10000,30000,100000")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in [int(x) for x in args.sizes.split(",")]:
+            path = Path(tmp) / f"c{n}.jsonl"
+            build(n, path)
+            m = measure(path)
+            rows.append({"dialogues": n, "mb": round(os.path.getsize(path) / 2**20, 1), **m,
+                         "us_per_dialogue": round(1e6 * m["wall_s"] / n, 1)})
+    print(json.dumps({"rows": rows}) if args.json else "\n".join(json.dumps(r) for r in rows))
+
+
+if __name__ == "__main__":
+    main()
