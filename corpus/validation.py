@@ -158,8 +158,9 @@ def check_unsafe(d: Dialogue) -> Problem | None:
 
     checker = default_checker(True)
     for i, t in enumerate(d.turns):
-        flagged = PROFANITY.search(t.text) or HARMFUL.search(t.text) or checker.check(t.text).crisis
-        if t.role == "assistant" and flagged:
+        if t.role != "assistant":
+            continue
+        if PROFANITY.search(t.text) or HARMFUL.search(t.text) or checker.check(t.text).crisis:
             return Problem("unsafe", "soft", f"assistant turn {i} needs a look (profanity or crisis language)")
     return None
 

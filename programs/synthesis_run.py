@@ -33,7 +33,7 @@ from extes.corpus.dedup import DedupIndex
 from extes.corpus.formats.base import RecordError
 from extes.corpus.runstore import RunStore
 from extes.corpus.seeds import read_seed_folder
-from extes.corpus.validation import dialogue_text, validate
+from extes.corpus.validation import check_duplicate, dialogue_text, validate
 from extes.errors import InputError
 from extes.programs.adapter import SmallChatAdapter
 from extes.programs.costs import cost_usd
@@ -253,8 +253,11 @@ class SynthesisRun:
         d.meta.parent_ids = base["demo_ids"]
         d.meta.created_at = datetime.datetime.now(datetime.timezone.utc).isoformat()
         d.meta.task, d.meta.program_hash, d.meta.mode, d.meta.usage = task, self.phash, cfg.mode, usage
-        with self._lock:  # validation against the accepted set and the write must be one step
-            outcome = validate(d, scene=scene, demos=demos, index=self.index, dup_threshold=cfg.dup_threshold)
+        outcome = validate(d, scene=scene, demos=demos)  # every check but the one against the accepted set
+        with self._lock:  # the near-duplicate check, the index update and the write must be one step
+            dup = check_duplicate(outcome.dialogue, self.index, cfg.dup_threshold)
+            if dup is not None:
+                outcome.problems.append(dup)
             status = outcome.status
             if status == "accepted" and self.store.count("accepted") >= cfg.target:
                 status = "surplus"
