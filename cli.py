@@ -10,6 +10,7 @@ from extes import __version__
 from extes.commands.assets_cmd import assets
 from extes.commands.chat_cmd import chat
 from extes.commands.data_cmd import data
+from extes.commands.metrics_cmd import metrics
 from extes.commands.rate_cmd import rate
 from extes.commands.reply_cmd import reply
 from extes.commands.review_cmd import review
@@ -54,6 +55,7 @@ main.add_command(chat)
 main.add_command(synthesize)
 main.add_command(review)
 main.add_command(rate)
+main.add_command(metrics)
 
 
 if __name__ == "__main__":
