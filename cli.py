@@ -17,6 +17,7 @@ from extes.commands.review_cmd import review
 from extes.commands.safety_cmd import safety
 from extes.commands.stats_cmd import stats
 from extes.commands.synthesize_cmd import synthesize
+from extes.commands.toxicity_cmd import toxicity
 from extes.errors import ExtesError
 
 
@@ -56,6 +57,7 @@ main.add_command(synthesize)
 main.add_command(review)
 main.add_command(rate)
 main.add_command(metrics)
+main.add_command(toxicity)
 
 
 if __name__ == "__main__":
