@@ -2,7 +2,7 @@
 
 | backend | needs | covers |
 |---|---|---|
-| `offline` (default) | `alt-profanity-check` (PyPI, ships its model) | toxicity, profanity (one offensive-language model) |
+| `offline` (default) | `alt-profanity-check` (PyPI, ships its model) | toxicity, profanity (one model) |
 | `detoxify` | `pip install detoxify` and a checkpoint file you provide (`--checkpoint`; no download) | all six |
 | `perspective` | `PERSPECTIVE_API_KEY` (Google stops serving it after 2026) | all six |
 
