@@ -10,6 +10,7 @@ from extes import __version__
 from extes.commands.assets_cmd import assets
 from extes.commands.chat_cmd import chat
 from extes.commands.data_cmd import data
+from extes.commands.evaluate_cmd import evaluate
 from extes.commands.metrics_cmd import metrics
 from extes.commands.rate_cmd import rate
 from extes.commands.reply_cmd import reply
@@ -58,6 +59,7 @@ main.add_command(review)
 main.add_command(rate)
 main.add_command(metrics)
 main.add_command(toxicity)
+main.add_command(evaluate)
 
 
 if __name__ == "__main__":

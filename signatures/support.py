@@ -28,3 +28,11 @@ class RespondWithStrategy(dspy.Signature):
     strategy: str = dspy.InputField(desc="The support strategy to use")
     strategy_definition: str = dspy.InputField(desc="What the strategy means")
     reply: str = dspy.OutputField(desc="The assistant's next message.")
+
+
+class Respond(dspy.Signature):
+    """You are a warm, caring emotional-support assistant. Reply to the user's last message in 2-4 sentences, in
+    plain conversational English. Be specific to what they said."""
+
+    history: list[dict] = dspy.InputField(desc="The conversation so far, as {role, text} turns, ending with the user.")
+    reply: str = dspy.OutputField(desc="The assistant's next message.")
