@@ -30,6 +30,9 @@ demo: $(STAMP)
 	# A small self-chat synthesis run on the embedded model (turn by turn; resumable: rerun to continue).
 	$(BIN)/extes synthesize -m local/smollm2-135m-instruct --mode turns --target 1 --out runs/demo/synth --json
 	$(BIN)/extes stats runs/demo/synth
+	# A small evaluation of the embedded model on the seed test split (Table 6's metrics; resumable).
+	$(BIN)/extes evaluate -m local/smollm2-135m-instruct --test runs/demo/splits/test.jsonl --limit 5 --out runs/demo/eval
+	$(BIN)/extes toxicity runs/demo/splits/test.jsonl
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
