@@ -60,11 +60,17 @@ class SmallChatAdapter(dspy.Adapter):
         return "\n".join(lines)
 
     def _user_turns(self, signature, inputs: dict[str, Any], shared: set[str]) -> list[dict[str, str]]:
+        extra = "\n".join(
+            f"{_label(k)}: {inputs[k]}" for k in signature.input_fields if k in inputs and k not in shared
+            and k != "history"
+        )
         if "history" in signature.input_fields:
             turns = history_turns(inputs.get("history"))
             if turns:
+                if extra:  # inputs that differ between demos and this call ride on the last message
+                    turns[-1] = {**turns[-1], "content": f"{turns[-1]['content']}\n\n{extra}"}
                 return turns
-            if shared:
+            if not extra:
                 return [{"role": "user", "content": "Hi, I'm listening. What's on your mind?"}]
         text = "\n".join(
             f"{_label(k)}: {inputs[k]}" for k in signature.input_fields if k in inputs and k not in shared
@@ -72,11 +78,9 @@ class SmallChatAdapter(dspy.Adapter):
         return [{"role": "user", "content": text or "Go ahead."}]
 
     def _shared(self, signature, demos, inputs) -> set[str]:
-        """Inputs that go into the system message once: all of them for chat-history signatures; otherwise those
-        whose value is the same in every demo and the current call (a long strategy guide, say)."""
+        """Inputs that go into the system message once: those whose value is the same in every demo and the current
+        call (all of them without demos; a long strategy guide, say). The others go with each exchange."""
         names = [n for n in signature.input_fields if n != "history" and n in inputs]
-        if "history" in signature.input_fields:
-            return set(names)
         return {n for n in names if all(d.get(n) == inputs[n] for d in demos)}
 
     def format(self, signature, demos: list[dict[str, Any]], inputs: dict[str, Any]) -> list[dict[str, Any]]:

@@ -76,7 +76,7 @@ class DialogueSynthesizer(dspy.Module):
         self.min_exchanges, self.max_exchanges = min_exchanges, max_exchanges
 
     def forward(self, scene: str, dialogue_id: str = "generated", demos: list[Dialogue] | None = None,
-                seed: int = 0, config: dict | None = None) -> dspy.Prediction:
+                seed: int = 0, config: dict | None = None, **_inputs) -> dspy.Prediction:
         """`config` goes to the LM calls (e.g. a distinct `rollout_id` per dialogue for diverse samples)."""
         if self.mode == "whole":
             return self._whole(scene, dialogue_id, demos, config or {})

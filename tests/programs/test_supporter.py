@@ -28,11 +28,17 @@ def test_adapter_formats_plain_chat_with_demos():
         inputs={"history": [*HISTORY, {"role": "user", "text": "I failed my exam"}], "strategy": "Suggest Options",
                 "strategy_definition": "Offer practical suggestions."},
     )
-    assert msgs[0]["role"] == "system" and "Strategy: Suggest Options" in msgs[0]["content"]
+    assert msgs[0]["role"] == "system" and "Strategy:" not in msgs[0]["content"]
     assert "[[" not in str(msgs)  # no field markers for a small model to copy
-    assert msgs[1:3] == [{"role": "user", "content": "I lost my job"},
-                         {"role": "assistant", "content": "Things can turn around."}]
-    assert msgs[-1] == {"role": "user", "content": "I failed my exam"} and msgs[-2]["role"] == "assistant"
+    # fields that differ between a demo and the call travel with each exchange
+    assert msgs[1]["content"].startswith("I lost my job\n\nStrategy: Offer Hope")
+    assert msgs[2] == {"role": "assistant", "content": "Things can turn around."}
+    assert msgs[-1]["content"].startswith("I failed my exam\n\nStrategy: Suggest Options")
+    assert msgs[-2]["role"] == "assistant"
+    # without demos every field is shared and goes into the system message once
+    plain = SmallChatAdapter().format(RespondWithStrategy, demos=[], inputs={
+        "history": [{"role": "user", "text": "hi"}], "strategy": "Offer Hope", "strategy_definition": "d"})
+    assert "Strategy: Offer Hope" in plain[0]["content"] and plain[-1] == {"role": "user", "content": "hi"}
 
 
 def test_pick_label():
