@@ -9,6 +9,7 @@ import click
 from extes import __version__
 from extes.commands.assets_cmd import assets
 from extes.commands.chat_cmd import chat
+from extes.commands.compare_cmd import compare_optimizers
 from extes.commands.compile_cmd import compile_cmd
 from extes.commands.data_cmd import data
 from extes.commands.evaluate_cmd import evaluate
@@ -62,6 +63,7 @@ main.add_command(metrics)
 main.add_command(toxicity)
 main.add_command(evaluate)
 main.add_command(compile_cmd)
+main.add_command(compare_optimizers)
 
 
 if __name__ == "__main__":

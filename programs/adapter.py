@@ -116,14 +116,42 @@ class SmallChatAdapter(dspy.Adapter):
         choices = literal_choices(ann)
         if choices and hasattr(lm, "score_choices"):
             scores = lm.score_choices(messages, choices)
+            METER.add(1, getattr(lm, "last_prompt_tokens", 0), 0)
             best = max(range(len(choices)), key=lambda i: scores[i])
             return [{out_name: choices[best]}]
         outputs = lm(messages=messages, **lm_kwargs)
+        usage = (lm.history[-1].get("usage") if getattr(lm, "history", None) else None) or {}
+        METER.add(1, int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
         results = []
         for o in outputs:
             text = o["text"] if isinstance(o, dict) else o
             results.append(self.parse(signature, text))
         return results
+
+
+class CallMeter:
+    """Counts LM calls and tokens that pass through the adapter (process-wide, thread-safe); `snapshot()` and a
+    difference of two snapshots give the cost of a piece of work."""
+
+    def __init__(self):
+        import threading
+
+        self._lock = threading.Lock()
+        self.calls = self.prompt_tokens = self.completion_tokens = 0
+
+    def add(self, calls: int, prompt: int, completion: int) -> None:
+        with self._lock:
+            self.calls += calls
+            self.prompt_tokens += prompt
+            self.completion_tokens += completion
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return {"lm_calls": self.calls, "prompt_tokens": self.prompt_tokens,
+                    "completion_tokens": self.completion_tokens}
+
+
+METER = CallMeter()
 
 
 def _label(name: str) -> str:

@@ -121,6 +121,7 @@ class LocalLM(dspy.BaseLM):
         import torch
 
         prompt = self._inputs(messages)[0].tolist()
+        self.last_prompt_tokens = len(prompt)
         prefix_ids = self.tokenizer(prefix, add_special_tokens=False)["input_ids"] if prefix else []
         conts = [self.tokenizer(c, add_special_tokens=False)["input_ids"] for c in choices]
         base = prompt + prefix_ids

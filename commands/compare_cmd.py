@@ -1,0 +1,76 @@
+"""`extes compare-optimizers`: optimizers x seeds on the same data and budget."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from extes.commands.common import emit_json, json_option
+from extes.programs.lm import DEFAULT_MODEL
+
+
+@click.command("compare-optimizers")
+@click.argument("program", type=click.Choice(["classifier", "supporter"]))
+@click.option("--optimizers", default="labeled,bootstrap,random-search", show_default=True,
+              help="Comma-separated: labeled, bootstrap, random-search, knn.")
+@click.option("--seeds", type=int, default=2, show_default=True, help="Seeds per optimizer.")
+@click.option("--trainset", type=click.Path(path_type=Path), help="Default: the seed set's train split.")
+@click.option("--valset", type=click.Path(path_type=Path), help="Default: the seed set's valid split.")
+@click.option("--testset", type=click.Path(path_type=Path), help="Default: the seed set's test split.")
+@click.option("-m", "--model", default=DEFAULT_MODEL, show_default=True)
+@click.option("--api-base", help="OpenAI-compatible server for openai/ models.")
+@click.option("--limit", type=int, default=8, show_default=True, help="Training examples per run.")
+@click.option("--val-limit", type=int, default=8, show_default=True, help="Valid and test examples scored per run.")
+@click.option("--k", type=int, default=3, show_default=True, help="Demos per predictor.")
+@click.option("--max-cost", type=float, help="Stop cleanly once this many dollars are spent.")
+@click.option("--no-cache", is_flag=True, help="Turn DSPy's LM cache off.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for rows, report, plot, programs.")
+@json_option
+def compare_optimizers(program, optimizers, seeds, trainset, valset, testset, model, api_base, limit, val_limit, k,
+                       max_cost, no_cache, out, as_json) -> None:
+    """Run every optimizer with every seed; write report.md (mean ± 95% CI, LM calls, tokens, $, wall time, and how
+    each compares with the uncompiled program on test), cost_vs_quality.png, results.json and programs/. Rerun the
+    same command to resume.
+
+    \b
+    Examples:
+      extes compare-optimizers classifier --optimizers labeled,bootstrap,random-search --seeds 2 --out runs/cmp
+      extes compare-optimizers supporter -m openai/gpt-4o-mini --optimizers labeled,knn --max-cost 2 --out runs/c2
+    """
+    import dspy
+
+    from extes.corpus.formats import ReadOptions, read_corpus
+    from extes.corpus.seeds import read_seed_folder
+    from extes.corpus.split import split_dialogues
+    from extes.errors import InputError
+    from extes.programs.lm import load_lm
+    from extes.tuning.compare import compare
+    from extes.tuning.compile import OPTIMIZERS, make_optimizer
+
+    names = [o.strip() for o in optimizers.split(",") if o.strip()]
+    for n in names:
+        if n not in OPTIMIZERS:
+            make_optimizer(n, None, [])  # raises the one-line reason
+    if not names:
+        raise InputError("--optimizers: name at least one")
+    opts = ReadOptions(unknown_labels="keep")
+    parts = split_dialogues(read_seed_folder(), seed=0) if not (trainset and valset and testset) else None
+    train = read_corpus(trainset, None, opts).dialogues if trainset else parts["train"]
+    valid = read_corpus(valset, None, opts).dialogues if valset else parts["valid"]
+    test = read_corpus(testset, None, opts).dialogues if testset else parts["test"]
+    if no_cache:
+        dspy.configure_cache(enable_disk_cache=False, enable_memory_cache=False)
+    lm = load_lm(model, api_base=api_base)
+
+    def progress(row):
+        click.echo(f"{row['optimizer']} seed {row['seed']}: valid {row['valid']:.1f} test {row['test']:.1f} "
+                   f"({row['lm_calls']} calls, {row['wall_s']} s)", err=True)
+
+    summary = compare(program, names, seeds, train, valid, test, lm, out, model=model, limit=limit,
+                      val_limit=val_limit, k=k, max_cost=max_cost, progress=progress if sys.stderr.isatty() else None)
+    if as_json:
+        emit_json({"rows": summary["rows"], "table": summary["table"], "stopped": summary["stopped"]})
+    else:
+        click.echo((Path(out) / "report.md").read_text())

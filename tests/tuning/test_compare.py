@@ -1,0 +1,46 @@
+"""compare-optimizers with the scripted LM: rows for every optimizer x seed, the table, the plot, resume."""
+
+import json
+
+from extes.tuning.compare import _ci
+
+
+def test_compare_optimizers_end_to_end(cli, tmp_path):
+    out = tmp_path / "cmp"
+    code, stdout, err = cli("compare-optimizers", "classifier", "--optimizers", "labeled,bootstrap,random-search",
+                            "--seeds", "2", "-m", "scripted", "--limit", "6", "--val-limit", "4", "--out", out,
+                            "--json")
+    assert code == 0, err
+    r = json.loads(stdout)
+    rows = r["rows"]
+    assert [(x["optimizer"], x["seed"]) for x in rows] == [("uncompiled", 0), ("labeled", 0), ("labeled", 1),
+                                                           ("bootstrap", 0), ("bootstrap", 1),
+                                                           ("random-search", 0), ("random-search", 1)]
+    for x in rows:
+        for key in ("optimizer", "seed", "valid", "test", "lm_calls", "cost_usd", "wall_s"):
+            assert key in x
+        assert x["lm_calls"] >= 8  # 4 valid + 4 test predictions at least
+    rs = next(x for x in rows if x["optimizer"] == "random-search")
+    assert rs["compile_lm_calls"] > 0
+    report = (out / "report.md").read_text()
+    assert "| random-search | 2 |" in report and "Against the uncompiled program on the test split" in report
+    png = (out / "cost_vs_quality.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert {p.name for p in (out / "programs").iterdir()} >= {"labeled-0.json", "bootstrap-1.json"}
+    # rerun: nothing is recomputed
+    lines = (out / "rows.jsonl").read_text()
+    cli("compare-optimizers", "classifier", "--optimizers", "labeled,bootstrap,random-search", "--seeds", "2",
+        "-m", "scripted", "--limit", "6", "--val-limit", "4", "--out", out)
+    assert (out / "rows.jsonl").read_text() == lines
+
+
+def test_confidence_interval():
+    m, h = _ci([10.0, 20.0])
+    assert m == 15.0 and abs(h - 12.706 * 7.0711 / 1.4142) < 0.01
+    assert _ci([5.0]) == (5.0, 0.0)
+
+
+def test_unknown_optimizer(cli, tmp_path):
+    code, _, err = cli("compare-optimizers", "classifier", "--optimizers", "labeled,gepa", "-m", "scripted",
+                       "--out", tmp_path)
+    assert code == 2 and "gepa" in err

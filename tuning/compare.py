@@ -1,0 +1,155 @@
+"""`extes compare-optimizers`: every optimizer with every seed on the same data and budget; a table with means and
+95% intervals over seeds, LM calls, tokens, dollars and wall time; a cost-versus-quality plot; every compiled
+program saved. Resumable (rows.jsonl); the uncompiled program is the baseline row."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import dspy
+
+from extes.corpus.atomic import atomic_path, write_text_atomic
+from extes.programs.adapter import METER, SmallChatAdapter
+from extes.programs.costs import cost_usd
+from extes.tuning.compile import make_optimizer, make_program, score
+from extes.tuning.datasets import turn_examples
+from extes.tuning.program_metrics import METRICS
+
+T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
+
+
+def _ci(values: list[float]) -> tuple[float, float]:
+    """Mean and half-width of the t-based 95% interval (0 with a single seed)."""
+    m = sum(values) / len(values)
+    if len(values) < 2:
+        return m, 0.0
+    sd = math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1))
+    return m, T975.get(len(values) - 1, 1.96) * sd / math.sqrt(len(values))
+
+
+def compare(program: str, optimizers: list[str], seeds: int, train_dialogues, valid_dialogues, test_dialogues, lm,
+            out: Path, *, model: str, limit: int, val_limit: int, k: int = 4, max_cost: float | None = None,
+            progress=None) -> dict[str, Any]:
+    out = Path(out)
+    (out / "programs").mkdir(parents=True, exist_ok=True)
+    rows_path = out / "rows.jsonl"
+    rows = [json.loads(x) for x in rows_path.read_text().splitlines()] if rows_path.exists() else []
+    done = {(r["optimizer"], r["seed"]) for r in rows}
+    metric = METRICS[program]
+    plan = [("uncompiled", 0)] + [(o, s) for o in optimizers for s in range(seeds)]
+    stopped = None
+    for opt_name, seed in plan:
+        if (opt_name, seed) in done:
+            continue
+        spent = sum(r["cost_usd"] for r in rows)
+        if max_cost is not None and spent >= max_cost:
+            stopped = f"cost cap ${max_cost} reached"
+            break
+        train = turn_examples(train_dialogues, program, limit=limit, balance=True, seed=seed)
+        valid = turn_examples(valid_dialogues, program, limit=val_limit, seed=1000)
+        test = turn_examples(test_dialogues, program, limit=val_limit, seed=2000)
+        before, t0 = METER.snapshot(), time.perf_counter()
+        with contextlib.redirect_stdout(sys.stderr), dspy.context(lm=lm, adapter=SmallChatAdapter()):
+            if opt_name == "uncompiled":
+                compiled = make_program(program)
+            else:
+                opt = make_optimizer(opt_name, metric, train, k=k)
+                if opt_name == "labeled":
+                    compiled = opt.compile(make_program(program), trainset=train)
+                elif opt_name == "knn":
+                    compiled = opt.compile(make_program(program))
+                elif opt_name == "random-search":
+                    compiled = opt.compile(make_program(program), trainset=train, valset=valid)
+                else:
+                    compiled = opt.compile(make_program(program), trainset=train)
+            compile_meter = METER.snapshot()
+            v, t = score(compiled, valid, metric, program), score(compiled, test, metric, program)
+        after = METER.snapshot()
+        if opt_name not in ("knn",):
+            compiled.save(str(out / "programs" / f"{opt_name}-{seed}.json"))
+        calls = after["lm_calls"] - before["lm_calls"]
+        ptok = after["prompt_tokens"] - before["prompt_tokens"]
+        ctok = after["completion_tokens"] - before["completion_tokens"]
+        row = {"optimizer": opt_name, "seed": seed, "valid": v["score"], "test": t["score"],
+               "valid_macro_f1": v.get("macro_f1"), "test_macro_f1": t.get("macro_f1"),
+               "compile_lm_calls": compile_meter["lm_calls"] - before["lm_calls"], "lm_calls": calls,
+               "prompt_tokens": ptok, "completion_tokens": ctok, "cost_usd": round(cost_usd(model, ptok, ctok), 6),
+               "wall_s": round(time.perf_counter() - t0, 2)}
+        rows.append(row)
+        with open(rows_path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(row) + "\n")
+        if progress:
+            progress(row)
+    summary = summarize(rows, program)
+    summary["stopped"] = stopped
+    write_text_atomic(out / "results.json", json.dumps(summary, indent=1) + "\n")
+    write_text_atomic(out / "report.md", report_md(summary, program, model))
+    plot(summary, out / "cost_vs_quality.png", program)
+    return summary
+
+
+def summarize(rows: list[dict], program: str) -> dict[str, Any]:
+    by: dict[str, list[dict]] = {}
+    for r in rows:
+        by.setdefault(r["optimizer"], []).append(r)
+    table = []
+    for opt, rs in by.items():
+        vm, vh = _ci([r["valid"] for r in rs])
+        tm, th = _ci([r["test"] for r in rs])
+        table.append({"optimizer": opt, "seeds": len(rs), "valid_mean": round(vm, 2), "valid_ci95": round(vh, 2),
+                      "test_mean": round(tm, 2), "test_ci95": round(th, 2),
+                      "lm_calls": sum(r["lm_calls"] for r in rs) / len(rs),
+                      "tokens": sum(r["prompt_tokens"] + r["completion_tokens"] for r in rs) / len(rs),
+                      "cost_usd": round(sum(r["cost_usd"] for r in rs) / len(rs), 6),
+                      "wall_s": round(sum(r["wall_s"] for r in rs) / len(rs), 2)})
+    return {"program": program, "rows": rows, "table": table}
+
+
+def report_md(summary: dict, program: str, model: str) -> str:
+    lines = [f"# Optimizers on the {program} ({model})", "",
+             "Score: accuracy for the classifier, 0.5 ROUGE-L + 0.5 METEOR for the supporter (x100); mean ± 95% "
+             "interval over seeds (t distribution). Costs are per run (compile + scoring valid and test).", "",
+             "| optimizer | seeds | valid | test | LM calls | tokens | $ | wall s |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in summary["table"]:
+        lines.append(f"| {r['optimizer']} | {r['seeds']} | {r['valid_mean']:.1f} ± {r['valid_ci95']:.1f} | "
+                     f"{r['test_mean']:.1f} ± {r['test_ci95']:.1f} | {r['lm_calls']:.0f} | {r['tokens']:.0f} | "
+                     f"{r['cost_usd']:.4f} | {r['wall_s']:.1f} |")
+    base = next((r for r in summary["table"] if r["optimizer"] == "uncompiled"), None)
+    if base:
+        lines += ["", "Against the uncompiled program on the test split:"]
+        for r in summary["table"]:
+            if r["optimizer"] == "uncompiled":
+                continue
+            d = r["test_mean"] - base["test_mean"]
+            verdict = "better" if d > r["test_ci95"] + base["test_ci95"] else (
+                "worse" if -d > r["test_ci95"] + base["test_ci95"] else "no clear difference")
+            lines.append(f"- {r['optimizer']}: {r['test_mean']:.1f} vs {base['test_mean']:.1f} ({d:+.1f}): "
+                         f"{verdict}.")
+    return "\n".join(lines) + "\n"
+
+
+def plot(summary: dict, path: Path, program: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    for r in summary["table"]:
+        ax.errorbar(r["lm_calls"], r["test_mean"], yerr=r["test_ci95"], fmt="o", capsize=4)
+        ax.annotate(r["optimizer"], (r["lm_calls"], r["test_mean"]), textcoords="offset points", xytext=(6, 6))
+    ax.set_xlabel("LM calls per run (compile + evaluation)")
+    ax.set_ylabel("test score (x100)")
+    ax.set_title(f"Cost versus quality: {program}")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
