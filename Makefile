@@ -30,6 +30,8 @@ demo: $(STAMP)
 	# A small self-chat synthesis run on the embedded model (turn by turn; resumable: rerun to continue).
 	$(BIN)/extes synthesize -m local/smollm2-135m-instruct --mode turns --target 1 --out runs/demo/synth --json
 	$(BIN)/extes stats runs/demo/synth
+	# Compile the strategy classifier briefly (LabeledFewShot demos, scored on the valid split before and after).
+	$(BIN)/extes compile classifier --optimizer labeled --trainset runs/demo/splits/train.jsonl --valset runs/demo/splits/valid.jsonl -m local/smollm2-135m-instruct --limit 8 --val-limit 4 --k 2 --out runs/demo/classifier.json
 	# A small evaluation of the embedded model on the seed test split (Table 6's metrics; resumable).
 	$(BIN)/extes evaluate -m local/smollm2-135m-instruct --test runs/demo/splits/test.jsonl --limit 5 --out runs/demo/eval
 	$(BIN)/extes toxicity runs/demo/splits/test.jsonl

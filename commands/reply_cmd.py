@@ -27,9 +27,11 @@ locale_option = click.option("--locale", default=None, help="Crisis resources lo
 @click.option("--history", type=click.Path(path_type=Path, exists=True, dir_okay=False),
               help="Earlier turns: a transcript JSONL or a JSON list of {role, text}.")
 @locale_option
+@click.option("--program", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="A compiled Supporter (JSON from `extes compile supporter`).")
 @click.option("--max-tokens", default=160, show_default=True, help="Longest reply, in tokens.")
 @json_option
-def reply(message, strategy, model, adapter, api_base, history, locale, max_tokens, as_json) -> None:
+def reply(message, strategy, model, adapter, api_base, history, locale, program, max_tokens, as_json) -> None:
     """Reply to MESSAGE as an emotional-support assistant: the strategy, then the reply.
 
     \b
@@ -47,7 +49,17 @@ def reply(message, strategy, model, adapter, api_base, history, locale, max_toke
     turns = read_history(history)
     kwargs = {"max_tokens": max_tokens} if model.startswith("local/") else {}
     lm = load_lm(model, adapter=str(adapter) if adapter else None, api_base=api_base, **kwargs)
-    out = respond(lm, turns, message, strategy=strategy, locale=locale)
+    supporter = None
+    if program:
+        from extes.errors import InputError
+        from extes.programs.supporter import Supporter
+
+        supporter = Supporter()
+        try:
+            supporter.load(str(program))
+        except Exception as e:  # noqa: BLE001 - any load failure is the user's file
+            raise InputError(f"--program {program}: not a saved Supporter ({str(e)[:120]})") from None
+    out = respond(lm, turns, message, strategy=strategy, locale=locale, supporter=supporter)
     if as_json:
         emit_json({"model": model, **out})
     elif out["crisis"]:

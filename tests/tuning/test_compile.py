@@ -81,3 +81,16 @@ def test_macro_f1_hand_computed():
     pairs = [("a", "a"), ("a", "b"), ("b", "b"), ("c", "b")]
     # a: p=1 r=.5 f=.667; b: p=1/3 r=1 f=.5; c: p=0 r=0 f=0 -> mean .389
     assert macro_f1(pairs) == pytest.approx((2 / 3 + 0.5 + 0) / 3)
+
+
+def test_compiled_supporter_loads_into_reply(cli, splits, tmp_path):
+    out = tmp_path / "sup.json"
+    cli("compile", "supporter", "--optimizer", "labeled", "--trainset", splits / "train.jsonl", "--valset",
+        splits / "valid.jsonl", "-m", "scripted", "--val-limit", "2", "--out", out)
+    code, stdout, err = cli("reply", "I failed again", "-m", "scripted", "--program", out, "--json")
+    assert code == 0, err
+    assert json.loads(stdout)["reply"]
+    bad = tmp_path / "bad.json"
+    bad.write_text("{\"nope\": 1}")
+    code, _, err = cli("reply", "hi", "-m", "scripted", "--program", bad)
+    assert code == 2 and "--program" in err
