@@ -14,7 +14,7 @@ from extes.programs.lm import DEFAULT_MODEL
 @click.command("compare-optimizers")
 @click.argument("program", type=click.Choice(["classifier", "supporter"]))
 @click.option("--optimizers", default="labeled,bootstrap,random-search", show_default=True,
-              help="Comma-separated: labeled, bootstrap, random-search, knn.")
+              help="Comma-separated: labeled, bootstrap, random-search, knn, mipro, copro, simba, gepa.")
 @click.option("--seeds", type=int, default=2, show_default=True, help="Seeds per optimizer.")
 @click.option("--trainset", type=click.Path(path_type=Path), help="Default: the seed set's train split.")
 @click.option("--valset", type=click.Path(path_type=Path), help="Default: the seed set's valid split.")
@@ -47,12 +47,11 @@ def compare_optimizers(program, optimizers, seeds, trainset, valset, testset, mo
     from extes.errors import InputError
     from extes.programs.lm import load_lm
     from extes.tuning.compare import compare
-    from extes.tuning.compile import OPTIMIZERS, make_optimizer
+    from extes.tuning.compile import check_optimizer
 
     names = [o.strip() for o in optimizers.split(",") if o.strip()]
     for n in names:
-        if n not in OPTIMIZERS:
-            make_optimizer(n, None, [])  # raises the one-line reason
+        check_optimizer(n)
     if not names:
         raise InputError("--optimizers: name at least one")
     opts = ReadOptions(unknown_labels="keep")

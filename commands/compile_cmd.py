@@ -12,7 +12,8 @@ from extes.programs.lm import DEFAULT_MODEL
 
 @click.command("compile")
 @click.argument("program", type=click.Choice(["classifier", "supporter", "synthesizer"]))
-@click.option("--optimizer", required=True, help="labeled, bootstrap, random-search or knn.")
+@click.option("--optimizer", required=True,
+              help="labeled, bootstrap, random-search, knn, mipro, copro, simba or gepa.")
 @click.option("--trainset", type=click.Path(path_type=Path), required=True, help="Training corpus (any format).")
 @click.option("--valset", type=click.Path(path_type=Path), required=True, help="Validation corpus (any format).")
 @click.option("-m", "--model", "student", default=DEFAULT_MODEL, show_default=True, help="The student LM.")

@@ -41,12 +41,7 @@ class SmallChatAdapter(dspy.Adapter):
 
     # -- formatting --------------------------------------------------------------------------------------------
     def _output(self, signature) -> tuple[str, Any]:
-        outs = list(signature.output_fields.items())
-        if len(outs) != 1:
-            raise ValueError(
-                f"{signature.__name__}: SmallChatAdapter handles one output field; split it into single-field calls"
-            )
-        name, field = outs[0]
+        name, field = next(iter(signature.output_fields.items()))
         return name, field.annotation
 
     def _system(self, signature, inputs: dict[str, Any], shared: set[str]) -> str:
@@ -97,6 +92,9 @@ class SmallChatAdapter(dspy.Adapter):
         return messages
 
     # -- parsing -----------------------------------------------------------------------------------------------
+    def _decomposed(self, lm, lm_kwargs, signature, demos, inputs):
+        return _decomposed_impl(self, lm, lm_kwargs, signature, demos, inputs)
+
     def parse(self, signature, completion: str) -> dict[str, Any]:
         out_name, ann = self._output(signature)
         text = (completion or "").strip()
@@ -111,6 +109,8 @@ class SmallChatAdapter(dspy.Adapter):
         return {out_name: text}
 
     def __call__(self, lm, lm_kwargs, signature, demos, inputs):
+        if len(signature.output_fields) > 1:
+            return self._decomposed(lm, lm_kwargs, signature, demos, inputs)
         messages = self.format(signature, demos, inputs)
         out_name, ann = self._output(signature)
         choices = literal_choices(ann)
@@ -152,6 +152,29 @@ class CallMeter:
 
 
 METER = CallMeter()
+
+
+def single_field(signature, name: str, produced: list[str]):
+    """The signature asking for output `name` only, with the outputs produced so far as inputs."""
+    sig = signature
+    for other, field in signature.output_fields.items():
+        if other == name:
+            continue
+        sig = sig.delete(other)
+        if other in produced:
+            desc = (field.json_schema_extra or {}).get("desc", "")
+            sig = sig.append(other, dspy.InputField(desc=desc), type_=field.annotation)
+    return sig
+
+
+def _decomposed_impl(adapter, lm, lm_kwargs, signature, demos, inputs):
+    """Multi-output signatures as a chain of single-field calls, each seeing the outputs before it."""
+    values: dict[str, Any] = {}
+    for name in signature.output_fields:
+        sig = single_field(signature, name, list(values))
+        (out,) = adapter(lm, {**lm_kwargs, "n": 1}, sig, demos, {**inputs, **values})[:1]
+        values[name] = out[name]
+    return [values]
 
 
 def _label(name: str) -> str:

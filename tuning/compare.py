@@ -17,7 +17,7 @@ import dspy
 from extes.corpus.atomic import atomic_path, write_text_atomic
 from extes.programs.adapter import METER, SmallChatAdapter
 from extes.programs.costs import cost_usd
-from extes.tuning.compile import make_optimizer, make_program, score
+from extes.tuning.compile import make_program, run_optimizer, score
 from extes.tuning.datasets import turn_examples
 from extes.tuning.program_metrics import METRICS
 
@@ -59,15 +59,7 @@ def compare(program: str, optimizers: list[str], seeds: int, train_dialogues, va
             if opt_name == "uncompiled":
                 compiled = make_program(program)
             else:
-                opt = make_optimizer(opt_name, metric, train, k=k)
-                if opt_name == "labeled":
-                    compiled = opt.compile(make_program(program), trainset=train)
-                elif opt_name == "knn":
-                    compiled = opt.compile(make_program(program))
-                elif opt_name == "random-search":
-                    compiled = opt.compile(make_program(program), trainset=train, valset=valid)
-                else:
-                    compiled = opt.compile(make_program(program), trainset=train)
+                compiled = run_optimizer(opt_name, program, metric, train, valid, k=k, student=lm)
             compile_meter = METER.snapshot()
             v, t = score(compiled, valid, metric, program), score(compiled, test, metric, program)
         after = METER.snapshot()

@@ -6,9 +6,13 @@
 | bootstrap | BootstrapFewShot | demos from teacher traces that pass the metric |
 | random-search | BootstrapFewShotWithRandomSearch | the best of several bootstrapped demo sets on the valset |
 | knn | KNNFewShot | per input, the k nearest training examples (embedded model's token vectors) |
+| mipro | MIPROv2 (auto off; candidates and trials = max(2, k)) | instructions and demos, searched with optuna |
+| copro | COPRO (breadth max(2, k), depth 1) | instructions |
+| simba | SIMBA (2 steps, 2 candidates) | demos and self-written rules, on hard mini-batches |
+| gepa | GEPA (metric-call budget) | instructions, by reflecting on traces |
 
-MIPROv2, COPRO, SIMBA and GEPA propose instructions with multi-field signatures that the small-model adapter cannot
-serve; they are not wired in this version and are refused with that message.
+The instruction proposers call multi-field signatures; the project's adapter answers those as a chain of
+single-field calls. A 135M model writes poor instructions, so these optimizers matter with a capable `--teacher`.
 """
 
 from __future__ import annotations
@@ -28,8 +32,7 @@ from extes.errors import InputError
 from extes.programs.adapter import SmallChatAdapter
 from extes.tuning.program_metrics import METRICS, macro_f1
 
-OPTIMIZERS = ("labeled", "bootstrap", "random-search", "knn")
-NOT_WIRED = ("mipro", "copro", "simba", "gepa")
+OPTIMIZERS = ("labeled", "bootstrap", "random-search", "knn", "mipro", "copro", "simba", "gepa")
 
 
 def make_program(name: str):
@@ -60,20 +63,53 @@ def _embed(texts: list[str]):
     return np.stack(rows)
 
 
-def make_optimizer(name: str, metric, trainset: list, *, k: int = 4, candidates: int = 4):
-    if name in NOT_WIRED:
-        raise InputError(f"--optimizer {name}: proposes instructions through multi-field signatures that the small-"
-                         f"model adapter cannot serve; not available in this version (use {', '.join(OPTIMIZERS)})")
+def check_optimizer(name: str) -> None:
+    if name not in OPTIMIZERS:
+        raise InputError(f"--optimizer {name!r}: use one of {', '.join(OPTIMIZERS)}")
+    if name == "mipro":
+        import importlib.util
+
+        if importlib.util.find_spec("optuna") is None:
+            raise InputError("--optimizer mipro needs optuna: pip install optuna")
+
+
+def run_optimizer(name: str, program_name: str, metric, trainset: list, valset: list, *, k: int = 4,
+                  student=None, teacher_lm=None, budget: int = 40):
+    """Compile a fresh `program_name` with optimizer `name` (inside the caller's dspy.context)."""
+    check_optimizer(name)
+    student_prog = make_program(program_name)
+    teacher = _teacher(program_name, teacher_lm)
+    prompt_lm = teacher_lm or student or dspy.settings.lm
     if name == "labeled":
-        return dspy.LabeledFewShot(k=k)
+        return dspy.LabeledFewShot(k=k).compile(student_prog, trainset=trainset)
     if name == "bootstrap":
-        return dspy.BootstrapFewShot(metric=metric, max_bootstrapped_demos=k, max_labeled_demos=k)
+        opt = dspy.BootstrapFewShot(metric=metric, max_bootstrapped_demos=k, max_labeled_demos=k)
+        return opt.compile(student_prog, trainset=trainset, teacher=teacher)
     if name == "random-search":
-        return dspy.BootstrapFewShotWithRandomSearch(metric=metric, max_bootstrapped_demos=k, max_labeled_demos=k,
-                                                     num_candidate_programs=candidates, num_threads=1)
+        opt = dspy.BootstrapFewShotWithRandomSearch(metric=metric, max_bootstrapped_demos=k, max_labeled_demos=k,
+                                                    num_candidate_programs=4, num_threads=1)
+        return opt.compile(student_prog, trainset=trainset, valset=valset, teacher=teacher)
     if name == "knn":
-        return dspy.KNNFewShot(k=k, trainset=trainset, vectorizer=dspy.Embedder(_embed, caching=False))
-    raise InputError(f"--optimizer {name!r}: use one of {', '.join(OPTIMIZERS + NOT_WIRED)}")
+        opt = dspy.KNNFewShot(k=k, trainset=trainset, vectorizer=dspy.Embedder(_embed, caching=False))
+        return opt.compile(student_prog, teacher=teacher)
+    if name == "mipro":
+        opt = dspy.MIPROv2(metric=metric, auto=None, num_candidates=max(2, k), prompt_model=prompt_lm,
+                           task_model=student or dspy.settings.lm, max_bootstrapped_demos=k, max_labeled_demos=k,
+                           num_threads=1, verbose=False)
+        return opt.compile(student_prog, trainset=trainset, valset=valset, num_trials=max(2, k), minibatch=False)
+    if name == "copro":
+        opt = dspy.COPRO(metric=metric, prompt_model=prompt_lm, breadth=max(2, k), depth=1)
+        return opt.compile(student_prog, trainset=trainset, eval_kwargs={"num_threads": 1, "display_progress": False})
+    if name == "simba":
+        opt = dspy.SIMBA(metric=metric, bsize=min(len(trainset), 8), num_candidates=2, max_steps=2, max_demos=k,
+                         num_threads=1)
+        return opt.compile(student_prog, trainset=trainset)
+
+    def gepa_metric(gold, pred, trace=None, pred_name=None, pred_trace=None):
+        return float(metric(gold, pred))
+
+    opt = dspy.GEPA(metric=gepa_metric, max_metric_calls=budget, reflection_lm=prompt_lm, num_threads=1)
+    return opt.compile(student_prog, trainset=trainset, valset=valset)
 
 
 def score(program, examples: list, metric, program_name: str) -> dict[str, float]:
@@ -102,18 +138,9 @@ def compile_program(program_name: str, optimizer: str, trainset: list, valset: l
     t0 = time.perf_counter()
     # DSPy's optimizers print progress to stdout; results go to stdout, so their chatter goes to stderr.
     with contextlib.redirect_stdout(sys.stderr), dspy.context(lm=student, adapter=SmallChatAdapter()):
-        opt = make_optimizer(optimizer, metric, trainset, k=k)
         before = score(base, valset, metric, program_name)
-        kwargs: dict[str, Any] = {}
-        if optimizer == "labeled":
-            compiled = opt.compile(make_program(program_name), trainset=trainset)
-        elif optimizer == "knn":
-            compiled = opt.compile(make_program(program_name), teacher=_teacher(program_name, teacher))
-        else:
-            if optimizer == "random-search":
-                kwargs["valset"] = valset
-            compiled = opt.compile(make_program(program_name), trainset=trainset,
-                                   teacher=_teacher(program_name, teacher), **kwargs)
+        compiled = run_optimizer(optimizer, program_name, metric, trainset, valset, k=k, student=student,
+                                 teacher_lm=teacher)
         after = score(compiled, valset, metric, program_name)
     wall = time.perf_counter() - t0
     result = {"program": program_name, "optimizer": optimizer, "seed": seed, "valid_before": before,

@@ -130,3 +130,20 @@ def test_compiled_demos_flow_through_the_adapter(tmp_path):
     messages = lm.history[-1]["messages"]
     assert [m["role"] for m in messages] == ["system", "user", "assistant", "user", "assistant", "user"]
     assert messages[2]["content"].startswith("Things can turn around")
+
+
+def test_multi_output_signatures_are_decomposed_into_single_field_calls():
+    class Two(dspy.Signature):
+        """Answer."""
+
+        question: str = dspy.InputField()
+        first: str = dspy.OutputField(desc="first part")
+        second: str = dspy.OutputField(desc="second part")
+
+    lm = ScriptedLM.from_spec("scripted")
+    lm._cycle = iter(["one", "two"])  # scripted answers in order
+    with dspy.context(lm=lm, adapter=SmallChatAdapter()):
+        pred = dspy.Predict(Two)(question="q")
+    assert (pred.first, pred.second) == ("one", "two") and lm.calls == 2
+    second_call = lm.history[-1]["messages"]
+    assert "First: one" in second_call[0]["content"]  # the first output is an input of the second call

@@ -41,6 +41,6 @@ def test_confidence_interval():
 
 
 def test_unknown_optimizer(cli, tmp_path):
-    code, _, err = cli("compare-optimizers", "classifier", "--optimizers", "labeled,gepa", "-m", "scripted",
+    code, _, err = cli("compare-optimizers", "classifier", "--optimizers", "labeled,evolve", "-m", "scripted",
                        "--out", tmp_path)
-    assert code == 2 and "gepa" in err
+    assert code == 2 and "evolve" in err

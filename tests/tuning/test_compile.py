@@ -25,8 +25,9 @@ def splits(tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("optimizer", ["labeled", "bootstrap", "random-search", "knn"])
-def test_every_wired_optimizer_compiles_the_classifier(cli, splits, tmp_path, optimizer):
+@pytest.mark.parametrize("optimizer", ["labeled", "bootstrap", "random-search", "knn", "mipro", "copro", "simba",
+                                       "gepa"])
+def test_every_optimizer_compiles_the_classifier(cli, splits, tmp_path, optimizer):
     out = tmp_path / "clf.json"
     code, stdout, err = cli("compile", "classifier", "--optimizer", optimizer, "--trainset", splits / "train.jsonl",
                             "--valset", splits / "valid.jsonl", "-m", "scripted", "--limit", "12", "--val-limit", "6",
@@ -64,9 +65,9 @@ def test_supporter_compiles_and_unwired_optimizers_say_why(cli, splits, tmp_path
                          tmp_path / "sup.json", "--json")
     assert code == 0, err
     assert 0 <= json.loads(out)["valid_after"]["score"] <= 100
-    code, _, err = cli("compile", "classifier", "--optimizer", "mipro", "--trainset", splits / "train.jsonl",
+    code, _, err = cli("compile", "classifier", "--optimizer", "evolve", "--trainset", splits / "train.jsonl",
                        "--valset", splits / "valid.jsonl", "-m", "scripted", "--out", tmp_path / "x.json")
-    assert code == 2 and "mipro" in err and "not available" in err
+    assert code == 2 and "evolve" in err and "gepa" in err
 
 
 def test_examples_balance_and_limit():
@@ -94,3 +95,16 @@ def test_compiled_supporter_loads_into_reply(cli, splits, tmp_path):
     bad.write_text("{\"nope\": 1}")
     code, _, err = cli("reply", "hi", "-m", "scripted", "--program", bad)
     assert code == 2 and "--program" in err
+
+
+def test_compiled_synthesizer_loads_into_synthesize(cli, splits, tmp_path):
+    out = tmp_path / "syn.json"
+    code, stdout, err = cli("compile", "synthesizer", "--optimizer", "labeled", "--trainset", splits / "train.jsonl",
+                            "--valset", splits / "valid.jsonl", "-m", "scripted", "--limit", "6", "--val-limit", "2",
+                            "--k", "1", "--out", out, "--json")
+    assert code == 0, err
+    assert json.loads(stdout)["valid_after"]["n"] == 2
+    code, stdout, err = cli("synthesize", "-m", "scripted", "--program", out, "--target", "2", "--out",
+                            tmp_path / "run", "--json")
+    assert code == 0, err
+    assert json.loads(stdout)["accepted"] == 2
