@@ -36,7 +36,8 @@ def load_lm(model: str = DEFAULT_MODEL, *, adapter: str | None = None, api_base:
         key = os.environ.get("OPENAI_API_KEY")
         if not key and not api_base:
             raise ModelError(f"{model} needs OPENAI_API_KEY in the environment (or --api-base for a local server)")
-        return dspy.LM(model, api_base=api_base, api_key=key or "not-needed", cache=False,
+        # DSPy's cache serves identical calls; callers that need diverse samples pass distinct rollout ids.
+        return dspy.LM(model, api_base=api_base, api_key=key or "not-needed", cache=kwargs.pop("cache", True),
                        num_retries=kwargs.pop("num_retries", 2), **kwargs)
     raise ModelError(
         f"unknown model {model!r}; use local/<name-or-path> (e.g. {DEFAULT_MODEL}), openai/<model>, or scripted"

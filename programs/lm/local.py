@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -40,6 +41,7 @@ class LocalLM(dspy.BaseLM):
             raise ModelError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
         self.precision = precision
         self._lock = threading.Lock()
+        self._memo: dict[str, Any] = {}
         self.tokenizer, self.hf_model = _load(folder, self.adapter, precision)
 
     # -- generation -------------------------------------------------------------------------------------------
@@ -100,16 +102,25 @@ class LocalLM(dspy.BaseLM):
     def forward(self, prompt=None, messages=None, **kwargs):
         messages = messages or [{"role": "user", "content": prompt or ""}]
         n = int(kwargs.pop("n", 1) or 1)
-        kwargs.pop("rollout_id", None)
+        rollout = kwargs.pop("rollout_id", None)
+        use_cache = kwargs.pop("cache", self.cache)
+        # DSPy does not cache legacy BaseLM calls, so identical calls are cached here (in memory, per process);
+        # a distinct rollout_id asks for a fresh sample, as with DSPy's own LM.
+        key = json.dumps([messages, {**self.kwargs, **kwargs}, n, rollout], sort_keys=True, default=str)
+        if use_cache and key in self._memo:
+            return self._memo[key]
         choices, p_tok, c_tok = [], 0, 0
         for _ in range(n):
             text, p_tok, c = self.generate(messages, **kwargs)
             c_tok += c
             choices.append({"index": len(choices), "finish_reason": "stop",
                             "message": {"role": "assistant", "content": text}})
-        return SimpleNamespace(model=self.model, choices=choices,
-                               usage={"prompt_tokens": p_tok, "completion_tokens": c_tok,
-                                      "total_tokens": p_tok + c_tok})
+        response = SimpleNamespace(model=self.model, choices=choices,
+                                   usage={"prompt_tokens": p_tok, "completion_tokens": c_tok,
+                                          "total_tokens": p_tok + c_tok})
+        if use_cache:
+            self._memo[key] = response
+        return response
 
     # -- scoring ----------------------------------------------------------------------------------------------
     def score_choices(self, messages: list[dict[str, str]], choices: list[str], prefix: str = "") -> list[float]:
