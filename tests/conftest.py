@@ -1,4 +1,5 @@
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -7,6 +8,8 @@ from click.testing import CliRunner
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+# DSPy's disk cache would answer repeated test prompts from earlier sessions; each session gets a fresh one.
+os.environ["DSPY_CACHEDIR"] = tempfile.mkdtemp(prefix="extes-dspy-cache-")
 
 ROOT = Path(__file__).resolve().parents[1]
 ESCONV = ROOT.parent / "shared" / "data" / "esconv"

@@ -1,13 +1,14 @@
 """The OpenAI path over real HTTP: a local OpenAI-compatible server started by the test."""
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
+from helpers import JSONHandlerBase, chat_completion, serve
 
-class Handler(BaseHTTPRequestHandler):
+
+class Handler(JSONHandlerBase, BaseHTTPRequestHandler):
     requests: list = []
 
     def do_POST(self):  # noqa: N802
@@ -15,28 +16,14 @@ class Handler(BaseHTTPRequestHandler):
         Handler.requests.append({"path": self.path, "body": body, "auth": self.headers.get("Authorization")})
         system = next((m["content"] for m in body["messages"] if m["role"] == "system"), "")
         text = "Suggest Options" if "Answer with exactly one of" in system else "Try a 25-minute study block today."
-        payload = {
-            "id": "cmpl-1", "object": "chat.completion", "created": 0, "model": body["model"],
-            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}],
-            "usage": {"prompt_tokens": 30, "completion_tokens": 8, "total_tokens": 38},
-        }
-        data = json.dumps(payload).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
+        self.send_json(200, chat_completion(body["model"], text))
 
 
 @pytest.fixture
 def server():
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
     Handler.requests = []
-    yield f"http://127.0.0.1:{srv.server_port}/v1"
+    srv, url = serve(Handler)
+    yield url
     srv.shutdown()
 
 

@@ -2,16 +2,16 @@
 the right reason code and the run completes."""
 
 import json
-import socket
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from extes.corpus.formats.extes_json import dialogue_to_record
 from extes.corpus.seeds import read_seed_folder
 from extes.programs.lm.scripted_dialogues import compose_record
+from helpers import JSONHandlerBase, chat_completion, serve
 
 FAULTS = {
     "Academic Stress": "ok",
@@ -25,13 +25,9 @@ FAULTS = {
 }
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(JSONHandlerBase, BaseHTTPRequestHandler):
     counter = 0
     lock = threading.Lock()
-
-    def setup(self):
-        super().setup()
-        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no Nagle/delayed-ACK stalls
 
     def do_POST(self):  # noqa: N802
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -43,12 +39,12 @@ class Handler(BaseHTTPRequestHandler):
             Handler.counter += 1
             n = Handler.counter
         if fault == "429":
-            return self._send(429, {"error": {"message": "Rate limit reached", "type": "rate_limit_error"}})
+            return self.send_json(429, {"error": {"message": "Rate limit reached", "type": "rate_limit_error"}})
         if fault == "500":
-            return self._send(500, {"error": {"message": "internal error", "type": "server_error"}})
+            return self.send_json(500, {"error": {"message": "internal error", "type": "server_error"}})
         if fault == "timeout":
             time.sleep(3)
-            return self._send(200, self._completion(body, "{}"))
+            return self.send_json(200, chat_completion(body["model"], "{}", 1200, 700))
         if fault == "malformed":
             content = '{"scene": "Anxiety and Panic", "description": "cut off'
         elif fault == "wrong_scene":
@@ -61,34 +57,13 @@ class Handler(BaseHTTPRequestHandler):
             content = json.dumps(dialogue_to_record(seed, with_id=False))
         else:
             content = json.dumps(compose_record(scene, 1000 + n))
-        self._send(200, self._completion(body, "Here is the dialogue:\n" + content))
-
-    def _completion(self, body, content):
-        return {"id": "c", "object": "chat.completion", "created": 0, "model": body["model"],
-                "choices": [{"index": 0, "finish_reason": "stop",
-                             "message": {"role": "assistant", "content": content}}],
-                "usage": {"prompt_tokens": 1200, "completion_tokens": 700, "total_tokens": 1900}}
-
-    def _send(self, code, payload):
-        data = json.dumps(payload).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        try:
-            self.wfile.write(data)
-        except BrokenPipeError:
-            pass
-
-    def log_message(self, *args):
-        pass
+        self.send_json(200, chat_completion(body["model"], "Here is the dialogue:\n" + content, 1200, 700))
 
 
 @pytest.fixture
 def server():
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{srv.server_port}/v1"
+    srv, url = serve(Handler)
+    yield url
     srv.shutdown()
 
 
