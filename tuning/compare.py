@@ -134,9 +134,14 @@ def plot(summary: dict, path: Path, program: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
-    for r in summary["table"]:
-        ax.errorbar(r["lm_calls"], r["test_mean"], yerr=r["test_ci95"], fmt="o", capsize=4)
-        ax.annotate(r["optimizer"], (r["lm_calls"], r["test_mean"]), textcoords="offset points", xytext=(6, 6))
+    for i, r in enumerate(summary["table"]):
+        m, h = r["test_mean"], r["test_ci95"]
+        # scores live in [0, 100]; a t interval over two seeds can reach past both ends, so the bars are clipped
+        err = [[m - max(0.0, m - h)], [min(100.0, m + h) - m]]
+        ax.errorbar(r["lm_calls"], m, yerr=err, fmt="o", capsize=4, label=r["optimizer"])
+        ax.annotate(r["optimizer"], (r["lm_calls"], m), textcoords="offset points", xytext=(6, 6 + 11 * (i % 3)))
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=8, loc="upper right")
     ax.set_xlabel("LM calls per run (compile + evaluation)")
     ax.set_ylabel("test score (x100)")
     ax.set_title(f"Cost versus quality: {program}")
