@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -67,6 +68,17 @@ def compare_optimizers(program, optimizers, seeds, trainset, valset, testset, mo
         click.echo(f"{row['optimizer']} seed {row['seed']}: valid {row['valid']:.1f} test {row['test']:.1f} "
                    f"({row['lm_calls']} calls, {row['wall_s']} s)", err=True)
 
+    from extes.corpus.atomic import write_text_atomic
+    from extes.programs.synthesis_run import _git_hash, _versions
+
+    Path(out).mkdir(parents=True, exist_ok=True)
+    manifest = {"program": program, "optimizers": names, "seeds": seeds, "model": model, "limit": limit,
+                "val_limit": val_limit, "k": k, "max_cost": max_cost, "no_cache": no_cache,
+                "trainset": str(trainset or "seed set, split seed 0"),
+                "valset": str(valset or "seed set, split seed 0"),
+                "testset": str(testset or "seed set, split seed 0"), "git": _git_hash(), "versions": _versions(),
+                "command": "extes compare-optimizers " + " ".join(a for a in sys.argv[2:] if "key" not in a.lower())}
+    write_text_atomic(Path(out) / "manifest.json", json.dumps(manifest, indent=1) + "\n")
     summary = compare(program, names, seeds, train, valid, test, lm, out, model=model, limit=limit,
                       val_limit=val_limit, k=k, max_cost=max_cost, progress=progress if sys.stderr.isatty() else None)
     if as_json:

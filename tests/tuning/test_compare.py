@@ -27,6 +27,8 @@ def test_compare_optimizers_end_to_end(cli, tmp_path):
     png = (out / "cost_vs_quality.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     assert {p.name for p in (out / "programs").iterdir()} >= {"labeled-0.json", "bootstrap-1.json"}
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["optimizers"] == ["labeled", "bootstrap", "random-search"] and manifest["versions"]["dspy"]
     # rerun: nothing is recomputed
     lines = (out / "rows.jsonl").read_text()
     cli("compare-optimizers", "classifier", "--optimizers", "labeled,bootstrap,random-search", "--seeds", "2",
