@@ -21,6 +21,7 @@ from extes.commands.safety_cmd import safety
 from extes.commands.stats_cmd import stats
 from extes.commands.synthesize_cmd import synthesize
 from extes.commands.toxicity_cmd import toxicity
+from extes.commands.tune_cmd import tune
 from extes.errors import ExtesError
 
 
@@ -64,6 +65,7 @@ main.add_command(toxicity)
 main.add_command(evaluate)
 main.add_command(compile_cmd)
 main.add_command(compare_optimizers)
+main.add_command(tune)
 
 
 if __name__ == "__main__":

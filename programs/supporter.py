@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import dspy
 
@@ -46,4 +47,6 @@ class Supporter(dspy.Module):
         definition = load_taxonomy().strategy(strategy).definition
         reply = self.respond(history=history, strategy=strategy, strategy_definition=definition,
                              config=config or {}).reply
+        # A model tuned on the `strategies` variant starts its reply with "[Strategy]"; the label is shown apart.
+        reply = re.sub(r"^\s*\[[^\]\n]{2,48}\]\s*", "", reply)
         return dspy.Prediction(strategy=strategy, reply=reply, strategy_fallback=fallback)

@@ -1,0 +1,117 @@
+"""`extes tune lora|adapter|clm`: fine-tune a local model on a corpus; the adapter is used with --adapter."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from extes.commands.common import emit_json, json_option
+
+
+def _options(f):
+    opts = [
+        click.option("--data", type=click.Path(path_type=Path), required=True, help="Training corpus (any format)."),
+        click.option("--valid", type=click.Path(path_type=Path),
+                     help="Validation corpus (default: 10% of --data, split by dialogue)."),
+        click.option("--variant", type=click.Choice(["strategies", "no-strategies"]), default="strategies",
+                     show_default=True, help="Precede each reply with its strategy label, or not."),
+        click.option("--base", default="local/smollm2-135m-instruct", show_default=True,
+                     help="local/<name>, a Hugging Face model folder, or a .gguf."),
+        click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder."),
+        click.option("--max-steps", type=int, default=30, show_default=True),
+        click.option("--batch-size", type=int, default=4, show_default=True),
+        click.option("--grad-accum", type=int, default=1, show_default=True),
+        click.option("--lr", type=float, default=0.0, help="Learning rate (default per method)."),
+        click.option("--seq-len", type=int, default=512, show_default=True),
+        click.option("--lora-r", type=int, default=8, show_default=True),
+        click.option("--lora-targets", default="q_proj,v_proj", show_default=True,
+                     help="Comma-separated module names, e.g. q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"),
+        click.option("--adapter-len", type=int, default=10, show_default=True),
+        click.option("--adapter-layers", type=int, default=8, show_default=True),
+        click.option("--last-turn-only", is_flag=True, help="Loss on the last assistant turn only."),
+        click.option("--gradient-checkpointing", is_flag=True),
+        click.option("--seed", type=int, default=0, show_default=True),
+        json_option,
+    ]
+    for o in reversed(opts):
+        f = o(f)
+    return f
+
+
+def _run(method, data, valid, variant, base, out, max_steps, batch_size, grad_accum, lr, seq_len, lora_r,
+         lora_targets, adapter_len, adapter_layers, last_turn_only, gradient_checkpointing, seed, as_json):
+    from extes.corpus.formats import ReadOptions, read_corpus
+    from extes.corpus.split import split_dialogues
+    from extes.tuning.sft import chat_samples, clm_samples
+    from extes.tuning.trainer import TuneConfig, load_base, train
+
+    cfg = TuneConfig(method=method, base=base, variant=variant, max_steps=max_steps, batch_size=batch_size,
+                     grad_accum=grad_accum, lr=lr, seq_len=seq_len, lora_r=lora_r,
+                     lora_targets=[t.strip() for t in lora_targets.split(",") if t.strip()], adapter_len=adapter_len,
+                     adapter_layers=adapter_layers, last_turn_only=last_turn_only,
+                     gradient_checkpointing=gradient_checkpointing, seed=seed)
+    opts = ReadOptions(unknown_labels="keep")
+    dialogues = read_corpus(data, None, opts).dialogues
+    if valid:
+        valid_d = read_corpus(valid, None, opts).dialogues
+    else:
+        parts = split_dialogues(dialogues, seed=seed, ratios=(0.9, 0.1, 0.0))
+        dialogues, valid_d = parts["train"], parts["valid"]
+    tok, model, model_id, _ = load_base(base)
+    if method == "clm":
+        tr, va = clm_samples(dialogues, tok, variant=variant, max_len=seq_len), \
+            clm_samples(valid_d, tok, variant=variant, max_len=seq_len)
+    else:
+        tr = chat_samples(dialogues, tok, variant=variant, max_len=seq_len, last_turn_only=last_turn_only)
+        va = chat_samples(valid_d, tok, variant=variant, max_len=seq_len, last_turn_only=last_turn_only)
+    result = train(cfg, tr, va, tok, model, out, model_id=model_id,
+                   progress=(lambda line: click.echo(line, err=True)) if sys.stderr.isatty() else None)
+    if as_json:
+        emit_json(result)
+    else:
+        click.echo(f"{method}: valid loss {result['valid_loss_before']} -> {result['valid_loss_after']}, "
+                   f"{result['train_tokens_per_s']} tokens/s, {result['adapter_bytes'] / 1e6:.2f} MB in {out}")
+
+
+@click.group()
+def tune() -> None:
+    """Fine-tune a local model: LoRA, LLaMA-Adapter (peft), or full causal-LM (DialoGPT-style)."""
+
+
+@tune.command("lora")
+@_options
+def lora(**kw) -> None:
+    """LoRA (peft) on a local LLaMA; defaults r=8, alpha=16, dropout 0.05 on q/v projections.
+
+    \b
+    Examples:
+      extes tune lora --data splits/train.jsonl --variant strategies --max-steps 30 --out runs/lora --json
+      extes reply "I failed my exam" --adapter runs/lora
+    """
+    _run("lora", **kw)
+
+
+@tune.command("adapter")
+@_options
+def adapter(**kw) -> None:
+    """LLaMA-Adapter (peft AdaptionPromptConfig): learned prompts in the top layers' attention.
+
+    \b
+    Examples:
+      extes tune adapter --data splits/train.jsonl --adapter-len 10 --adapter-layers 8 --out runs/adapter
+    """
+    _run("adapter", **kw)
+
+
+@tune.command("clm")
+@_options
+def clm(**kw) -> None:
+    """Full causal-LM fine-tuning, a session as one text with EOS separators (the paper's DialoGPT baseline).
+
+    \b
+    Examples:
+      extes tune clm --base path/to/dialogpt-folder --data splits/train.jsonl --variant no-strategies --out runs/clm
+    """
+    _run("clm", **kw)

@@ -1,0 +1,129 @@
+"""Tuning: supervised samples, LoRA on the embedded model (real steps), LLaMA-Adapter and CLM on tiny models."""
+
+import json
+import shutil
+
+import pytest
+
+from extes.corpus.formats import write_corpus
+from extes.corpus.seeds import read_seed_folder
+from extes.programs.lm.weights import converted_folder, embedded_gguf
+from extes.tuning.sft import chat_samples, clm_samples
+
+
+@pytest.fixture(scope="module")
+def tok():
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(converted_folder(embedded_gguf("smollm2-135m-instruct")))
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    d = tmp_path_factory.mktemp("data")
+    seeds = read_seed_folder()
+    write_corpus(seeds[:12], d / "train.jsonl", "jsonl")
+    write_corpus(seeds[100:103], d / "valid.jsonl", "jsonl")
+    return d
+
+
+def test_labels_cover_assistant_tokens_only(tok):
+    d = read_seed_folder()[0]
+    (s, *_) = chat_samples([d], tok, max_len=4096)
+    trained = tok.decode([t for t in s.labels if t != -100])
+    assert "[" + d.turns[1].strategy + "]" in trained if d.turns[1].strategy else d.turns[1].text in trained
+    assert d.turns[0].text not in trained and "<|im_start|>user" not in trained
+    plain = chat_samples([d], tok, variant="no-strategies", max_len=4096)[0]
+    assert "[Reflective" not in tok.decode([t for t in plain.labels if t != -100])
+    last = chat_samples([d], tok, max_len=4096, last_turn_only=True)[0]
+    assert tok.decode([t for t in last.labels if t != -100]).strip().startswith(
+        f"[{d.turns[-1].strategy}]" if d.turns[-1].strategy else d.turns[-1].text[:20])
+
+
+def test_long_dialogues_are_cut_not_truncated(tok):
+    d = read_seed_folder()[0]
+    parts = chat_samples([d], tok, max_len=200)
+    assert len(parts) > 1 and all(len(p.input_ids) <= 200 for p in parts)
+    n_assistant = sum(1 for t in d.turns if t.role == "assistant")
+    covered = sum(tok.decode([t for t in p.labels if t != -100]).count("<|im_end|>") for p in parts)
+    assert covered == n_assistant
+
+
+@pytest.mark.model
+def test_lora_on_the_embedded_model_then_reply_with_it(cli, data, tmp_path):
+    out = tmp_path / "lora"
+    code, stdout, err = cli("tune", "lora", "--data", data / "train.jsonl", "--valid", data / "valid.jsonl",
+                            "--variant", "strategies", "--max-steps", "8", "--batch-size", "2", "--seq-len", "256",
+                            "--lr", "1e-3", "--out", out, "--json")
+    assert code == 0, err
+    r = json.loads(stdout)
+    assert set(r) >= {"valid_loss_before", "valid_loss_after", "train_tokens_per_s", "adapter_bytes"}
+    assert r["valid_loss_after"] < r["valid_loss_before"]
+    assert 0 < r["adapter_bytes"] < 5_000_000 and (out / "adapter_config.json").exists()
+    code, stdout, err = cli("reply", "I failed my exam again", "--adapter", out, "--strategy", "Offer Hope",
+                            "--max-tokens", "20", "--json")
+    assert code == 0, err
+    reply = json.loads(stdout)["reply"]
+    assert reply and not reply.startswith("[")
+
+
+def tiny_llama(folder, tok_src):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    cfg = LlamaConfig(vocab_size=49152, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512)
+    LlamaForCausalLM(cfg).save_pretrained(folder)
+    for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
+        if (tok_src / name).exists():
+            shutil.copy(tok_src / name, folder / name)
+    return folder
+
+
+def test_llama_adapter_trains_and_reloads(cli, data, tmp_path):
+    src = converted_folder(embedded_gguf("smollm2-135m-instruct"))
+    base = tiny_llama(tmp_path / "tiny", src)
+    out = tmp_path / "adapter"
+    code, stdout, err = cli("tune", "adapter", "--base", str(base), "--data", data / "train.jsonl", "--max-steps",
+                            "3", "--batch-size", "2", "--seq-len", "128", "--adapter-len", "4", "--adapter-layers",
+                            "2", "--out", out, "--json")
+    assert code == 0, err
+    r = json.loads(stdout)
+    assert r["method"] == "adapter" and r["trainable_params"] > 0
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), str(out))
+    assert model.peft_config["default"].adapter_len == 4
+
+
+def test_clm_full_finetuning_of_a_gpt2_model_trains_and_reloads(cli, data, tmp_path):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    src = converted_folder(embedded_gguf("smollm2-135m-instruct"))
+    base = tmp_path / "gpt2"
+    GPT2LMHeadModel(GPT2Config(vocab_size=49152, n_embd=64, n_layer=2, n_head=2, n_positions=512)).save_pretrained(
+        base)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(src / name, base / name)
+    out = tmp_path / "clm"
+    code, stdout, err = cli("tune", "clm", "--base", str(base), "--data", data / "train.jsonl", "--variant",
+                            "no-strategies", "--max-steps", "3", "--batch-size", "2", "--seq-len", "128", "--out",
+                            out, "--json")
+    assert code == 0, err
+    r = json.loads(stdout)
+    assert r["method"] == "clm" and r["valid_loss_after"] < r["valid_loss_before"]
+    from transformers import AutoModelForCausalLM
+
+    assert AutoModelForCausalLM.from_pretrained(out).config.model_type == "gpt2"
+
+
+def test_clm_samples_are_sessions_with_eos(tok):
+    d = read_seed_folder()[0]
+    (s, *_) = clm_samples([d], tok, max_len=4096)
+    text = tok.decode(s.input_ids)
+    assert text.count(tok.eos_token) == len(d.turns) and s.labels == s.input_ids
+
+
+def test_bad_tune_options(cli, data, tmp_path):
+    code, _, err = cli("tune", "lora", "--data", data / "train.jsonl", "--lora-r", "0", "--out", tmp_path / "x")
+    assert code == 2 and "--lora-r" in err

@@ -1,0 +1,170 @@
+"""The project's trainer: LoRA and LLaMA-Adapter (peft) on a local LLaMA, or full causal-LM fine-tuning.
+
+A plain loop in the nanoGPT manner: length-bucketed batches (no padding trained on), AdamW with warmup and linear
+decay, gradient accumulation and clipping, bf16 autocast where the hardware has it, optional gradient
+checkpointing, one log line per interval (step, loss, lr, tokens/s, elapsed), valid loss before and after, and a
+small artifact that loads back: a peft folder (`save_pretrained`) or full weights, plus `extes_tune.json`
+(resolved config and results) and a manifest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from extes.corpus.atomic import write_text_atomic
+from extes.errors import InputError
+
+log = logging.getLogger(__name__)
+METHODS = ("lora", "adapter", "clm")
+
+
+@dataclass
+class TuneConfig:
+    """Every knob of a tuning run, with the usual LLaMA-LoRA defaults."""
+
+    method: str = "lora"
+    base: str = "local/smollm2-135m-instruct"
+    variant: str = "strategies"
+    max_steps: int = 30
+    batch_size: int = 4
+    grad_accum: int = 1
+    lr: float = 0.0  # 0: 2e-4 for lora, 1e-2 for adapter, 5e-5 for clm
+    warmup_steps: int = 3
+    seq_len: int = 512
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+    lora_targets: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
+    adapter_len: int = 10
+    adapter_layers: int = 8
+    last_turn_only: bool = False
+    gradient_checkpointing: bool = False
+    log_every: int = 5
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise InputError(f"method {self.method!r}: use one of {', '.join(METHODS)}")
+        if self.max_steps < 1 or self.batch_size < 1 or self.grad_accum < 1:
+            raise InputError("--max-steps, --batch-size and --grad-accum must be at least 1")
+        if self.lora_r < 1:
+            raise InputError(f"--lora-r {self.lora_r}: give a rank of at least 1")
+        if not self.lr:
+            self.lr = {"lora": 2e-4, "adapter": 1e-2, "clm": 5e-5}[self.method]
+
+
+def load_base(base: str):
+    """(tokenizer, fp32 model, canonical id) for a model string or a Hugging Face folder."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from extes.programs.lm.weights import resolve_local
+
+    name = base.split("/", 1)[1] if base.startswith("local/") else base
+    folder, model_id = resolve_local(name)
+    tok = AutoTokenizer.from_pretrained(folder)
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    return tok, model, model_id, folder
+
+
+def wrap(model, cfg: TuneConfig):
+    """Attach the trainable part: LoRA or LLaMA-Adapter (peft), or nothing (full fine-tuning)."""
+    if cfg.method == "clm":
+        return model
+    from peft import AdaptionPromptConfig, LoraConfig, get_peft_model
+
+    if cfg.method == "lora":
+        pc = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                        target_modules=cfg.lora_targets, task_type="CAUSAL_LM")
+    else:
+        layers = min(cfg.adapter_layers, model.config.num_hidden_layers)
+        pc = AdaptionPromptConfig(adapter_len=cfg.adapter_len, adapter_layers=layers, task_type="CAUSAL_LM")
+    return get_peft_model(model, pc)
+
+
+def valid_loss(model, samples, pad_id: int, batch_size: int) -> float:
+    """Token-weighted mean loss on the samples."""
+    import torch
+
+    from extes.tuning.sft import batches
+
+    model.eval()
+    total = count = 0.0
+    n_batches = math.ceil(len(samples) / batch_size)
+    it = batches(samples, batch_size, pad_id, seed=123)
+    with torch.inference_mode():
+        for _ in range(n_batches):
+            b = next(it)
+            n = int((b["labels"][:, 1:] != -100).sum())
+            total += float(model(**b).loss) * n
+            count += n
+    model.train()
+    return total / count if count else float("nan")
+
+
+def train(cfg: TuneConfig, train_samples, valid_samples, tok, model, out: Path, *, model_id: str,
+          progress=None) -> dict[str, Any]:
+    import torch
+
+    from extes.tuning.sft import batches
+
+    torch.manual_seed(cfg.seed)
+    model = wrap(model, cfg)
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+        if hasattr(model, "enable_input_require_grads"):
+            model.enable_input_require_grads()
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
+    pad = tok.pad_token_id
+    before = valid_loss(model, valid_samples, pad, cfg.batch_size)
+    it = batches(train_samples, cfg.batch_size, pad, seed=cfg.seed)
+    autocast = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    model.train()
+    t0 = time.perf_counter()
+    tokens = 0
+    for step in range(1, cfg.max_steps + 1):
+        lr = cfg.lr * min(1.0, step / max(1, cfg.warmup_steps)) * max(0.0, 1 - (step - 1) / cfg.max_steps)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        for _ in range(cfg.grad_accum):
+            b = next(it)
+            tokens += int(b["attention_mask"].sum())
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
+                loss = model(**b).loss / cfg.grad_accum
+            loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if step % cfg.log_every == 0 or step == cfg.max_steps:
+            el = time.perf_counter() - t0
+            line = (f"step {step}/{cfg.max_steps} loss {loss.item() * cfg.grad_accum:.4f} lr {lr:.2e} "
+                    f"tok/s {tokens / el:.0f} elapsed {el:.1f}s")
+            log.info(line)
+            if progress:
+                progress(line)
+    elapsed = time.perf_counter() - t0
+    after = valid_loss(model, valid_samples, pad, cfg.batch_size)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(out))
+    if cfg.method == "clm":
+        tok.save_pretrained(str(out))
+    size = sum(f.stat().st_size for f in out.glob("*.safetensors"))
+    result = {"method": cfg.method, "base": model_id, "valid_loss_before": round(before, 4),
+              "valid_loss_after": round(after, 4), "train_tokens_per_s": round(tokens / elapsed, 1),
+              "train_tokens": tokens, "steps": cfg.max_steps, "wall_s": round(elapsed, 2),
+              "adapter_bytes": size, "trainable_params": sum(p.numel() for p in params),
+              "train_samples": len(train_samples), "valid_samples": len(valid_samples)}
+    write_text_atomic(out / "extes_tune.json", json.dumps({"config": dataclasses.asdict(cfg), "result": result},
+                                                          indent=1) + "\n")
+    return result
