@@ -32,6 +32,9 @@ demo: $(STAMP)
 	$(BIN)/extes stats runs/demo/synth
 	# Compile the strategy classifier briefly (LabeledFewShot demos, scored on the valid split before and after).
 	$(BIN)/extes compile classifier --optimizer labeled --trainset runs/demo/splits/train.jsonl --valset runs/demo/splits/valid.jsonl -m local/smollm2-135m-instruct --limit 8 --val-limit 4 --k 2 --out runs/demo/classifier.json
+	# Tune a LoRA adapter briefly on the seed train split and reply with it.
+	$(BIN)/extes tune lora --data runs/demo/splits/train.jsonl --variant strategies --max-steps 6 --batch-size 2 --seq-len 256 --out runs/demo/lora --json
+	$(BIN)/extes reply "I failed my exam again and I feel worthless" --adapter runs/demo/lora --json
 	# A small evaluation of the embedded model on the seed test split (Table 6's metrics; resumable).
 	$(BIN)/extes evaluate -m local/smollm2-135m-instruct --test runs/demo/splits/test.jsonl --limit 5 --out runs/demo/eval
 	$(BIN)/extes toxicity runs/demo/splits/test.jsonl

@@ -32,6 +32,7 @@ def _options(f):
         click.option("--adapter-layers", type=int, default=8, show_default=True),
         click.option("--last-turn-only", is_flag=True, help="Loss on the last assistant turn only."),
         click.option("--gradient-checkpointing", is_flag=True),
+        click.option("--compile", "compile_", is_flag=True, help="torch.compile the model (worth it on a GPU)."),
         click.option("--seed", type=int, default=0, show_default=True),
         json_option,
     ]
@@ -41,7 +42,7 @@ def _options(f):
 
 
 def _run(method, data, valid, variant, base, out, max_steps, batch_size, grad_accum, lr, seq_len, lora_r,
-         lora_targets, adapter_len, adapter_layers, last_turn_only, gradient_checkpointing, seed, as_json):
+         lora_targets, adapter_len, adapter_layers, last_turn_only, gradient_checkpointing, compile_, seed, as_json):
     from extes.corpus.formats import ReadOptions, read_corpus
     from extes.corpus.split import split_dialogues
     from extes.tuning.sft import chat_samples, clm_samples
@@ -51,7 +52,7 @@ def _run(method, data, valid, variant, base, out, max_steps, batch_size, grad_ac
                      grad_accum=grad_accum, lr=lr, seq_len=seq_len, lora_r=lora_r,
                      lora_targets=[t.strip() for t in lora_targets.split(",") if t.strip()], adapter_len=adapter_len,
                      adapter_layers=adapter_layers, last_turn_only=last_turn_only,
-                     gradient_checkpointing=gradient_checkpointing, seed=seed)
+                     gradient_checkpointing=gradient_checkpointing, compile=compile_, seed=seed)
     opts = ReadOptions(unknown_labels="keep")
     dialogues = read_corpus(data, None, opts).dialogues
     if valid:

@@ -46,6 +46,7 @@ class TuneConfig:
     adapter_layers: int = 8
     last_turn_only: bool = False
     gradient_checkpointing: bool = False
+    compile: bool = False  # torch.compile the model (on an H100: 43% -> 62% of bf16 peak for 7B LoRA)
     log_every: int = 5
     seed: int = 0
 
@@ -105,6 +106,7 @@ def valid_loss(model, samples, pad_id: int, batch_size: int) -> float:
         for _ in range(n_batches):
             b = next(it)
             n = int((b["labels"][:, 1:] != -100).sum())
+            b = {k: v.to(model.device) for k, v in b.items()}
             total += float(model(**b).loss) * n
             count += n
     model.train()
@@ -118,13 +120,17 @@ def train(cfg: TuneConfig, train_samples, valid_samples, tok, model, out: Path, 
     from extes.tuning.sft import batches
 
     torch.manual_seed(cfg.seed)
+    if torch.cuda.is_available():
+        model = model.cuda()
     model = wrap(model, cfg)
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable()
         if hasattr(model, "enable_input_require_grads"):
             model.enable_input_require_grads()
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
+    cuda = torch.cuda.is_available()
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0, fused=cuda)
+    step_model = torch.compile(model) if cfg.compile else model
     pad = tok.pad_token_id
     before = valid_loss(model, valid_samples, pad, cfg.batch_size)
     it = batches(train_samples, cfg.batch_size, pad, seed=cfg.seed)
@@ -139,8 +145,10 @@ def train(cfg: TuneConfig, train_samples, valid_samples, tok, model, out: Path, 
         for _ in range(cfg.grad_accum):
             b = next(it)
             tokens += int(b["attention_mask"].sum())
+            if cuda:
+                b = {k: v.cuda(non_blocking=True) for k, v in b.items()}
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
-                loss = model(**b).loss / cfg.grad_accum
+                loss = step_model(**b).loss / cfg.grad_accum
             loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
