@@ -116,3 +116,30 @@ def clm(**kw) -> None:
       extes tune clm --base path/to/dialogpt-folder --data splits/train.jsonl --variant no-strategies --out runs/clm
     """
     _run("clm", **kw)
+
+
+@tune.command("merge")
+@click.argument("adapter_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--base", default="local/smollm2-135m-instruct", show_default=True,
+              help="The base the adapter was trained on.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for the merged model.")
+@json_option
+def merge(adapter_dir, base, out, as_json) -> None:
+    """Merge a LoRA adapter into its base and write a plain Hugging Face model folder (use it as -m local/OUT).
+
+    \b
+    Examples:
+      extes tune merge runs/lora --out runs/merged
+      extes reply "I failed my exam" -m local/runs/merged
+    """
+    from extes.corpus.atomic import atomic_path
+    from extes.programs.lm.local import _apply_adapter
+    from extes.tuning.trainer import load_base
+
+    tok, model, model_id, _ = load_base(base)
+    merged = _apply_adapter(model, Path(adapter_dir)).merge_and_unload()
+    with atomic_path(out, is_dir=True) as tmp:
+        merged.save_pretrained(str(tmp))
+        tok.save_pretrained(str(tmp))
+    result = {"out": str(out), "base": model_id, "adapter": str(adapter_dir)}
+    emit_json(result) if as_json else click.echo(f"merged {adapter_dir} into {model_id}: {out}")

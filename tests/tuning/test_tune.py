@@ -127,3 +127,21 @@ def test_clm_samples_are_sessions_with_eos(tok):
 def test_bad_tune_options(cli, data, tmp_path):
     code, _, err = cli("tune", "lora", "--data", data / "train.jsonl", "--lora-r", "0", "--out", tmp_path / "x")
     assert code == 2 and "--lora-r" in err
+
+
+def test_merge_a_lora_adapter_into_its_base(cli, data, tmp_path):
+    src = converted_folder(embedded_gguf("smollm2-135m-instruct"))
+    base = tiny_llama(tmp_path / "tiny", src)
+    lora = tmp_path / "lora"
+    code, _, err = cli("tune", "lora", "--base", str(base), "--data", data / "train.jsonl", "--max-steps", "2",
+                       "--batch-size", "2", "--seq-len", "128", "--out", lora)
+    assert code == 0, err
+    code, out, err = cli("tune", "merge", lora, "--base", str(base), "--out", tmp_path / "merged", "--json")
+    assert code == 0, err
+    from transformers import AutoModelForCausalLM
+
+    merged = AutoModelForCausalLM.from_pretrained(tmp_path / "merged")
+    assert not any("lora" in n for n, _ in merged.named_parameters())
+    code, out, err = cli("reply", "hi there", "-m", f"local/{tmp_path / 'merged'}", "--strategy", "Others",
+                         "--max-tokens", "5", "--json")
+    assert code == 0, err
