@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -69,6 +70,8 @@ def _run(method, data, valid, variant, base, out, max_steps, batch_size, grad_ac
         va = chat_samples(valid_d, tok, variant=variant, max_len=seq_len, last_turn_only=last_turn_only)
     result = train(cfg, tr, va, tok, model, out, model_id=model_id,
                    progress=(lambda line: click.echo(line, err=True)) if sys.stderr.isatty() else None)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return  # under accelerate launch, rank 0 reports
     if as_json:
         emit_json(result)
     else:

@@ -13,6 +13,7 @@ import dataclasses
 import json
 import logging
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -130,10 +131,19 @@ def train(cfg: TuneConfig, train_samples, valid_samples, tok, model, out: Path, 
     params = [p for p in model.parameters() if p.requires_grad]
     cuda = torch.cuda.is_available()
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0, fused=cuda)
-    step_model = torch.compile(model) if cfg.compile else model
     pad = tok.pad_token_id
     before = valid_loss(model, valid_samples, pad, cfg.batch_size)
-    it = batches(train_samples, cfg.batch_size, pad, seed=cfg.seed)
+    # Under `accelerate launch` (DDP; gloo on CPU, NCCL on GPUs) every rank takes every world-th batch of the same
+    # seeded sequence, and gradients are averaged across ranks; a single process runs the same code unchanged.
+    world, rank, acc = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0")), None
+    if world > 1:
+        from accelerate import Accelerator
+
+        acc = Accelerator(cpu=not cuda)
+        model, opt = acc.prepare(model, opt)
+    step_model = torch.compile(model) if cfg.compile else model
+    shared = batches(train_samples, cfg.batch_size, pad, seed=cfg.seed)
+    it = (b for k, b in enumerate(shared) if k % world == rank)
     autocast = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     model.train()
     t0 = time.perf_counter()
@@ -149,7 +159,10 @@ def train(cfg: TuneConfig, train_samples, valid_samples, tok, model, out: Path, 
                 b = {k: v.cuda(non_blocking=True) for k, v in b.items()}
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
                 loss = step_model(**b).loss / cfg.grad_accum
-            loss.backward()
+            if acc is not None:
+                acc.backward(loss)
+            else:
+                loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -161,18 +174,30 @@ def train(cfg: TuneConfig, train_samples, valid_samples, tok, model, out: Path, 
             if progress:
                 progress(line)
     elapsed = time.perf_counter() - t0
+    agree = None
+    if acc is not None:
+        checksum = torch.stack([p.detach().double().sum() for p in params]).sum().reshape(1)
+        sums = acc.gather(checksum.to(acc.device))
+        agree = bool(torch.allclose(sums, sums[0].expand_as(sums)))
+        model = acc.unwrap_model(model)
     after = valid_loss(model, valid_samples, pad, cfg.batch_size)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(out))
-    if cfg.method == "clm":
-        tok.save_pretrained(str(out))
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        model.save_pretrained(str(out))
+        if cfg.method == "clm":
+            tok.save_pretrained(str(out))
+    if acc is not None:
+        acc.wait_for_everyone()
     size = sum(f.stat().st_size for f in out.glob("*.safetensors"))
     result = {"method": cfg.method, "base": model_id, "valid_loss_before": round(before, 4),
               "valid_loss_after": round(after, 4), "train_tokens_per_s": round(tokens / elapsed, 1),
               "train_tokens": tokens, "steps": cfg.max_steps, "wall_s": round(elapsed, 2),
               "adapter_bytes": size, "trainable_params": sum(p.numel() for p in params),
-              "train_samples": len(train_samples), "valid_samples": len(valid_samples)}
+              "train_samples": len(train_samples), "valid_samples": len(valid_samples), "world_size": world,
+              "ranks_agree": agree}
+    if rank != 0:
+        return result
     write_text_atomic(out / "extes_tune.json", json.dumps({"config": dataclasses.asdict(cfg), "result": result},
                                                           indent=1) + "\n")
     return result

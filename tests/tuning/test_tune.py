@@ -145,3 +145,30 @@ def test_merge_a_lora_adapter_into_its_base(cli, data, tmp_path):
     code, out, err = cli("reply", "hi there", "-m", f"local/{tmp_path / 'merged'}", "--strategy", "Others",
                          "--max-tokens", "5", "--json")
     assert code == 0, err
+
+
+def test_two_process_ddp_on_cpu(data, tmp_path):
+    """Two ranks over gloo (torchrun, the launcher `accelerate launch` uses for DDP): ranks agree, one adapter."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    src = converted_folder(embedded_gguf("smollm2-135m-instruct"))
+    base = tiny_llama(tmp_path / "tiny", src)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "lora"
+    torchrun = str(Path(sys.executable).parent / "torchrun")
+    proc = subprocess.run(
+        [torchrun, "--nproc-per-node", "2", "--master-addr", "127.0.0.1", "--master-port", str(port), "-m",
+         "extes.cli", "tune", "lora", "--base", str(base), "--data", str(data / "train.jsonl"), "--max-steps", "3",
+         "--batch-size", "2", "--seq-len", "128", "--out", str(out), "--json"],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (line,) = [x for x in proc.stdout.splitlines() if x.startswith("{")]
+    r = json.loads(line)
+    assert r["world_size"] == 2 and r["ranks_agree"] is True
+    assert sorted(p.name for p in out.iterdir() if p.suffix == ".safetensors") == ["adapter_model.safetensors"]
