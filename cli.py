@@ -12,6 +12,7 @@ from extes.commands.chat_cmd import chat
 from extes.commands.compare_cmd import compare_optimizers
 from extes.commands.compile_cmd import compile_cmd
 from extes.commands.data_cmd import data
+from extes.commands.distill_cmd import distill
 from extes.commands.evaluate_cmd import evaluate
 from extes.commands.metrics_cmd import metrics
 from extes.commands.rate_cmd import rate
@@ -66,6 +67,7 @@ main.add_command(evaluate)
 main.add_command(compile_cmd)
 main.add_command(compare_optimizers)
 main.add_command(tune)
+main.add_command(distill)
 
 
 if __name__ == "__main__":

@@ -33,8 +33,9 @@ def history_turns(history) -> list[dict[str, str]]:
     return out
 
 
-class SmallChatAdapter(dspy.Adapter):
-    """Plain-chat adapter for single-output signatures (see module docstring)."""
+class SmallChatAdapter(dspy.ChatAdapter):
+    """Plain-chat adapter (see module docstring). It subclasses ChatAdapter so that DSPy's fine-tuning machinery
+    treats its data as chat data; every method that shapes messages is its own."""
 
     def __init__(self, callbacks=None):
         super().__init__(callbacks=callbacks)
@@ -92,6 +93,12 @@ class SmallChatAdapter(dspy.Adapter):
         return messages
 
     # -- parsing -----------------------------------------------------------------------------------------------
+    def format_finetune_data(self, signature, demos, inputs, outputs) -> dict[str, list[Any]]:
+        """Training data in the same plain shape the model is prompted with: the output value as the reply."""
+        out_name, _ = self._output(signature)
+        messages = self.format(signature, demos, inputs)
+        return {"messages": [*messages, {"role": "assistant", "content": str(outputs[out_name])}]}
+
     def _decomposed(self, lm, lm_kwargs, signature, demos, inputs):
         return _decomposed_impl(self, lm, lm_kwargs, signature, demos, inputs)
 

@@ -156,7 +156,15 @@ class LocalLM(dspy.BaseLM):
     def dump_state(self) -> dict[str, Any]:
         state = super().dump_state()
         state["adapter"] = self.adapter
+        state["precision"] = self.precision
         return state
+
+    @classmethod
+    def load_state(cls, state: dict[str, Any], *, allow_custom_lm_class: bool = False) -> LocalLM:
+        """Rebuild from `dump_state` (a distilled program's LM: base model, adapter, sampling settings)."""
+        return cls(state["model"].split("/", 1)[1], adapter=state.get("adapter"),
+                   temperature=state.get("temperature") or 0.0, max_tokens=state.get("max_tokens") or 160,
+                   top_p=state.get("top_p") or 1.0, precision=state.get("precision") or "bf16")
 
 
 def _cut_stop(text: str, stop) -> str:

@@ -1,0 +1,49 @@
+"""Distillation with dspy.BootstrapFinetune through the project's local provider (real LoRA steps)."""
+
+import json
+
+import pytest
+
+pytestmark = pytest.mark.model
+
+
+def test_distill_end_to_end_then_reload_and_reply(cli, tmp_path):
+    out = tmp_path / "d"
+    code, stdout, err = cli("distill", "supporter", "--teacher", "scripted", "--limit", "4", "--max-steps", "2",
+                            "--out", out, "--json")
+    assert code == 0, err
+    r = json.loads(stdout)
+    assert r["student"] == "local/smollm2-135m-instruct" and r["train_examples"] == 4 and r["steps"] == 2
+    assert (out / "adapter" / "adapter_config.json").exists() and (out / "program.json").exists()
+    from extes.tuning.distill import load_distilled
+
+    program = load_distilled("supporter", out / "program.json")
+    assert all(p.lm.adapter == str(out / "adapter") for p in program.predictors())
+    code, stdout, err = cli("reply", "I failed again", "--adapter", out / "adapter", "--strategy", "Offer Hope",
+                            "--max-tokens", "10", "--json")
+    assert code == 0, err
+
+
+def test_training_errors_are_raised_not_stored():
+    import dspy
+
+    from extes.programs.lm.local import LocalLM
+    from extes.tuning.distill import attach_provider
+
+    lm = LocalLM()
+    attach_provider(lm)
+    job = lm.finetune([], "chat", {})
+    with pytest.raises(ValueError, match="no training data"):
+        job.result(timeout=60)
+    assert job.status() == "failed"
+    assert isinstance(lm, dspy.BaseLM)
+
+
+def test_untrusted_lm_class_is_refused(tmp_path):
+    from extes.errors import InputError
+    from extes.tuning.distill import load_distilled
+
+    bad = tmp_path / "p.json"
+    bad.write_text(json.dumps({"select": {"lm": {"_dspy_lm_class": "os.system"}}}))
+    with pytest.raises(InputError, match="refusing"):
+        load_distilled("supporter", bad)

@@ -1,0 +1,147 @@
+"""Distillation the DSPy way: the project's `Provider` and `TrainingJob` fine-tune the local model with the
+project's trainer, so that `dspy.BootstrapFinetune` distills a program run by any teacher LM into a LoRA adapter on
+the local LLaMA. A training error is raised from the job, never stored as the program's LM.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+from dspy.clients.provider import Provider, TrainingJob
+
+from extes.programs.lm.weights import cache_root
+
+
+class LocalTrainingJob(TrainingJob):
+    """A LoRA run on a background thread; `result()` is a LocalLM with the new adapter (or the training error)."""
+
+    def __init__(self, lm, train_data, train_kwargs):
+        super().__init__(model=lm.model, train_data=train_data, train_data_format="chat", train_kwargs=train_kwargs)
+        self.lm = lm
+        self._status = "pending"
+
+    def status(self) -> str:
+        return self._status
+
+    def run(self) -> None:
+        self._status = "running"
+        try:
+            self.set_result(finetune_local(self.lm, self.train_data, self.train_kwargs))
+            self._status = "succeeded"
+        except Exception as e:  # noqa: BLE001 - the error is handed to BootstrapFinetune, which raises it
+            self._status = "failed"
+            self.set_exception(e)
+
+
+class LocalProvider(Provider):
+    """Fine-tunes `local/` models in-process with extes's trainer."""
+
+    def __init__(self):
+        super().__init__()
+        self.finetunable = True
+        self.TrainingJob = LocalTrainingJob
+
+    @staticmethod
+    def is_provider_model(model: str) -> bool:
+        return model.startswith("local/")
+
+
+def finetune_local(lm, train_data: list[dict[str, Any]], train_kwargs: dict[str, Any]):
+    """Chat-format calls (the teacher's traces) → a LoRA adapter on `lm`'s base → a LocalLM that uses it."""
+    from extes.programs.lm.local import LocalLM
+    from extes.tuning.sft import Sample
+    from extes.tuning.trainer import TuneConfig, load_base, train
+
+    if not train_data:
+        raise ValueError("no training data: the teacher produced no trace that passed the metric")
+    name = lm.model.split("/", 1)[1]
+    tok, model, model_id, _ = load_base(lm.model)
+    samples = []
+    for row in train_data:
+        msgs = row["messages"]
+        prefix = tok.apply_chat_template(msgs[:-1], add_generation_prompt=True, tokenize=True)
+        full = tok.apply_chat_template(msgs, tokenize=True)
+        prefix = list(prefix["input_ids"]) if hasattr(prefix, "keys") else list(prefix)
+        full = list(full["input_ids"]) if hasattr(full, "keys") else list(full)
+        samples.append(Sample(full, [-100] * len(prefix) + full[len(prefix):]))
+    digest = hashlib.sha256(json.dumps(train_data, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    out = Path(train_kwargs.get("out") or cache_root() / "distill" / f"{name.replace('/', '_')}-{digest}")
+    cfg = TuneConfig(method="lora", base=lm.model, max_steps=int(train_kwargs.get("max_steps", 20)),
+                     batch_size=int(train_kwargs.get("batch_size", 2)), lr=float(train_kwargs.get("lr", 5e-4)))
+    result = train(cfg, samples, samples[: max(1, len(samples) // 5)], tok, model, out, model_id=model_id)
+    (out / "distill.json").write_text(json.dumps({"samples": len(samples), "result": result}, indent=1))
+    student = LocalLM(name, adapter=str(out), max_tokens=lm.kwargs.get("max_tokens") or 160)
+    student.distill_result = result
+    return student
+
+
+def attach_provider(lm) -> None:
+    """Give a LocalLM the `finetune` entry point BootstrapFinetune calls."""
+
+    def finetune(train_data, train_data_format=None, train_kwargs=None):
+        job = LocalTrainingJob(lm, train_data, train_kwargs or {})
+        job.thread = threading.Thread(target=job.run, daemon=True)
+        job.thread.start()
+        return job
+
+    lm.provider = LocalProvider()
+    lm.finetune = finetune
+    lm.kill = lambda *a, **k: None
+
+
+TRUSTED_LMS = {"extes.programs.lm.local.LocalLM"}
+
+
+def load_distilled(program_name: str, path: Path):
+    """Load a program saved by `distill`, LMs included; only extes's own LM class is accepted from the file."""
+    from dspy.clients.base_lm import LM_CLASS_STATE_KEY
+
+    from extes.errors import InputError
+    from extes.tuning.compile import make_program
+
+    state = json.loads(Path(path).read_text(encoding="utf-8"))
+    classes = {v["lm"].get(LM_CLASS_STATE_KEY) for v in state.values() if isinstance(v, dict) and v.get("lm")}
+    if not classes <= TRUSTED_LMS:
+        raise InputError(f"{path}: its LM classes {sorted(map(str, classes))} are not extes's; refusing to import")
+    program = make_program(program_name)
+    program.load(str(path), allow_unsafe_lm_state=True)
+    return program
+
+
+def distill(program_name: str, teacher_lm, student_lm, trainset: list, out: Path, *, max_steps: int = 20,
+            metric=None) -> dict[str, Any]:
+    """BootstrapFinetune: run the program with the teacher on `trainset`, fine-tune the student on the traces that
+    pass `metric`, save the distilled program (program.json) and the adapter (adapter/)."""
+    import contextlib
+    import sys
+
+    import dspy
+
+    from extes.corpus.atomic import write_text_atomic
+    from extes.programs.adapter import SmallChatAdapter
+    from extes.tuning.compile import make_program
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    attach_provider(student_lm)
+    student = make_program(program_name)
+    student.set_lm(student_lm)
+    teacher = make_program(program_name)
+    teacher.set_lm(teacher_lm)
+    adapter = SmallChatAdapter()
+    opt = dspy.BootstrapFinetune(metric=metric, adapter=adapter, num_threads=1,
+                                 train_kwargs={"max_steps": max_steps, "out": str(out / "adapter")})
+    with contextlib.redirect_stdout(sys.stderr), dspy.context(lm=student_lm, adapter=adapter):
+        distilled = opt.compile(student, trainset=trainset, teacher=teacher)
+    distilled.save(str(out / "program.json"))
+    lm = distilled.predictors()[0].lm
+    result = {"program": program_name, "teacher": getattr(teacher_lm, "model", str(teacher_lm)),
+              "student": student_lm.model, "adapter": str(out / "adapter"), "train_examples": len(trainset),
+              **{k: v for k, v in getattr(lm, "distill_result", {}).items() if k in
+                 ("valid_loss_before", "valid_loss_after", "train_tokens", "adapter_bytes", "steps")}}
+    write_text_atomic(out / "distill.json", json.dumps(result, indent=1) + "\n")
+    return result
