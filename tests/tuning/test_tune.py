@@ -148,7 +148,7 @@ def test_merge_a_lora_adapter_into_its_base(cli, data, tmp_path):
 
 
 def test_two_process_ddp_on_cpu(data, tmp_path):
-    """Two ranks over gloo (torchrun, the launcher `accelerate launch` uses for DDP): ranks agree, one adapter."""
+    """`accelerate launch` with two processes on a CPU-only machine (DDP over gloo): ranks agree, one adapter."""
     import os
     import socket
     import subprocess
@@ -161,10 +161,10 @@ def test_two_process_ddp_on_cpu(data, tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     out = tmp_path / "lora"
-    torchrun = str(Path(sys.executable).parent / "torchrun")
+    accelerate = str(Path(sys.executable).parent / "accelerate")
     proc = subprocess.run(
-        [torchrun, "--nproc-per-node", "2", "--master-addr", "127.0.0.1", "--master-port", str(port), "-m",
-         "extes.cli", "tune", "lora", "--base", str(base), "--data", str(data / "train.jsonl"), "--max-steps", "3",
+        [accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision",
+         "no", "--dynamo_backend", "no", "--main_process_port", str(port), "-m", "extes.cli", "tune", "lora", "--base", str(base), "--data", str(data / "train.jsonl"), "--max-steps", "3",
          "--batch-size", "2", "--seq-len", "128", "--out", str(out), "--json"],
         capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-2000:]
