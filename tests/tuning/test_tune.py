@@ -164,7 +164,8 @@ def test_two_process_ddp_on_cpu(data, tmp_path):
     accelerate = str(Path(sys.executable).parent / "accelerate")
     proc = subprocess.run(
         [accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision",
-         "no", "--dynamo_backend", "no", "--main_process_port", str(port), "-m", "extes.cli", "tune", "lora", "--base", str(base), "--data", str(data / "train.jsonl"), "--max-steps", "3",
+         "no", "--dynamo_backend", "no", "--main_process_port", str(port), "-m", "extes.cli", "tune", "lora",
+         "--base", str(base), "--data", str(data / "train.jsonl"), "--max-steps", "3",
          "--batch-size", "2", "--seq-len", "128", "--out", str(out), "--json"],
         capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-2000:]
