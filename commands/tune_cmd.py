@@ -34,6 +34,10 @@ def _options(f):
         click.option("--last-turn-only", is_flag=True, help="Loss on the last assistant turn only."),
         click.option("--gradient-checkpointing", is_flag=True),
         click.option("--compile", "compile_", is_flag=True, help="torch.compile the model (worth it on a GPU)."),
+        click.option("--eval-every", type=int, default=0, help="Valid loss every N steps too."),
+        click.option("--save-every", type=int, default=0, help="Checkpoint every N steps (OUT/checkpoint)."),
+        click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint with the same options."),
+        click.option("--stop-after", type=int, default=0, help="Stop cleanly after step N, keeping a checkpoint."),
         click.option("--seed", type=int, default=0, show_default=True),
         json_option,
     ]
@@ -43,7 +47,8 @@ def _options(f):
 
 
 def _run(method, data, valid, variant, base, out, max_steps, batch_size, grad_accum, lr, seq_len, lora_r,
-         lora_targets, adapter_len, adapter_layers, last_turn_only, gradient_checkpointing, compile_, seed, as_json):
+         lora_targets, adapter_len, adapter_layers, last_turn_only, gradient_checkpointing, compile_, eval_every,
+         save_every, resume, stop_after, seed, as_json):
     from extes.corpus.formats import ReadOptions, read_corpus
     from extes.corpus.split import split_dialogues
     from extes.tuning.sft import chat_samples, clm_samples
@@ -53,7 +58,8 @@ def _run(method, data, valid, variant, base, out, max_steps, batch_size, grad_ac
                      grad_accum=grad_accum, lr=lr, seq_len=seq_len, lora_r=lora_r,
                      lora_targets=[t.strip() for t in lora_targets.split(",") if t.strip()], adapter_len=adapter_len,
                      adapter_layers=adapter_layers, last_turn_only=last_turn_only,
-                     gradient_checkpointing=gradient_checkpointing, compile=compile_, seed=seed)
+                     gradient_checkpointing=gradient_checkpointing, compile=compile_, eval_every=eval_every,
+                     save_every=save_every, resume=resume, stop_after=stop_after, seed=seed)
     opts = ReadOptions(unknown_labels="keep")
     dialogues = read_corpus(data, None, opts).dialogues
     if valid:
@@ -72,6 +78,10 @@ def _run(method, data, valid, variant, base, out, max_steps, batch_size, grad_ac
                    progress=(lambda line: click.echo(line, err=True)) if sys.stderr.isatty() else None)
     if int(os.environ.get("RANK", "0")) != 0:
         return  # under accelerate launch, rank 0 reports
+    if "stopped_after" in result:
+        emit_json(result) if as_json else click.echo(f"stopped after step {result['stopped_after']}; rerun with "
+                                                     f"--resume to continue ({result['checkpoint']})")
+        return
     if as_json:
         emit_json(result)
     else:

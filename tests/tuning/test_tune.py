@@ -173,3 +173,28 @@ def test_two_process_ddp_on_cpu(data, tmp_path):
     r = json.loads(line)
     assert r["world_size"] == 2 and r["ranks_agree"] is True
     assert sorted(p.name for p in out.iterdir() if p.suffix == ".safetensors") == ["adapter_model.safetensors"]
+
+
+def test_resume_from_a_checkpoint_gives_the_same_adapter(cli, data, tmp_path):
+    from safetensors.torch import load_file
+
+    src = converted_folder(embedded_gguf("smollm2-135m-instruct"))
+    base = tiny_llama(tmp_path / "tiny", src)
+    common = ["--base", str(base), "--data", str(data / "train.jsonl"), "--max-steps", "4", "--batch-size", "2",
+              "--seq-len", "128", "--json"]
+    code, _, err = cli("tune", "lora", *common, "--out", tmp_path / "straight", "--eval-every", "2")
+    assert code == 0, err
+    code, out, err = cli("tune", "lora", *common, "--out", tmp_path / "resumed", "--stop-after", "2")
+    assert code == 0, err
+    assert json.loads(out)["stopped_after"] == 2 and not (tmp_path / "resumed" / "adapter_model.safetensors").exists()
+    code, out, err = cli("tune", "lora", *common, "--out", tmp_path / "resumed", "--resume")
+    assert code == 0, err
+    r = json.loads(out)
+    assert r["resumed_from"] == 2
+    a = load_file(tmp_path / "straight" / "adapter_model.safetensors")
+    b = load_file(tmp_path / "resumed" / "adapter_model.safetensors")
+    assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
+    straight = json.loads((tmp_path / "straight" / "extes_tune.json").read_text())["result"]
+    assert [h["step"] for h in straight["valid_history"]] == [2]
+    code, _, err = cli("tune", "lora", *common, "--out", tmp_path / "none", "--resume")
+    assert code == 2 and "--resume" in err
