@@ -1,23 +1,27 @@
-from extes.corpus.stats import basic_stats, word_tokens
-from extes.signatures.dialogue import Dialogue, Turn
+"""The fast tokenizer gives exactly NLTK's `NLTKWordTokenizer` tokens."""
+
+from nltk.tokenize import NLTKWordTokenizer
+
+from extes.corpus.formats import read_corpus
+from extes.corpus.seeds import seeds_dir
+from extes.corpus.stats import FastWordTokenizer, word_tokens
+
+TRICKY = [
+    '"Hello," she said -- (really) [sic] {x} <y> can\'t won\'t gonna I\'d\'ve',
+    "«quoted» ‘single’ $3.88 3,36 euros... end.",
+    "''double'' ``tick`` wanna gimme lemme 'tis 'twas Cannot GONNA d'ye more'n",
+    "a  b\t\tc\nd", "'quoted' word's", "—dash– ‒ ―", "x*y @me #tag 100% a&b; c: d,e 1,000", "I can't sleep.",
+]
 
 
-def test_basic_stats_hand_computed():
-    d1 = Dialogue(id="a", scene="A", turns=[
-        Turn(role="user", text="I can't sleep."),  # I ca n't sleep . → 5 tokens
-        Turn(role="assistant", text="That sounds hard.", strategy="Emotional Validation"),  # 4
-        Turn(role="user", text="Yes"),  # 1
-        Turn(role="assistant", text="Bye!"),  # 2, unlabelled
-    ])
-    d2 = Dialogue(id="b", scene="B", turns=[
-        Turn(role="user", text="Hello there"),  # 2
-        Turn(role="assistant", text="Hi, what happened?", strategy="Clarification"),  # 5
-    ])
-    s = basic_stats([d1, d2])
+def test_identical_to_nltk_on_the_seed_set_and_tricky_strings():
+    texts = [t.text for d in read_corpus(seeds_dir()).dialogues for t in d.turns] + TRICKY
+    nltk_tok, fast = NLTKWordTokenizer(), FastWordTokenizer()
+    assert [fast.tokenize(t) for t in texts] == [nltk_tok.tokenize(t) for t in texts]
     assert word_tokens("I can't sleep.") == ["I", "ca", "n't", "sleep", "."]
-    assert s["dialogues"] == 2 and s["utterances"] == 6
-    assert s["avg_utterances_per_dialogue"] == 3.0
-    assert s["avg_utterance_length"] == round(19 / 6, 2)
-    assert s["scenarios"] == {"A": 1, "B": 1}
-    assert s["strategies"] == {"Emotional Validation": 1, "Clarification": 1}
-    assert s["unlabelled_assistant_turns"] == 1 and s["num_strategies"] == 2
+
+
+def test_identical_on_esconv(esconv_file):
+    texts = [t.text for d in read_corpus(esconv_file).dialogues for t in d.turns]
+    nltk_tok, fast = NLTKWordTokenizer(), FastWordTokenizer()
+    assert [fast.tokenize(t) for t in texts] == [nltk_tok.tokenize(t) for t in texts]
