@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from extes.corpus.dedup import jaccard, shingles
 from extes.signatures.dialogue import Dialogue
 from extes.signatures.taxonomy import Taxonomy
 
@@ -55,15 +56,6 @@ def check_seed(d: Dialogue, tax: Taxonomy) -> list[str]:
     return out
 
 
-def shingles(d: Dialogue, n: int = 3) -> set[tuple[str, ...]]:
-    words = " ".join(t.text for t in d.turns).lower().split()
-    return {tuple(words[i : i + n]) for i in range(max(0, len(words) - n + 1))}
-
-
-def jaccard(a: set, b: set) -> float:
-    return len(a & b) / len(a | b) if a or b else 0.0
-
-
 def check_seed_set(seeds: list[Dialogue], tax: Taxonomy) -> Report:
     """Check every seed and the set as a whole (counts, coverage, duplicates)."""
     rep = Report(seeds=len(seeds))
@@ -71,7 +63,7 @@ def check_seed_set(seeds: list[Dialogue], tax: Taxonomy) -> Report:
     rep.problems += [f"seed id {i!r} is used {c} times; ids must be unique" for i, c in ids.items() if c > 1]
     for d in seeds:
         rep.problems += check_seed(d, tax)
-    sh = [shingles(d) for d in seeds]
+    sh = [shingles(" ".join(t.text for t in d.turns)) for d in seeds]
     for i in range(len(seeds)):
         for j in range(i + 1, len(seeds)):
             sim = jaccard(sh[i], sh[j])
