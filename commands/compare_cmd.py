@@ -69,14 +69,14 @@ def compare_optimizers(program, optimizers, seeds, trainset, valset, testset, mo
                    f"({row['lm_calls']} calls, {row['wall_s']} s)", err=True)
 
     from extes.corpus.atomic import write_text_atomic
-    from extes.programs.synthesis_run import _git_hash, _versions
+    from extes.corpus.provenance import git_hash, versions
 
     Path(out).mkdir(parents=True, exist_ok=True)
     manifest = {"program": program, "optimizers": names, "seeds": seeds, "model": model, "limit": limit,
                 "val_limit": val_limit, "k": k, "max_cost": max_cost, "no_cache": no_cache,
                 "trainset": str(trainset or "seed set, split seed 0"),
                 "valset": str(valset or "seed set, split seed 0"),
-                "testset": str(testset or "seed set, split seed 0"), "git": _git_hash(), "versions": _versions(),
+                "testset": str(testset or "seed set, split seed 0"), "git": git_hash(), "versions": versions(),
                 "command": "extes compare-optimizers " + " ".join(a for a in sys.argv[2:] if "key" not in a.lower())}
     write_text_atomic(Path(out) / "manifest.json", json.dumps(manifest, indent=1) + "\n")
     summary = compare(program, names, seeds, train, valid, test, lm, out, model=model, limit=limit,

@@ -44,15 +44,15 @@ def evaluate(ctx, model, adapter, api_base, program, test_corpus, mode, limit, w
     if test_corpus is None or out is None:
         raise InputError("--test and --out are required (or use `extes evaluate compare RUN...`)")
     from extes.corpus.formats import ReadOptions, read_corpus
+    from extes.corpus.provenance import git_hash, versions
     from extes.programs.lm import load_lm
-    from extes.programs.synthesis_run import _git_hash, _versions
     from extes.tuning.evaluation import evaluate_run
 
     dialogues = read_corpus(test_corpus, None, ReadOptions(unknown_labels="keep")).dialogues
     kwargs = {"max_tokens": max_tokens} if model.startswith("local/") else {}
     lm = load_lm(model, adapter=str(adapter) if adapter else None, api_base=api_base, **kwargs)
     manifest = {"model": model, "adapter": str(adapter) if adapter else None, "program": str(program or ""),
-                "test": str(test_corpus), "git": _git_hash(), "versions": _versions()}
+                "test": str(test_corpus), "git": git_hash(), "versions": versions()}
     bar = None
     if sys.stderr.isatty():
         from tqdm import tqdm

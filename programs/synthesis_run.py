@@ -14,9 +14,7 @@ import datetime
 import hashlib
 import json
 import logging
-import platform
 import random
-import subprocess
 import sys
 import threading
 import time
@@ -31,6 +29,7 @@ from extes.corpus.assets import load_taxonomy
 from extes.corpus.atomic import write_text_atomic
 from extes.corpus.dedup import DedupIndex
 from extes.corpus.formats.base import RecordError
+from extes.corpus.provenance import git_hash, versions
 from extes.corpus.runstore import RunStore
 from extes.corpus.seeds import read_seed_folder
 from extes.corpus.validation import check_duplicate, dialogue_text, validate
@@ -129,27 +128,6 @@ def program_hash(program: dspy.Module) -> str:
     return hashlib.sha256(state.encode()).hexdigest()[:16]
 
 
-def _git_hash() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parents[1])
-        return out.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version()}
-    for pkg in ("extes", "dspy", "transformers", "torch", "peft", "openai", "litellm"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            pass
-    return out
-
-
 class SynthesisRun:
     """One run folder, started or resumed."""
 
@@ -189,8 +167,8 @@ class SynthesisRun:
         manifest = {
             "config": asdict(self.cfg),
             "program_hash": self.phash,
-            "git": _git_hash(),
-            "versions": _versions(),
+            "git": git_hash(),
+            "versions": versions(),
             "argv": [a for a in sys.argv if "key" not in a.lower()],
             "updated_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
         }

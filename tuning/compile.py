@@ -28,6 +28,7 @@ from typing import Any
 import dspy
 
 from extes.corpus.atomic import write_text_atomic
+from extes.corpus.provenance import git_hash, versions
 from extes.errors import InputError
 from extes.programs.adapter import SmallChatAdapter
 from extes.tuning.program_metrics import METRICS, macro_f1
@@ -153,7 +154,8 @@ def compile_program(program_name: str, optimizer: str, trainset: list, valset: l
         write_text_atomic(out.with_suffix(".traces.json"), json.dumps(traces, ensure_ascii=False, default=str) + "\n")
         write_text_atomic(out.with_suffix(".manifest.json"), json.dumps({
             **result, "student": getattr(student, "model", str(student)),
-            "teacher": getattr(teacher, "model", None) if teacher else None,
+            "teacher": getattr(teacher, "model", None) if teacher else None, "git": git_hash(),
+            "versions": versions(),
             "created_at": datetime.datetime.now(datetime.timezone.utc).isoformat()}, indent=1) + "\n")
     return result
 

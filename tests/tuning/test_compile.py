@@ -38,7 +38,7 @@ def test_every_optimizer_compiles_the_classifier(cli, splits, tmp_path, optimize
     traces = json.loads(out.with_suffix(".traces.json").read_text())
     assert traces and traces[0]["predictor"] == "classify"
     manifest = json.loads(out.with_suffix(".manifest.json").read_text())
-    assert manifest["student"] == "scripted"
+    assert manifest["student"] == "scripted" and manifest["versions"]["dspy"]
     if optimizer != "knn":
         assert out.exists()
 
