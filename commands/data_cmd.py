@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from extes.commands.common import emit_json, json_option
-from extes.corpus.formats import READ_FORMATS, WRITE_FORMATS, ReadOptions, guess_output_format, read_corpus
+from extes.corpus.formats import READ_FORMATS, WRITE_FORMATS, ReadOptions, guess_output_format
 from extes.corpus.pipeline import convert_corpus, split_corpus
 
 from_option = click.option(
@@ -96,5 +96,3 @@ def split(src, outdir, fmt_in, seed, ratios, skip_invalid, unknown_labels, as_js
     counts = ", ".join(f"{k} {v}" for k, v in summary["counts"].items())
     click.echo(f"split {summary['dialogues']} dialogues into {outdir}: {counts} (seed {seed})")
 
-
-__all__ = ["data", "read_corpus"]

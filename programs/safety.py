@@ -95,9 +95,6 @@ class SafetyChecker:
                 from extes.programs.safety_classifier import SafetyClassifier
 
                 self._classifier = SafetyClassifier(weights, self._lm or _embedded_lm())
-            except (OSError, ValueError, KeyError) as e:
-                log.warning("safety classifier unavailable (%s); using the rules alone", e)
-                self._classifier = False
             except Exception as e:  # noqa: BLE001 - a missing model must not take the safety rules down with it
                 log.warning("safety classifier unavailable (%s); using the rules alone", str(e).splitlines()[0])
                 self._classifier = False

@@ -12,7 +12,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from extes.corpus.atomic import atomic_path
-from extes.corpus.formats.base import ReadOptions, ReadResult, record_where
+from extes.corpus.formats.base import ReadOptions, ReadResult
 from extes.errors import InputError
 from extes.signatures.dialogue import Dialogue
 
@@ -112,5 +112,3 @@ def dataset_card(dialogues: list[Dialogue], run: dict | None = None) -> str:
               *(f"| {s} | {n} |" for s, n in strategies.most_common()), ""]
     return "\n".join(lines)
 
-
-__all__ = ["to_hf_dataset", "from_hf_dataset", "read_hf", "write_hf", "record_where"]

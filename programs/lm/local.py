@@ -7,6 +7,7 @@ import logging
 import os
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -19,6 +20,9 @@ from extes.programs.lm.weights import resolve_local
 
 log = logging.getLogger(__name__)
 
+
+
+MEMO_SIZE = 4096
 
 
 class LocalLM(dspy.BaseLM):
@@ -41,7 +45,7 @@ class LocalLM(dspy.BaseLM):
             raise ModelError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
         self.precision = precision
         self._lock = threading.Lock()
-        self._memo: dict[str, Any] = {}
+        self._memo: OrderedDict[str, Any] = OrderedDict()
         self.tokenizer, self.hf_model = _load(folder, self.adapter, precision)
 
     # -- generation -------------------------------------------------------------------------------------------
@@ -71,13 +75,13 @@ class LocalLM(dspy.BaseLM):
         import torch
 
         input_ids = self._inputs(messages)
+        gen = self._gen_kwargs(kwargs)
         with self._lock, torch.inference_mode():
-            out = self.hf_model.generate(input_ids, attention_mask=torch.ones_like(input_ids),
-                                         **self._gen_kwargs(kwargs))
+            out = self.hf_model.generate(input_ids, attention_mask=torch.ones_like(input_ids), **gen)
         new = out[0, input_ids.shape[1]:]
         text = self.tokenizer.decode(new, skip_special_tokens=True)
         text = _cut_stop(text, kwargs.get("stop") or self.kwargs.get("stop"))
-        if len(new) >= self._gen_kwargs(kwargs)["max_new_tokens"]:
+        if len(new) >= gen["max_new_tokens"]:
             text = _last_sentence(text)
         return text, input_ids.shape[1], len(new)
 
@@ -104,10 +108,12 @@ class LocalLM(dspy.BaseLM):
         n = int(kwargs.pop("n", 1) or 1)
         rollout = kwargs.pop("rollout_id", None)
         use_cache = kwargs.pop("cache", self.cache)
-        # DSPy does not cache legacy BaseLM calls, so identical calls are cached here (in memory, per process);
-        # a distinct rollout_id asks for a fresh sample, as with DSPy's own LM.
-        key = json.dumps([messages, {**self.kwargs, **kwargs}, n, rollout], sort_keys=True, default=str)
+        # DSPy does not cache legacy BaseLM calls, so identical calls are cached here (in memory, per process, the
+        # most recent MEMO_SIZE); a call with a rollout_id asks for a fresh sample and is neither served nor kept.
+        use_cache = use_cache and rollout is None
+        key = json.dumps([messages, {**self.kwargs, **kwargs}, n], sort_keys=True, default=str)
         if use_cache and key in self._memo:
+            self._memo.move_to_end(key)
             return self._memo[key]
         choices, p_tok, c_tok = [], 0, 0
         for _ in range(n):
@@ -120,6 +126,8 @@ class LocalLM(dspy.BaseLM):
                                           "total_tokens": p_tok + c_tok})
         if use_cache:
             self._memo[key] = response
+            if len(self._memo) > MEMO_SIZE:
+                self._memo.popitem(last=False)
         return response
 
     # -- scoring ----------------------------------------------------------------------------------------------

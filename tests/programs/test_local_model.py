@@ -44,3 +44,12 @@ def test_strategy_scored_over_all_16_labels(lm):
 def test_dspy_usage_through_forward(lm):
     out = lm.forward(messages=[{"role": "user", "content": "Hi"}], max_tokens=8)
     assert out.choices[0]["message"]["content"] and out.usage["completion_tokens"] <= 8
+
+
+def test_identical_calls_are_cached_and_rollout_ids_are_not(lm):
+    m = [{"role": "user", "content": "Say hi."}]
+    first = lm.forward(messages=m, max_tokens=4)
+    assert lm.forward(messages=m, max_tokens=4) is first
+    size = len(lm._memo)
+    assert lm.forward(messages=m, max_tokens=4, rollout_id=7) is not first and len(lm._memo) == size
+    assert lm.forward(messages=m, max_tokens=4, cache=False) is not first
