@@ -46,12 +46,33 @@ def measure(path: Path) -> dict:
     return {"wall_s": round(wall, 2), "peak_rss_mb": round(max(peak, before) / 1024)}
 
 
+def tokenizer_baseline(path: Path) -> dict:
+    """Same run, same corpus: tokens of every utterance with NLTK's own tokenizer in one process (the baseline) and
+    with the project's token_stats (fast tokenizer on every core)."""
+    from nltk.tokenize import NLTKWordTokenizer
+
+    from extes.corpus.analytics import token_stats
+    from extes.corpus.formats import read_corpus
+
+    texts = [t.text for d in read_corpus(path).dialogues for t in d.turns]
+    nltk_tok = NLTKWordTokenizer()
+    t0 = time.perf_counter()
+    base = sum(len(nltk_tok.tokenize(t)) for t in texts)
+    t_base = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    ours, _ = token_stats(texts)
+    t_ours = time.perf_counter() - t0
+    assert ours == base, (ours, base)
+    return {"utterances": len(texts), "nltk_s": round(t_base, 2), "project_s": round(t_ours, 2),
+            "speedup": round(t_base / t_ours, 2)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="10000,30000,100000")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    rows = []
+    rows, baseline = [], None
     with tempfile.TemporaryDirectory() as tmp:
         for n in [int(x) for x in args.sizes.split(",")]:
             path = Path(tmp) / f"c{n}.jsonl"
@@ -59,7 +80,10 @@ def main() -> None:
             m = measure(path)
             rows.append({"dialogues": n, "mb": round(os.path.getsize(path) / 2**20, 1), **m,
                          "us_per_dialogue": round(1e6 * m["wall_s"] / n, 1)})
-    print(json.dumps({"rows": rows}) if args.json else "\n".join(json.dumps(r) for r in rows))
+            if n == min(int(x) for x in args.sizes.split(",")):
+                baseline = tokenizer_baseline(path)
+    print(json.dumps({"rows": rows, "tokenizer_baseline": baseline}) if args.json
+          else "\n".join(json.dumps(r) for r in [*rows, baseline]))
 
 
 if __name__ == "__main__":
