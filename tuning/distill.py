@@ -1,12 +1,15 @@
 """Distillation the DSPy way: the project's `Provider` and `TrainingJob` fine-tune the local model with the
 project's trainer, so that `dspy.BootstrapFinetune` distills a program run by any teacher LM into a LoRA adapter on
-the local LLaMA. A training error is raised from the job, never stored as the program's LM.
+the local LLaMA, and `dspy.BetterTogether` alternates that weight step with a prompt step (few-shot demos
+bootstrapped by the teacher), keeping whichever candidate scores best on a held-out set. A training error is
+raised, never stored as the program's LM (BetterTogether itself only logs a failed step; `distill` re-raises it).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import threading
 from pathlib import Path
 from typing import Any
@@ -76,6 +79,7 @@ def finetune_local(lm, train_data: list[dict[str, Any]], train_kwargs: dict[str,
     (out / "distill.json").write_text(json.dumps({"samples": len(samples), "result": result}, indent=1))
     student = LocalLM(name, adapter=str(out), max_tokens=lm.kwargs.get("max_tokens") or 160)
     student.distill_result = result
+    attach_provider(student)  # so that a later weight step (BetterTogether "w -> p -> w") can train it again
     return student
 
 
@@ -90,6 +94,7 @@ def attach_provider(lm) -> None:
 
     lm.provider = LocalProvider()
     lm.finetune = finetune
+    lm.launch = lambda *a, **k: None  # in-process: nothing to start or stop
     lm.kill = lambda *a, **k: None
 
 
@@ -112,19 +117,48 @@ def load_distilled(program_name: str, path: Path):
     return program
 
 
+OPTIMIZERS = ("bootstrap-finetune", "better-together")
+
+
+class _StepErrors(logging.Handler):
+    """Collects the exceptions BetterTogether logs (it logs a failed step and carries on) so they can be raised."""
+
+    def __init__(self):
+        super().__init__(logging.ERROR)
+        self.errors: list[BaseException] = []
+
+    def emit(self, record):
+        if record.exc_info and record.exc_info[1] is not None:
+            self.errors.append(record.exc_info[1])
+
+
 def distill(program_name: str, teacher_lm, student_lm, trainset: list, out: Path, *, max_steps: int = 20,
-            metric=None) -> dict[str, Any]:
-    """BootstrapFinetune: run the program with the teacher on `trainset`, fine-tune the student on the traces that
-    pass `metric`, save the distilled program (program.json) and the adapter (adapter/)."""
+            metric=None, optimizer: str = "bootstrap-finetune", strategy: str = "p -> w",
+            valset: list | None = None) -> dict[str, Any]:
+    """Distill `program_name` run by `teacher_lm` into a LoRA adapter on the local `student_lm`.
+
+    bootstrap-finetune: run the program with the teacher on `trainset`, fine-tune the student on the traces that
+    pass `metric` (all traces when None). better-together: `strategy` is a sequence of `p` (BootstrapFewShot: demos
+    bootstrapped by the teacher) and `w` (the BootstrapFinetune step above), e.g. "p -> w" or "w -> p"; each
+    candidate is scored with `metric` (the program's own metric by default) on `valset`, and the best is kept.
+    Saves the program (program.json, LMs included), the adapter (adapter/) and distill.json.
+    """
     import contextlib
     import sys
 
     import dspy
 
     from extes.corpus.atomic import write_text_atomic
+    from extes.errors import InputError
     from extes.programs.adapter import SmallChatAdapter
     from extes.tuning.compile import make_program
+    from extes.tuning.program_metrics import METRICS
 
+    if optimizer not in OPTIMIZERS:
+        raise InputError(f"--optimizer {optimizer!r}: use one of {', '.join(OPTIMIZERS)}")
+    steps = [s.strip() for s in strategy.split("->")]
+    if optimizer == "better-together" and (not steps or any(s not in ("p", "w") for s in steps)):
+        raise InputError(f"--strategy {strategy!r}: give steps p (prompt) and w (weights) joined by ->, e.g. 'p -> w'")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     attach_provider(student_lm)
@@ -133,15 +167,42 @@ def distill(program_name: str, teacher_lm, student_lm, trainset: list, out: Path
     teacher = make_program(program_name)
     teacher.set_lm(teacher_lm)
     adapter = SmallChatAdapter()
-    opt = dspy.BootstrapFinetune(metric=metric, adapter=adapter, num_threads=1,
-                                 train_kwargs={"max_steps": max_steps, "out": str(out / "adapter")})
+    finetune = dspy.BootstrapFinetune(metric=metric, adapter=adapter, num_threads=1,
+                                      train_kwargs={"max_steps": max_steps, "out": str(out / "adapter")})
+    candidates = None
     with contextlib.redirect_stdout(sys.stderr), dspy.context(lm=student_lm, adapter=adapter):
-        distilled = opt.compile(student, trainset=trainset, teacher=teacher)
+        if optimizer == "bootstrap-finetune":
+            distilled = finetune.compile(student, trainset=trainset, teacher=teacher)
+        else:
+            score = metric or METRICS[program_name]
+            prompt = dspy.BootstrapFewShot(metric=score, max_bootstrapped_demos=2, max_labeled_demos=2,
+                                           max_rounds=1)
+            together = dspy.BetterTogether(metric=score, p=prompt, w=finetune)
+            errors = _StepErrors()
+            bt_log = logging.getLogger("dspy.teleprompt.bettertogether")
+            bt_log.addHandler(errors)
+            try:
+                distilled = together.compile(student, trainset=list(trainset), teacher=teacher,
+                                             valset=list(valset or []) or None, strategy=" -> ".join(steps),
+                                             num_threads=1, seed=0,
+                                             # BetterTogether hands every step a list of teachers; BootstrapFewShot
+                                             # takes one
+                                             optimizer_compile_args={"p": {"teacher": teacher}})
+            finally:
+                bt_log.removeHandler(errors)
+            if distilled.flag_compilation_error_occurred:
+                raise errors.errors[0] if errors.errors else RuntimeError("a BetterTogether step failed (see log)")
+            candidates = [{"strategy": c["strategy"] or "original", "score": c["score"]}
+                          for c in distilled.candidate_programs]
     distilled.save(str(out / "program.json"))
     lm = distilled.predictors()[0].lm
-    result = {"program": program_name, "teacher": getattr(teacher_lm, "model", str(teacher_lm)),
-              "student": student_lm.model, "adapter": str(out / "adapter"), "train_examples": len(trainset),
+    result = {"program": program_name, "optimizer": optimizer, "teacher": getattr(teacher_lm, "model", str(teacher_lm)),
+              "student": student_lm.model, "adapter": str(out / "adapter") if lm.adapter else None,
+              "train_examples": len(trainset),
               **{k: v for k, v in getattr(lm, "distill_result", {}).items() if k in
                  ("valid_loss_before", "valid_loss_after", "train_tokens", "adapter_bytes", "steps")}}
+    if candidates is not None:
+        result.update(strategy=" -> ".join(steps), valid_examples=len(valset or []), candidates=candidates,
+                      demos=sum(len(p.demos) for p in distilled.predictors()))
     write_text_atomic(out / "distill.json", json.dumps(result, indent=1) + "\n")
     return result

@@ -48,6 +48,11 @@ class LocalLM(dspy.BaseLM):
         self._memo: OrderedDict[str, Any] = OrderedDict()
         self.tokenizer, self.hf_model = _load(folder, self.adapter, precision)
 
+    def __deepcopy__(self, memo):
+        """DSPy's optimizers deep-copy programs again and again: the copy shares the weights, tokenizer, lock and
+        call cache (they are read-only or thread-safe) and gets its own history and kwargs, as `BaseLM.copy`."""
+        return self.copy()
+
     # -- generation -------------------------------------------------------------------------------------------
     def _inputs(self, messages: list[dict[str, str]]):
         ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",

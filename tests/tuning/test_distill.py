@@ -47,3 +47,28 @@ def test_untrusted_lm_class_is_refused(tmp_path):
     bad.write_text(json.dumps({"select": {"lm": {"_dspy_lm_class": "os.system"}}}))
     with pytest.raises(InputError, match="refusing"):
         load_distilled("supporter", bad)
+
+
+def test_better_together_prompt_then_weights(cli, tmp_path):
+    """dspy.BetterTogether "p -> w": teacher-bootstrapped demos, then LoRA on the traces; every candidate scored on
+    held-out examples, the best kept and saved; the saved program reloads."""
+    out = tmp_path / "bt"
+    code, stdout, err = cli("distill", "classifier", "--teacher", "scripted", "--optimizer", "better-together",
+                            "--strategy", "p -> w", "--limit", "4", "--val-limit", "2", "--max-steps", "2",
+                            "--out", out, "--json")
+    assert code == 0, err
+    r = json.loads(stdout)
+    assert r["optimizer"] == "better-together" and r["valid_examples"] == 2
+    assert sorted(c["strategy"] for c in r["candidates"]) == ["original", "p", "p -> w"]
+    assert all(0.0 <= c["score"] <= 100.0 for c in r["candidates"])
+    assert (out / "adapter" / "adapter_config.json").exists()  # the w step trained, whichever candidate won
+    from extes.tuning.distill import load_distilled
+
+    program = load_distilled("classifier", out / "program.json")
+    assert len(program.predictors()) >= 1
+
+
+def test_bad_better_together_strategy(cli, tmp_path):
+    code, _, err = cli("distill", "classifier", "--teacher", "scripted", "--optimizer", "better-together",
+                       "--strategy", "p -> x", "--limit", "2", "--out", tmp_path / "bt")
+    assert code == 2 and "--strategy" in err
