@@ -7,6 +7,8 @@ Recipes (each after warm-up steps, timed with CUDA synchronisation):
 - plain: peft LoRA on the bf16 model, eager PyTorch, AdamW — the baseline the issue measured.
 - compiled: the same with `torch.compile` on the model and fused AdamW (the project's GPU recipe).
 - *_ckpt: with gradient checkpointing (non-reentrant), for the memory target.
+- *_ckptN (e.g. compiled_ckpt12): selective checkpointing, the first N of the 32 layers only
+  (`extes tune --checkpoint-layers N`), to meet the speed and memory targets at once.
 MFU counts 4·N FLOPs per token (forward, plus backward through the frozen weights; attention and the LoRA
 matrices are left out), against a bf16 8192³ matmul measured in the same run.
 """
@@ -52,10 +54,17 @@ def build():
     return model, n
 
 
-def run(model, *, compiled: bool, ckpt: bool, bs: int, seq: int, steps: int, warm: int) -> dict:
+def run(model, *, compiled: bool, ckpt: bool, bs: int, seq: int, steps: int, warm: int,
+        ckpt_layers: int = 0) -> dict:
     if ckpt:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
+        if ckpt_layers:  # as tuning/trainer.py's select_checkpointed_layers (this script runs without extes)
+            from transformers.modeling_layers import GradientCheckpointingLayer
+
+            layers = [m for m in model.modules() if isinstance(m, GradientCheckpointingLayer)]
+            for k, layer in enumerate(layers):
+                layer.gradient_checkpointing = k < ckpt_layers
     else:
         model.gradient_checkpointing_disable()
     params = [p for p in model.parameters() if p.requires_grad]
@@ -86,7 +95,7 @@ def main() -> None:
     ap.add_argument("--seq", type=int, default=512)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warm", type=int, default=3)
-    ap.add_argument("--recipes", default="plain,plain_ckpt,compiled,compiled_ckpt")
+    ap.add_argument("--recipes", default="plain,plain_ckpt,compiled,compiled_ckpt,compiled_ckpt16,compiled_ckpt12")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     out = os.environ.get("OUT")
@@ -99,8 +108,9 @@ def main() -> None:
     model, n = build()
     result["params"] = n
     for name in args.recipes.split(","):
-        r = run(model, compiled=name.startswith("compiled"), ckpt=name.endswith("ckpt"), bs=args.bs, seq=args.seq,
-                steps=args.steps, warm=args.warm)
+        tail = name.rpartition("ckpt")[2] if "ckpt" in name else ""
+        r = run(model, compiled=name.startswith("compiled"), ckpt="ckpt" in name, bs=args.bs, seq=args.seq,
+                steps=args.steps, warm=args.warm, ckpt_layers=int(tail) if tail.isdigit() else 0)
         r["mfu"] = round(r["tokens_per_s"] * 4 * n / (result["matmul_peak_tflops"] * 1e12), 3)
         result[name] = r
         print(json.dumps({name: r}), flush=True)

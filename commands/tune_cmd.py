@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from extes.commands.common import emit_json, json_option
+from extes.commands.common import emit_json, json_option, quiet_option
 
 
 def _options(f):
@@ -32,13 +32,19 @@ def _options(f):
         click.option("--adapter-len", type=int, default=10, show_default=True),
         click.option("--adapter-layers", type=int, default=8, show_default=True),
         click.option("--last-turn-only", is_flag=True, help="Loss on the last assistant turn only."),
-        click.option("--gradient-checkpointing", is_flag=True),
+        click.option("--gradient-checkpointing", is_flag=True, help="Recompute activations in the backward pass."),
+        click.option("--checkpoint-layers", type=int, default=0,
+                     help="Selective checkpointing: the first N decoder layers only (implies checkpointing)."),
         click.option("--compile", "compile_", is_flag=True, help="torch.compile the model (worth it on a GPU)."),
+        click.option("--log-every", type=int, default=5, show_default=True, help="A log line every N steps."),
         click.option("--eval-every", type=int, default=0, help="Valid loss every N steps too."),
         click.option("--save-every", type=int, default=0, help="Checkpoint every N steps (OUT/checkpoint)."),
         click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint with the same options."),
         click.option("--stop-after", type=int, default=0, help="Stop cleanly after step N, keeping a checkpoint."),
+        click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
+                     help="auto: bf16 autocast on CUDA and on CPUs with AVX-512-BF16/AMX, else fp32."),
         click.option("--seed", type=int, default=0, show_default=True),
+        quiet_option,
         json_option,
     ]
     for o in reversed(opts):
@@ -47,8 +53,8 @@ def _options(f):
 
 
 def _run(method, data, valid, variant, base, out, max_steps, batch_size, grad_accum, lr, seq_len, lora_r,
-         lora_targets, adapter_len, adapter_layers, last_turn_only, gradient_checkpointing, compile_, eval_every,
-         save_every, resume, stop_after, seed, as_json):
+         lora_targets, adapter_len, adapter_layers, last_turn_only, gradient_checkpointing, checkpoint_layers,
+         compile_, log_every, eval_every, save_every, resume, stop_after, precision, seed, quiet, as_json):
     from extes.corpus.formats import ReadOptions, read_corpus
     from extes.corpus.split import split_dialogues
     from extes.tuning.sft import chat_samples, clm_samples
@@ -58,8 +64,11 @@ def _run(method, data, valid, variant, base, out, max_steps, batch_size, grad_ac
                      grad_accum=grad_accum, lr=lr, seq_len=seq_len, lora_r=lora_r,
                      lora_targets=[t.strip() for t in lora_targets.split(",") if t.strip()], adapter_len=adapter_len,
                      adapter_layers=adapter_layers, last_turn_only=last_turn_only,
-                     gradient_checkpointing=gradient_checkpointing, compile=compile_, eval_every=eval_every,
-                     save_every=save_every, resume=resume, stop_after=stop_after, seed=seed)
+                     gradient_checkpointing=gradient_checkpointing,
+                     checkpoint_layers=checkpoint_layers, compile=compile_, log_every=log_every,
+                     eval_every=eval_every,
+                     save_every=save_every, resume=resume, stop_after=stop_after, precision=precision,
+                     seed=seed)
     opts = ReadOptions(unknown_labels="keep")
     dialogues = read_corpus(data, None, opts).dialogues
     if valid:
@@ -74,8 +83,12 @@ def _run(method, data, valid, variant, base, out, max_steps, batch_size, grad_ac
     else:
         tr = chat_samples(dialogues, tok, variant=variant, max_len=seq_len, last_turn_only=last_turn_only)
         va = chat_samples(valid_d, tok, variant=variant, max_len=seq_len, last_turn_only=last_turn_only)
-    result = train(cfg, tr, va, tok, model, out, model_id=model_id,
-                   progress=(lambda line: click.echo(line, err=True)) if sys.stderr.isatty() else None)
+    progress = None if quiet else _Progress(cfg.max_steps, bar=sys.stderr.isatty())
+    try:
+        result = train(cfg, tr, va, tok, model, out, model_id=model_id, progress=progress)
+    finally:
+        if progress:
+            progress.close()
     if int(os.environ.get("RANK", "0")) != 0:
         return  # under accelerate launch, rank 0 reports
     if "stopped_after" in result:
@@ -87,6 +100,33 @@ def _run(method, data, valid, variant, base, out, max_steps, batch_size, grad_ac
     else:
         click.echo(f"{method}: valid loss {result['valid_loss_before']} -> {result['valid_loss_after']}, "
                    f"{result['train_tokens_per_s']} tokens/s, {result['adapter_bytes'] / 1e6:.2f} MB in {out}")
+
+
+class _Progress:
+    """A tqdm bar over optimizer steps on a terminal (log lines printed above it); log lines alone otherwise."""
+
+    def __init__(self, total: int, bar: bool):
+        self.bar = None
+        if bar and int(os.environ.get("RANK", "0")) == 0:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc="steps", unit="step", file=sys.stderr, dynamic_ncols=True)
+
+    def write(self, line: str) -> None:
+        if self.bar is not None:
+            self.bar.write(line, file=sys.stderr)
+        elif int(os.environ.get("RANK", "0")) == 0:
+            click.echo(line, err=True)
+
+    def update(self, step: int, loss: float, lr: float, tokens_per_s: float) -> None:
+        if self.bar is not None:
+            self.bar.n = step
+            self.bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.1e}", tok_s=f"{tokens_per_s:.0f}", refresh=False)
+            self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 @click.group()

@@ -1,8 +1,9 @@
 """The project's trainer: LoRA and LLaMA-Adapter (peft) on a local LLaMA, or full causal-LM fine-tuning.
 
 A plain loop in the nanoGPT manner: length-bucketed batches (no padding trained on), AdamW with warmup and linear
-decay, gradient accumulation and clipping, bf16 autocast where the hardware has it, optional gradient
-checkpointing, one log line per interval (step, loss, lr, tokens/s, elapsed), valid loss before and after, and a
+decay, gradient accumulation and clipping, bf16 autocast where the hardware has it (CUDA, and CPUs with AVX-512-BF16
+or AMX), the output head applied only where there is a label (`LabelledLoss`), optional gradient checkpointing, one
+log line per interval (step, loss, lr, tokens/s, elapsed) and a progress bar, valid loss before and after, and a
 small artifact that loads back: a peft folder (`save_pretrained`) or full weights, plus `extes_tune.json`
 (resolved config and results) and a manifest.
 """
@@ -24,6 +25,29 @@ from extes.errors import InputError
 
 log = logging.getLogger(__name__)
 METHODS = ("lora", "adapter", "clm")
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def cpu_has_native_bf16() -> bool:
+    """True on x86 CPUs with AVX-512-BF16 or AMX (Linux /proc/cpuinfo), where bf16 autocast speeds matmuls up;
+    elsewhere bf16 on the CPU is emulated and slower than fp32."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def autocast_dtype(precision: str):
+    """(device type, enabled) for torch.autocast under a --precision choice."""
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if precision == "fp32":
+        return device, False
+    if precision == "bf16":
+        return device, True
+    return device, (torch.cuda.is_bf16_supported() if device == "cuda" else cpu_has_native_bf16())
 
 
 @dataclass
@@ -47,7 +71,9 @@ class TuneConfig:
     adapter_layers: int = 8
     last_turn_only: bool = False
     gradient_checkpointing: bool = False
+    checkpoint_layers: int = 0  # selective checkpointing: only the first N decoder layers (0: all, when enabled)
     compile: bool = False  # torch.compile the model (on an H100: 43% -> 62% of bf16 peak for 7B LoRA)
+    precision: str = "auto"  # auto: bf16 autocast on CUDA and on CPUs with native bf16; else fp32
     log_every: int = 5
     eval_every: int = 0  # 0: valid loss before and after only
     save_every: int = 0  # 0: no checkpoints; else OUT/checkpoint every N steps (single process)
@@ -60,8 +86,16 @@ class TuneConfig:
             raise InputError(f"method {self.method!r}: use one of {', '.join(METHODS)}")
         if self.max_steps < 1 or self.batch_size < 1 or self.grad_accum < 1:
             raise InputError("--max-steps, --batch-size and --grad-accum must be at least 1")
+        if self.checkpoint_layers < 0:
+            raise InputError(f"--checkpoint-layers {self.checkpoint_layers}: give 0 (all) or a number of layers")
+        if self.checkpoint_layers:
+            self.gradient_checkpointing = True
+        if self.log_every < 1:
+            raise InputError(f"--log-every {self.log_every}: give at least 1")
         if self.lora_r < 1:
             raise InputError(f"--lora-r {self.lora_r}: give a rank of at least 1")
+        if self.precision not in PRECISIONS:
+            raise InputError(f"--precision {self.precision!r}: use one of {', '.join(PRECISIONS)}")
         if not self.lr:
             self.lr = {"lora": 2e-4, "adapter": 1e-2, "clm": 5e-5}[self.method]
 
@@ -97,29 +131,77 @@ def wrap(model, cfg: TuneConfig):
     return get_peft_model(model, pc)
 
 
-def valid_loss(model, samples, pad_id: int, batch_size: int) -> float:
-    """Token-weighted mean loss on the samples."""
+def select_checkpointed_layers(model, n: int) -> int:
+    """Selective checkpointing: keep recomputation on the first `n` decoder layers only (the others store their
+    activations), trading memory for speed between no checkpointing and checkpointing every layer. Returns how many
+    layers are checkpointed."""
+    from transformers.modeling_layers import GradientCheckpointingLayer
+
+    layers = [m for m in model.modules() if isinstance(m, GradientCheckpointingLayer)]
+    for k, layer in enumerate(layers):
+        layer.gradient_checkpointing = k < n
+    return min(n, len(layers))
+
+
+def labelled_loss(model):
+    """The causal-LM loss as a module whose output head runs only where a label is.
+
+    `model(**batch).loss` computes logits over the whole vocabulary (49,152 for SmolLM2) at every position, though
+    the loss needs them only at the assistant tokens; this module runs the decoder, picks the hidden states whose
+    next token is labelled, and applies the head (fp32 logits) and cross-entropy to those alone: the same mean loss
+    (tested against transformers' own), less work. It wraps a plain or peft model and is what DDP wraps.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    class LabelledLoss(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids, attention_mask, labels):
+            lm = self.inner.get_base_model() if hasattr(self.inner, "get_base_model") else self.inner
+            hidden = lm.base_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            target = labels[:, 1:]
+            keep = target != -100
+            logits = lm.get_output_embeddings()(hidden[:, :-1][keep]).float()
+            if logits.shape[0] == 0:
+                return hidden.sum() * 0.0
+            return F.cross_entropy(logits, target[keep])
+
+    return LabelledLoss(model)
+
+
+def valid_loss(loss_fn, samples, pad_id: int, batch_size: int, precision: str = "fp32") -> float:
+    """Token-weighted mean loss on the samples (loss_fn: a `labelled_loss` module)."""
     import torch
 
     from extes.tuning.sft import batches
 
-    model.eval()
+    device_type, enabled = autocast_dtype(precision)
+    device = next(loss_fn.parameters()).device
+    loss_fn.eval()
     total = count = 0.0
     n_batches = math.ceil(len(samples) / batch_size)
     it = batches(samples, batch_size, pad_id, seed=123)
-    with torch.inference_mode():
+    with torch.inference_mode(), torch.autocast(device_type, dtype=torch.bfloat16, enabled=enabled):
         for _ in range(n_batches):
             b = next(it)
             n = int((b["labels"][:, 1:] != -100).sum())
-            b = {k: v.to(model.device) for k, v in b.items()}
-            total += float(model(**b).loss) * n
+            b = {k: v.to(device) for k, v in b.items()}
+            total += float(loss_fn(**b)) * n
             count += n
-    model.train()
+    loss_fn.train()
     return total / count if count else float("nan")
 
 
 def train(cfg: TuneConfig, train_samples, valid_samples, tok, model, out: Path, *, model_id: str,
           progress=None) -> dict[str, Any]:
+    """Train `model` (fp32, as `load_base` gives it) on the samples and save the artifact in `out`.
+
+    `progress`, if given, has `write(line)` (log lines: one per interval and per eval) and `update(step, **stats)`
+    (after every optimizer step: loss, lr, tokens_per_s), e.g. a tqdm bar; the CLI passes one on a terminal.
+    """
     import torch
 
     from extes.tuning.sft import batches
@@ -132,23 +214,30 @@ def train(cfg: TuneConfig, train_samples, valid_samples, tok, model, out: Path, 
         model.gradient_checkpointing_enable()
         if hasattr(model, "enable_input_require_grads"):
             model.enable_input_require_grads()
+        if cfg.checkpoint_layers:
+            select_checkpointed_layers(model, cfg.checkpoint_layers)
     params = [p for p in model.parameters() if p.requires_grad]
     cuda = torch.cuda.is_available()
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0, fused=cuda)
     pad = tok.pad_token_id
-    before = valid_loss(model, valid_samples, pad, cfg.batch_size)
-    # Under `accelerate launch` (DDP; gloo on CPU, NCCL on GPUs) every rank takes every world-th batch of the same
-    # seeded sequence, and gradients are averaged across ranks; a single process runs the same code unchanged.
+    loss_fn = labelled_loss(model)
+    device_type, autocast = autocast_dtype(cfg.precision)
+    before = valid_loss(loss_fn, valid_samples, pad, cfg.batch_size, cfg.precision)
+    # Under `accelerate launch` (DDP or FSDP; gloo on CPU, NCCL on GPUs) every rank takes every world-th batch of
+    # the same seeded sequence, and gradients are averaged across ranks; a single process runs the same code.
     world, rank, acc = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0")), None
+    sharded = False
     if world > 1:
         from accelerate import Accelerator
+        from accelerate.utils import DistributedType
 
         acc = Accelerator(cpu=not cuda)
-        model, opt = acc.prepare(model, opt)
-    step_model = torch.compile(model) if cfg.compile else model
+        loss_fn, opt = acc.prepare(loss_fn, opt)
+        sharded = acc.distributed_type == DistributedType.FSDP
+        params = [p for p in loss_fn.parameters() if p.requires_grad]  # FSDP replaces them with sharded ones
+    step_loss = torch.compile(loss_fn) if cfg.compile else loss_fn
     shared = batches(train_samples, cfg.batch_size, pad, seed=cfg.seed)
     it = (b for k, b in enumerate(shared) if k % world == rank)
-    autocast = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     ckpt_dir = Path(out) / "checkpoint"
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     start, tokens, history = 1, 0, []
@@ -176,13 +265,16 @@ def train(cfg: TuneConfig, train_samples, valid_samples, tok, model, out: Path, 
             tokens += int(b["attention_mask"].sum())
             if cuda:
                 b = {k: v.cuda(non_blocking=True) for k, v in b.items()}
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
-                loss = step_model(**b).loss / cfg.grad_accum
+            with torch.autocast(device_type, dtype=torch.bfloat16, enabled=autocast):
+                loss = step_loss(**b) / cfg.grad_accum
             if acc is not None:
                 acc.backward(loss)
             else:
                 loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        if acc is not None:
+            acc.clip_grad_norm_(params, 1.0)
+        else:
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
         if step % cfg.log_every == 0 or step == cfg.max_steps:
@@ -191,12 +283,15 @@ def train(cfg: TuneConfig, train_samples, valid_samples, tok, model, out: Path, 
                     f"tok/s {tokens / el:.0f} elapsed {el:.1f}s")
             log.info(line)
             if progress:
-                progress(line)
+                progress.write(line)
+        if progress:
+            progress.update(step, loss=loss.item() * cfg.grad_accum, lr=lr,
+                            tokens_per_s=tokens / (time.perf_counter() - t0))
         if cfg.eval_every and step % cfg.eval_every == 0 and step != cfg.max_steps:
-            vl = valid_loss(model, valid_samples, pad, cfg.batch_size)
+            vl = valid_loss(loss_fn, valid_samples, pad, cfg.batch_size, cfg.precision)
             history.append({"step": step, "valid_loss": round(vl, 4)})
             if progress:
-                progress(f"step {step} valid loss {vl:.4f}")
+                progress.write(f"step {step} valid loss {vl:.4f}")
         if world == 1 and ((cfg.save_every and step % cfg.save_every == 0) or step == cfg.stop_after):
             from extes.corpus.atomic import atomic_path
 
@@ -207,17 +302,19 @@ def train(cfg: TuneConfig, train_samples, valid_samples, tok, model, out: Path, 
         if step == cfg.stop_after:
             return {"stopped_after": step, "checkpoint": str(ckpt_dir), "method": cfg.method}
     elapsed = time.perf_counter() - t0
-    agree = None
-    if acc is not None:
+    agree, full_state = None, None
+    if sharded:  # every rank holds a shard: gather the full (trainable) weights for rank 0 to save
+        full_state = {k.removeprefix("inner."): v for k, v in acc.get_state_dict(loss_fn).items()}
+    elif acc is not None:
         checksum = torch.stack([p.detach().double().sum() for p in params]).sum().reshape(1)
         sums = acc.gather(checksum.to(acc.device))
         agree = bool(torch.allclose(sums, sums[0].expand_as(sums)))
-        model = acc.unwrap_model(model)
-    after = valid_loss(model, valid_samples, pad, cfg.batch_size)
+        loss_fn = acc.unwrap_model(loss_fn)
+    after = valid_loss(loss_fn, valid_samples, pad, cfg.batch_size, cfg.precision)
     out = Path(out)
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
-        model.save_pretrained(str(out))
+        model.save_pretrained(str(out), **({"state_dict": full_state} if full_state is not None else {}))
         if cfg.method == "clm":
             tok.save_pretrained(str(out))
     if acc is not None:
@@ -228,7 +325,8 @@ def train(cfg: TuneConfig, train_samples, valid_samples, tok, model, out: Path, 
               "train_tokens": tokens, "steps": cfg.max_steps, "wall_s": round(elapsed, 2),
               "adapter_bytes": size, "trainable_params": sum(p.numel() for p in params),
               "train_samples": len(train_samples), "valid_samples": len(valid_samples), "world_size": world,
-              "ranks_agree": agree, "resumed_from": start - 1 if start > 1 else None, "valid_history": history}
+              "sharded": sharded, "precision": "bf16" if autocast else "fp32", "ranks_agree": agree,
+              "resumed_from": start - 1 if start > 1 else None, "valid_history": history}
     if rank != 0:
         return result
     write_text_atomic(out / "extes_tune.json", json.dumps({"config": dataclasses.asdict(cfg), "result": result},

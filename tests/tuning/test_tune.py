@@ -134,7 +134,7 @@ def test_merge_a_lora_adapter_into_its_base(cli, data, tmp_path):
     base = tiny_llama(tmp_path / "tiny", src)
     lora = tmp_path / "lora"
     code, _, err = cli("tune", "lora", "--base", str(base), "--data", data / "train.jsonl", "--max-steps", "2",
-                       "--batch-size", "2", "--seq-len", "128", "--out", lora)
+                       "--batch-size", "2", "--seq-len", "128", "--checkpoint-layers", "1", "--out", lora)
     assert code == 0, err
     code, out, err = cli("tune", "merge", lora, "--base", str(base), "--out", tmp_path / "merged", "--json")
     assert code == 0, err
@@ -161,10 +161,13 @@ def test_two_process_ddp_on_cpu(data, tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     out = tmp_path / "lora"
+    import extes
+
     accelerate = str(Path(sys.executable).parent / "accelerate")
+    config = Path(extes.__file__).parent / "tuning" / "accelerate" / "ddp.yaml"  # the shipped config, as documented
     proc = subprocess.run(
-        [accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision",
-         "no", "--dynamo_backend", "no", "--main_process_port", str(port), "-m", "extes.cli", "tune", "lora",
+        [accelerate, "launch", "--config_file", str(config), "--num_processes", "2", "--main_process_port", str(port),
+         "-m", "extes.cli", "tune", "lora",
          "--base", str(base), "--data", str(data / "train.jsonl"), "--max-steps", "3",
          "--batch-size", "2", "--seq-len", "128", "--out", str(out), "--json"],
         capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
@@ -198,3 +201,90 @@ def test_resume_from_a_checkpoint_gives_the_same_adapter(cli, data, tmp_path):
     assert [h["step"] for h in straight["valid_history"]] == [2]
     code, _, err = cli("tune", "lora", *common, "--out", tmp_path / "none", "--resume")
     assert code == 2 and "--resume" in err
+
+
+@pytest.mark.parametrize("method", ["lora", "adapter", "clm"])
+def test_labelled_loss_equals_transformers_loss(tok, tmp_path, method):
+    """The head-only-where-labelled loss is transformers' own causal-LM loss, value and gradients."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from extes.tuning.sft import batches
+    from extes.tuning.trainer import TuneConfig, labelled_loss, wrap
+
+    torch.manual_seed(0)
+    src = converted_folder(embedded_gguf("smollm2-135m-instruct"))
+    if method == "clm":
+        from transformers import AutoModelForCausalLM
+
+        GPT2LMHeadModel(GPT2Config(vocab_size=49152, n_embd=64, n_layer=2, n_head=2, n_positions=512)
+                        ).save_pretrained(tmp_path / "m")
+        model = AutoModelForCausalLM.from_pretrained(tmp_path / "m")
+    else:
+        from transformers import AutoModelForCausalLM
+
+        model = AutoModelForCausalLM.from_pretrained(tiny_llama(tmp_path / "m", src))
+    model = wrap(model, TuneConfig(method=method, lora_dropout=0.0, adapter_len=4, adapter_layers=2))
+    if method == "adapter":  # peft starts the adapter's gate at zero; open it so that the adapter shapes the loss
+        for n, p in model.named_parameters():
+            if "adaption_gate" in n:
+                p.data.fill_(0.5)
+    samples = chat_samples(read_seed_folder()[:3], tok, max_len=200)
+    b = next(batches(samples, 3, tok.pad_token_id))
+    assert (b["attention_mask"] == 0).any()  # padding present, so the mask matters
+    params = [p for p in model.parameters() if p.requires_grad]
+    ours = labelled_loss(model)(**b)
+    g_ours = torch.autograd.grad(ours, params)
+    ref = model(**b).loss
+    g_ref = torch.autograd.grad(ref, params)
+    assert torch.allclose(ours, ref, atol=1e-5), (float(ours), float(ref))
+    assert all(torch.allclose(a, r, atol=1e-6, rtol=1e-4) for a, r in zip(g_ours, g_ref, strict=True))
+
+
+def test_training_log_lines_and_progress_bar(data, tmp_path):
+    """Off a terminal: one log line per interval on stderr; on a terminal (pty): a tqdm bar over the steps too."""
+    import subprocess
+    import sys
+
+    import pexpect
+
+    src = converted_folder(embedded_gguf("smollm2-135m-instruct"))
+    base = tiny_llama(tmp_path / "tiny", src)
+    args = ["-m", "extes.cli", "tune", "lora", "--base", str(base), "--data", str(data / "train.jsonl"),
+            "--max-steps", "4", "--batch-size", "2", "--seq-len", "128", "--eval-every", "2"]
+    proc = subprocess.run([sys.executable, *args, "--out", str(tmp_path / "a")], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = [x for x in proc.stderr.splitlines() if x.startswith("step ")]
+    assert [x.split()[1] for x in lines if "loss" in x and "valid" not in x] == ["4/4"]
+    assert any(x.startswith("step 2 valid loss") for x in lines)
+    assert "lora: valid loss" in proc.stdout and "steps:" not in proc.stderr
+    child = pexpect.spawn(sys.executable, [*args, "--out", str(tmp_path / "b"), "--log-every", "2"], timeout=300,
+                          encoding="utf-8", dimensions=(24, 200))
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, child.before[-2000:]
+    assert "steps: 100%" in child.before and "4/4" in child.before and "step 2/4 loss" in child.before
+
+
+def test_selective_checkpointing_marks_only_the_first_layers(tok, tmp_path):
+    import torch
+    from transformers import AutoModelForCausalLM
+    from transformers.modeling_layers import GradientCheckpointingLayer
+
+    from extes.tuning.sft import batches
+    from extes.tuning.trainer import TuneConfig, labelled_loss, select_checkpointed_layers, wrap
+
+    src = converted_folder(embedded_gguf("smollm2-135m-instruct"))
+    model = wrap(AutoModelForCausalLM.from_pretrained(tiny_llama(tmp_path / "m", src)), TuneConfig(lora_dropout=0.0))
+    b = next(batches(chat_samples(read_seed_folder()[:2], tok, max_len=128), 2, tok.pad_token_id))
+    plain = labelled_loss(model)(**b)
+    model.gradient_checkpointing_enable()
+    model.enable_input_require_grads()
+    assert select_checkpointed_layers(model, 1) == 1
+    flags = [m.gradient_checkpointing for m in model.modules() if isinstance(m, GradientCheckpointingLayer)]
+    assert flags == [True, False]
+    loss = labelled_loss(model)(**b)
+    loss.backward()
+    assert torch.allclose(loss, plain) and all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    assert TuneConfig(checkpoint_layers=4).gradient_checkpointing is True
