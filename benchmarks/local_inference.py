@@ -14,7 +14,6 @@ import importlib.util
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -55,9 +54,13 @@ def llamacpp_speed(n: int, threads: int) -> float | None:
 
 def reply_peak_rss_mb() -> float:
     exe = Path(sys.executable).parent / "extes"
-    subprocess.run([str(exe), "reply", "I failed my exam again", "--strategy", "Suggest Options", "--json"],
-                   check=True, capture_output=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    proc = subprocess.Popen([str(exe), "reply", "I failed my exam again", "--strategy", "Suggest Options", "--json"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    _, status, usage = os.wait4(proc.pid, 0)  # this child's own peak, not the largest of all children so far
+    if status:
+        raise SystemExit(f"extes reply failed with status {status}")
+    return usage.ru_maxrss / 1024
 
 
 def main() -> None:
@@ -65,6 +68,8 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, default=128)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    # First, while this process is still small: a forked child's peak RSS counts the parent's pages it started with.
+    peak_rss = reply_peak_rss_mb()
     import torch
 
     from extes.programs.lm import local
@@ -72,17 +77,19 @@ def main() -> None:
 
     converted_folder(embedded_gguf("smollm2-135m-instruct"))  # the one-time conversion is not what we time
     t0 = time.perf_counter()
-    lm = local.LocalLM()  # default precision (bf16)
+    lm = local.LocalLM()  # default precision (auto: exact q4 where torch has the int4 CPU kernel)
     load_s = time.perf_counter() - t0
     tok_s, first = decode_speed(lm, args.tokens)
+    bf16_tok_s, _ = decode_speed(local.LocalLM(precision="bf16"), args.tokens)
     fp32_tok_s, _ = decode_speed(local.LocalLM(precision="fp32"), args.tokens)
     ref = llamacpp_speed(args.tokens, torch.get_num_threads())
     result = {
         "load_s": round(load_s, 2),
         "decode_tok_s": round(tok_s, 1),
         "first_token_s": round(first, 3),
-        "peak_rss_mb": round(reply_peak_rss_mb()),
+        "peak_rss_mb": round(peak_rss),
         "llamacpp_decode_tok_s": round(ref, 1) if ref else None,
+        "bf16_decode_tok_s": round(bf16_tok_s, 1),
         "fp32_decode_tok_s": round(fp32_tok_s, 1),
         "precision": lm.precision,
         "threads": torch.get_num_threads(),

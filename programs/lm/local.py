@@ -35,7 +35,7 @@ class LocalLM(dspy.BaseLM):
 
     def __init__(self, name: str = "smollm2-135m-instruct", *, adapter: str | os.PathLike | None = None,
                  temperature: float = 0.0, max_tokens: int = 160, top_p: float = 1.0, cache: bool = True,
-                 precision: str = "bf16"):
+                 precision: str = "auto"):
         folder, model_id = resolve_local(name)
         super().__init__(model=model_id, model_type="chat", temperature=temperature, max_tokens=max_tokens,
                          cache=cache, top_p=top_p)
@@ -177,7 +177,7 @@ class LocalLM(dspy.BaseLM):
         """Rebuild from `dump_state` (a distilled program's LM: base model, adapter, sampling settings)."""
         return cls(state["model"].split("/", 1)[1], adapter=state.get("adapter"),
                    temperature=state.get("temperature") or 0.0, max_tokens=state.get("max_tokens") or 160,
-                   top_p=state.get("top_p") or 1.0, precision=state.get("precision") or "bf16")
+                   top_p=state.get("top_p") or 1.0, precision=state.get("precision") or "auto")
 
 
 def _cut_stop(text: str, stop) -> str:
@@ -197,7 +197,7 @@ def _last_sentence(text: str) -> str:
     return text[: end + 1].strip() if end > 0 else text
 
 
-PRECISIONS = ("bf16", "fp32")
+PRECISIONS = ("auto", "q4", "bf16", "fp32")
 _LOADED: dict[tuple[str, str | None, str], tuple[Any, Any]] = {}
 
 
@@ -205,9 +205,12 @@ def _load(folder: Path, adapter: str | None, precision: str = "fp32"):
     """Load (tokenizer, model) once per process; apply a peft adapter when given; then set the precision.
 
     Decoding a small model on CPU is bound by memory traffic, not arithmetic: fp32 reads 540 MB of weights per
-    token (~18 tok/s on 2 cores), bf16 half that (~27 tok/s, same greedy text on our probes). int8 would read a
-    quarter, but both torch's dynamic int8 and per-channel weight-only int8 broke SmolLM2-135M's output (garbled
-    text), so they are not offered (benchmarks/README.md). An adapter is merged into the weights before the cast.
+    token (~18 tok/s on 2 cores), bf16 half that (~28 tok/s). `q4` packs every linear whose weights are exactly
+    4-bit (the embedded GGUF's Q4_1 blocks, recovered without loss: programs/lm/q4.py) for torch's int4 CPU kernel
+    and keeps the rest in bf16: the GGUF's own weights, a quarter of bf16's bytes. Lossy int8 (dynamic or
+    per-channel) broke SmolLM2-135M's output and is not offered (benchmarks/README.md). `auto` is q4 where the
+    kernel exists, else bf16. An adapter is merged into the weights before the cast (its merged linears are no
+    longer 4-bit, so they stay bf16).
     """
     key = (str(folder), adapter, precision)
     if key in _LOADED:
@@ -224,7 +227,15 @@ def _load(folder: Path, adapter: str | None, precision: str = "fp32"):
         if precision != "fp32":
             model = model.merge_and_unload()
     model.eval()
-    if precision == "bf16":
+    if precision in ("auto", "q4"):
+        from extes.programs.lm import q4
+
+        if q4.available():
+            packed, kept = q4.pack_exact_q4(model, None if adapter else Path(folder) / q4.cache_name())
+            log.info("q4: %d linears packed exactly, %d kept as floats", packed, kept)
+        elif precision == "q4":
+            raise ModelError("precision q4 needs torch's int4 CPU kernel (_weight_int4pack_mm_for_cpu); use bf16")
+    if precision != "fp32":
         model = model.to(torch.bfloat16)
     log.info("loaded %s in %.1f s", folder.name, time.perf_counter() - t0)
     _LOADED[key] = (tok, model)

@@ -1,0 +1,85 @@
+"""Exact 4-bit weights (programs/lm/q4.py): recovered without loss from Q4_1 blocks, never lossy, cached."""
+
+import pytest
+import torch
+
+from extes.programs.lm import q4
+
+pytestmark = pytest.mark.skipif(not q4.available(), reason="this torch build has no int4 CPU kernel")
+
+
+def q4_1_weight(n=64, k=96, seed=0):
+    """A weight built as llama.cpp's Q4_1 would store it: per 32 inputs, w = d * q + m, q in 0..15, both ends used."""
+    g = torch.Generator().manual_seed(seed)
+    q = torch.randint(0, 16, (n, k // 32, 32), generator=g)
+    q[..., 0], q[..., 1] = 0, 15
+    d = torch.rand(n, k // 32, 1, generator=g).half().float() * 0.02
+    m = (torch.rand(n, k // 32, 1, generator=g) - 0.5).half().float() * 0.1
+    return (d * q + m).reshape(n, k)
+
+
+def test_recover_is_exact_for_q4_1_and_refuses_anything_else():
+    w = q4_1_weight()
+    q, scale, lo = q4.recover(w)
+    rebuilt = (q.reshape(64, 3, 32).float() * scale[..., None] + lo[..., None]).reshape(64, 96)
+    assert torch.equal(rebuilt, w) or (rebuilt - w).abs().max() < 1e-7
+    assert q4.recover(torch.randn(64, 96)) is None  # a float weight is never quantized
+    nudged = w.clone()
+    nudged[3, 5] += 1e-3  # one weight off the 4-bit grid: refused
+    assert q4.recover(nudged) is None
+    assert q4.recover(torch.randn(64, 90)) is None  # not a multiple of the group
+
+
+def test_q4_linear_computes_the_same_product():
+    w = q4_1_weight()
+    lin = torch.nn.Linear(96, 64, bias=True)
+    with torch.no_grad():
+        lin.weight.copy_(w)
+    packed = q4.Q4Linear.from_linear(lin, *q4.recover(w))
+    x = torch.randn(5, 7, 96)
+    ref = torch.nn.functional.linear(x.bfloat16().float(), w, lin.bias)
+    out = packed(x)
+    assert out.shape == (5, 7, 64) and out.dtype == x.dtype
+    assert (out - ref).abs().max() < 0.02 * ref.abs().max()  # bf16 activations and accumulation
+
+
+@pytest.mark.model
+def test_embedded_model_packs_every_decoder_linear_and_caches_them(tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from extes.programs.lm.weights import converted_folder, embedded_gguf
+
+    folder = converted_folder(embedded_gguf("smollm2-135m-instruct"))
+    ref = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    cache = tmp_path / q4.cache_name()
+    assert q4.pack_exact_q4(model, cache) == (210, 0)  # 30 layers x 7 linears; the Q8_0 head stays
+    assert cache.exists()
+    again = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    assert q4.pack_exact_q4(again, cache) == (210, 0)  # from the cache
+    ids = torch.tensor([[1, 504, 3456, 314, 253, 1345, 28, 357, 2579, 11530, 30, 1073]])
+    with torch.inference_mode():
+        a, b, r = (m.to(torch.bfloat16)(ids).logits.float() for m in (model, again, ref))
+        r32 = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()(ids).logits
+    assert torch.equal(a, b)
+    # Same weights as the GGUF: next-token choices agree with the fp32 model about as well as bf16 does.
+    agree_q4 = (a.argmax(-1) == r32.argmax(-1)).float().mean()
+    agree_bf16 = (r.argmax(-1) == r32.argmax(-1)).float().mean()
+    assert agree_q4 >= agree_bf16 - 0.1 and agree_q4 >= 0.8
+    cache.write_bytes(b"not a safetensors file")
+    third = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    assert q4.pack_exact_q4(third, cache) == (210, 0)  # a damaged cache is rebuilt
+
+
+@pytest.mark.model
+def test_merged_adapter_layers_stay_in_floats(tmp_path):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from extes.programs.lm.weights import converted_folder, embedded_gguf
+
+    folder = converted_folder(embedded_gguf("smollm2-135m-instruct"))
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32),
+                           LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    merged = model.merge_and_unload()
+    assert q4.pack_exact_q4(merged) == (150, 60)  # q and v of 30 layers moved off the 4-bit grid
