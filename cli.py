@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 
 import click
 
@@ -24,6 +25,9 @@ from extes.commands.synthesize_cmd import synthesize
 from extes.commands.toxicity_cmd import toxicity
 from extes.commands.tune_cmd import tune
 from extes.errors import ExtesError
+
+# peft still asks transformers 5 for `is_gradient_checkpointing`; the deprecation notice is theirs, not the user's.
+warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
 
 
 class Group(click.Group):

@@ -211,7 +211,9 @@ def train(cfg: TuneConfig, train_samples, valid_samples, tok, model, out: Path, 
         model = model.cuda()
     model = wrap(model, cfg)
     if cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+        # transformers 5 renamed it (the old name warns); older releases have the old name only
+        enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
+        enable()
         if hasattr(model, "enable_input_require_grads"):
             model.enable_input_require_grads()
         if cfg.checkpoint_layers:

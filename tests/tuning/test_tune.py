@@ -279,7 +279,7 @@ def test_selective_checkpointing_marks_only_the_first_layers(tok, tmp_path):
     model = wrap(AutoModelForCausalLM.from_pretrained(tiny_llama(tmp_path / "m", src)), TuneConfig(lora_dropout=0.0))
     b = next(batches(chat_samples(read_seed_folder()[:2], tok, max_len=128), 2, tok.pad_token_id))
     plain = labelled_loss(model)(**b)
-    model.gradient_checkpointing_enable()
+    model.activation_checkpointing_enable()
     model.enable_input_require_grads()
     assert select_checkpointed_layers(model, 1) == 1
     flags = [m.gradient_checkpointing for m in model.modules() if isinstance(m, GradientCheckpointingLayer)]
