@@ -30,12 +30,37 @@ def test_recover_is_exact_for_q4_1_and_refuses_anything_else():
     assert q4.recover(torch.randn(64, 90)) is None  # not a multiple of the group
 
 
+def q8_0_weight(n=64, k=96, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    q = torch.randint(-127, 128, (n, k // 32, 32), generator=g)
+    q[..., 0] = 127
+    d = torch.rand(n, k // 32, 1, generator=g).half().float() * 0.01
+    return (d * q).reshape(n, k)
+
+
+def test_q8_0_is_split_exactly_into_two_4bit_parts():
+    w = q8_0_weight()
+    assert q4.recover(w) is None  # not 4-bit
+    (qh, sh, zh), (ql, sl, zl) = q4.recover_q8(w)
+    assert qh.min() >= 0 and qh.max() <= 15 and ql.min() >= 0 and ql.max() <= 15
+    part = lambda q, s, z: ((q.reshape(64, 3, 32).float() - 8) * s[..., None] + z[..., None]).reshape(64, 96)  # noqa: E731
+    assert (part(qh, sh, zh) + part(ql, sl, zl) - w).abs().max() < 1e-6  # fp32 rounding of the sum only
+    assert q4.recover_q8(torch.randn(64, 96)) is None
+    lin = torch.nn.Linear(96, 64, bias=False)
+    with torch.no_grad():
+        lin.weight.copy_(w)
+    packed = q4.Q4Linear.from_linear(lin)
+    x = torch.randn(3, 96)
+    ref = torch.nn.functional.linear(x.bfloat16().float(), w)
+    assert packed.n_parts == 2 and (packed(x) - ref).abs().max() < 0.02 * ref.abs().max()
+
+
 def test_q4_linear_computes_the_same_product():
     w = q4_1_weight()
     lin = torch.nn.Linear(96, 64, bias=True)
     with torch.no_grad():
         lin.weight.copy_(w)
-    packed = q4.Q4Linear.from_linear(lin, *q4.recover(w))
+    packed = q4.Q4Linear.from_linear(lin)
     x = torch.randn(5, 7, 96)
     ref = torch.nn.functional.linear(x.bfloat16().float(), w, lin.bias)
     out = packed(x)
@@ -53,10 +78,11 @@ def test_embedded_model_packs_every_decoder_linear_and_caches_them(tmp_path):
     ref = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
     cache = tmp_path / q4.cache_name()
-    assert q4.pack_exact_q4(model, cache) == (210, 0)  # 30 layers x 7 linears; the Q8_0 head stays
+    assert q4.pack_exact_q4(model, cache) == (211, 0)  # 30 layers x 7 Q4_1 linears, and the Q8_0 head
     assert cache.exists()
     again = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
-    assert q4.pack_exact_q4(again, cache) == (210, 0)  # from the cache
+    assert q4.pack_exact_q4(again, cache) == (211, 0)  # from the cache
+    assert again.lm_head.n_parts == 2 and again.model.layers[0].mlp.down_proj.n_parts == 1
     ids = torch.tensor([[1, 504, 3456, 314, 253, 1345, 28, 357, 2579, 11530, 30, 1073]])
     with torch.inference_mode():
         a, b, r = (m.to(torch.bfloat16)(ids).logits.float() for m in (model, again, ref))
@@ -68,7 +94,7 @@ def test_embedded_model_packs_every_decoder_linear_and_caches_them(tmp_path):
     assert agree_q4 >= agree_bf16 - 0.1 and agree_q4 >= 0.8
     cache.write_bytes(b"not a safetensors file")
     third = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
-    assert q4.pack_exact_q4(third, cache) == (210, 0)  # a damaged cache is rebuilt
+    assert q4.pack_exact_q4(third, cache) == (211, 0)  # a damaged cache is rebuilt
 
 
 @pytest.mark.model
@@ -82,4 +108,4 @@ def test_merged_adapter_layers_stay_in_floats(tmp_path):
     model = get_peft_model(AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32),
                            LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
     merged = model.merge_and_unload()
-    assert q4.pack_exact_q4(merged) == (150, 60)  # q and v of 30 layers moved off the 4-bit grid
+    assert q4.pack_exact_q4(merged) == (151, 60)  # q and v of 30 layers moved off the 4-bit grid
