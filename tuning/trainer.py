@@ -161,6 +161,9 @@ def labelled_loss(model):
 
         def forward(self, input_ids, attention_mask, labels):
             lm = self.inner.get_base_model() if hasattr(self.inner, "get_base_model") else self.inner
+            if getattr(lm.config, "final_logit_softcapping", None) or getattr(lm.config, "logit_scale", None):
+                # heads that transform the logits (Gemma-2's soft-capping, Cohere's scale): transformers' own loss
+                return self.inner(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss
             hidden = lm.base_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
             target = labels[:, 1:]
             keep = target != -100

@@ -288,3 +288,20 @@ def test_selective_checkpointing_marks_only_the_first_layers(tok, tmp_path):
     loss.backward()
     assert torch.allclose(loss, plain) and all(p.grad is not None for p in model.parameters() if p.requires_grad)
     assert TuneConfig(checkpoint_layers=4).gradient_checkpointing is True
+
+
+def test_labelled_loss_defers_to_transformers_for_soft_capped_heads(tok):
+    """Gemma-2 soft-caps its logits; the head-only loss would miss that, so transformers' own loss is used."""
+    import torch
+    from transformers import Gemma2Config, Gemma2ForCausalLM
+
+    from extes.tuning.sft import batches
+    from extes.tuning.trainer import labelled_loss
+
+    torch.manual_seed(0)
+    cfg = Gemma2Config(vocab_size=49152, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                       num_attention_heads=4, num_key_value_heads=2, head_dim=16, final_logit_softcapping=0.5)
+    model = Gemma2ForCausalLM(cfg).eval()
+    b = next(batches(chat_samples(read_seed_folder()[:2], tok, max_len=128), 2, tok.pad_token_id))
+    with torch.no_grad():
+        assert torch.allclose(labelled_loss(model)(**b), model(**b).loss, atol=1e-5)
