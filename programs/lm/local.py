@@ -81,9 +81,10 @@ class LocalLM(dspy.BaseLM):
 
         input_ids = self._inputs(messages)
         gen = self._gen_kwargs(kwargs)
+        from extes.programs.lm.fastdecode import new_tokens
+
         with self._lock, torch.inference_mode():
-            out = self.hf_model.generate(input_ids, attention_mask=torch.ones_like(input_ids), **gen)
-        new = out[0, input_ids.shape[1]:]
+            new = new_tokens(self.hf_model, self.tokenizer, input_ids, gen)
         text = self.tokenizer.decode(new, skip_special_tokens=True)
         text = _cut_stop(text, kwargs.get("stop") or self.kwargs.get("stop"))
         if len(new) >= gen["max_new_tokens"]:
