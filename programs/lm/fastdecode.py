@@ -6,10 +6,12 @@ transformers' forward took ~19 ms: the rest is per-call machinery (mask construc
 recomputed each step, attention dispatch, output dataclasses). `LlamaDecoder` keeps the model's own modules (the
 norms, projections, MLP and head are called as they are, so q4/bf16/fp32 weights all work) and replaces only the
 glue: rotary cos/sin computed once by the model's own rotary module, a preallocated KV cache written in place, and
-`scaled_dot_product_attention` called directly (causal for the prompt, unmasked for each new token). Logits
-processors are transformers' own classes (repetition penalty, no-repeat n-gram, temperature, top-k, top-p), so
-sampling behaves as `generate` does. Greedy output is token-identical to `generate` on the embedded model (tested).
-Batch size 1, a fresh prompt per call; anything else uses `generate`.
+`scaled_dot_product_attention` called directly (causal for the prompt; for one new token, the query heads sharing a
+key/value head attend as that head's rows, 4x faster than `enable_gqa` here). Logits processors are transformers'
+own classes (repetition penalty, no-repeat n-gram, temperature, top-k, top-p), so sampling behaves as `generate`
+does. In fp32 greedy output is token-identical to `generate`; with bf16 activations the kernels round differently,
+so near-ties can go either way (step logits agree within 3% of their scale; tested). Batch size 1, a fresh prompt
+per call; anything else uses `generate`.
 """
 
 from __future__ import annotations
@@ -82,9 +84,9 @@ class LlamaDecoder:
             h = h + layer.mlp(layer.post_attention_layernorm(h))
         return self.head(self.norm(h[:, -1:]))[0, -1].float()
 
-    def generate(self, input_ids: torch.Tensor, *, max_new_tokens: int, processors, eos: set[int],
-                 do_sample: bool = False, stop=None) -> torch.Tensor:
-        """New token ids ([n]) after the prompt `input_ids` ([1, T]). `processors`: a transformers
+    def tokens(self, input_ids: torch.Tensor, *, max_new_tokens: int, processors, eos: set[int],
+               do_sample: bool = False, stop=None):
+        """Yield new token ids one by one after the prompt `input_ids` ([1, T]). `processors`: a transformers
         LogitsProcessorList; `stop(new_ids) -> bool` ends generation early (stop strings)."""
         length = input_ids.shape[1] + max_new_tokens
         if length > self.max_len:
@@ -100,12 +102,16 @@ class LlamaDecoder:
             else:
                 token = int(scores[0].argmax())
             new.append(token)
+            yield token
             if token in eos or (stop is not None and stop(new)):
-                break
+                return
             nxt = torch.tensor([[token]])
             ids = torch.cat([ids, nxt], dim=1)
             logits = self.forward(nxt, ids.shape[1] - 1)
-        return torch.tensor(new, dtype=torch.long)
+
+    def generate(self, input_ids: torch.Tensor, **kwargs) -> torch.Tensor:
+        """All new token ids ([n]) of `tokens`."""
+        return torch.tensor(list(self.tokens(input_ids, **kwargs)), dtype=torch.long)
 
 
 def processors_for(model, gen: dict):
@@ -149,16 +155,43 @@ def decoder_for(model) -> LlamaDecoder | None:
     return dec
 
 
-def new_tokens(model, tokenizer, input_ids: torch.Tensor, gen: dict) -> torch.Tensor:
-    """What `model.generate(input_ids, **gen)[0, T:]` returns, through the lean loop where it applies."""
+def _plan(model, tokenizer, input_ids: torch.Tensor, gen: dict):
+    """(decoder, tokens() keyword arguments), or (None, None) where `generate` must be used."""
     dec = decoder_for(model)
     if dec is None or input_ids.shape[0] != 1 or input_ids.shape[1] + gen["max_new_tokens"] > dec.max_len:
-        out = model.generate(input_ids, attention_mask=torch.ones_like(input_ids), **gen)
-        return out[0, input_ids.shape[1]:]
+        return None, None
     eos = model.generation_config.eos_token_id
     eos = set(eos if isinstance(eos, list) else [eos] if eos is not None else []) | {tokenizer.eos_token_id}
     strings = gen.get("stop_strings") or []
     stop = (lambda new: any(s in tokenizer.decode(new[-16:]) for s in strings)) if strings else None
+    return dec, {"max_new_tokens": gen["max_new_tokens"], "processors": processors_for(model, gen),
+                 "eos": eos - {None}, "do_sample": bool(gen.get("do_sample")), "stop": stop}
+
+
+def new_tokens(model, tokenizer, input_ids: torch.Tensor, gen: dict) -> torch.Tensor:
+    """What `model.generate(input_ids, **gen)[0, T:]` returns, through the lean loop where it applies."""
+    dec, kwargs = _plan(model, tokenizer, input_ids, gen)
+    if dec is None:
+        out = model.generate(input_ids, attention_mask=torch.ones_like(input_ids), **gen)
+        return out[0, input_ids.shape[1]:]
     with dec.lock:
-        return dec.generate(input_ids, max_new_tokens=gen["max_new_tokens"], processors=processors_for(model, gen),
-                            eos=eos - {None}, do_sample=bool(gen.get("do_sample")), stop=stop)
+        return dec.generate(input_ids, **kwargs)
+
+
+def stream_text(model, tokenizer, input_ids: torch.Tensor, gen: dict):
+    """Yield the reply's text piece by piece through the lean loop (None first if it does not apply)."""
+    dec, kwargs = _plan(model, tokenizer, input_ids, gen)
+    if dec is None:
+        yield None
+        return
+    with dec.lock:
+        new: list[int] = []
+        shown = ""
+        for token in dec.tokens(input_ids, **kwargs):
+            new.append(token)
+            text = tokenizer.decode(new, skip_special_tokens=True)
+            if text.endswith("\ufffd"):  # half of a multi-byte character: wait for the rest
+                continue
+            if len(text) > len(shown):
+                yield text[len(shown):]
+                shown = text

@@ -96,9 +96,18 @@ class LocalLM(dspy.BaseLM):
         import torch
         from transformers import TextIteratorStreamer
 
+        from extes.programs.lm.fastdecode import stream_text
+
         input_ids = self._inputs(messages)
-        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         gen = self._gen_kwargs(kwargs)
+        with self._lock, torch.inference_mode():
+            pieces = stream_text(self.hf_model, self.tokenizer, input_ids, gen)
+            first = next(pieces, "")
+            if first is not None:  # the lean loop applies
+                yield first
+                yield from pieces
+                return
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
 
         def run():
             with self._lock, torch.inference_mode():

@@ -76,3 +76,13 @@ def test_other_architectures_fall_back_to_generate(tmp_path):
         out = fastdecode.new_tokens(model, tok, ids, {"max_new_tokens": 4, "do_sample": False, "min_new_tokens": 4,
                                                       "pad_token_id": 0})
     assert len(out) == 4
+
+
+def test_streamed_pieces_join_to_the_generated_reply(lm):
+    gen = lm._gen_kwargs({"max_tokens": 30})
+    ids = lm._inputs(CHAT)
+    with torch.inference_mode():
+        whole = lm.tokenizer.decode(fastdecode.new_tokens(lm.hf_model, lm.tokenizer, ids, gen),
+                                    skip_special_tokens=True)
+    pieces = list(lm.stream(CHAT, max_tokens=30))
+    assert len(pieces) > 3 and "".join(pieces) == whole
