@@ -1,7 +1,7 @@
 """A lean decode loop for LLaMA-architecture models: the same modules and arithmetic as transformers' forward, without
 its per-token overhead.
 
-Decoding one token of SmolLM2-135M with exact-q4 weights needs ~9 ms of matmuls and attention on 2 cores, while
+Decoding one token of SmolLM2-135M with q4 weights needs ~9 ms of matmuls and attention on 2 cores, while
 transformers' forward took ~19 ms: the rest is per-call machinery (mask construction, cache objects, rotary tables
 recomputed each step, attention dispatch, output dataclasses). `LlamaDecoder` keeps the model's own modules (the
 norms, projections, MLP and head are called as they are, so q4/bf16/fp32 weights all work) and replaces only the

@@ -215,9 +215,10 @@ def _load(folder: Path, adapter: str | None, precision: str = "fp32"):
     """Load (tokenizer, model) once per process; apply a peft adapter when given; then set the precision.
 
     Decoding a small model on CPU is bound by memory traffic, not arithmetic: fp32 reads 540 MB of weights per
-    token (~18 tok/s on 2 cores), bf16 half that (~28 tok/s). `q4` packs every linear whose weights are exactly
-    4-bit (the embedded GGUF's Q4_1 blocks, recovered without loss: programs/lm/q4.py) for torch's int4 CPU kernel
-    and keeps the rest in bf16: the GGUF's own weights, a quarter of bf16's bytes. Lossy int8 (dynamic or
+    token (~18 tok/s on 2 cores), bf16 half that (~28 tok/s). `q4` packs every linear whose weights lie on a 4-bit
+    grid (the embedded GGUF's Q4_1/Q8_0 blocks, codes recovered exactly: programs/lm/q4.py) for torch's int4 CPU
+    kernel and keeps the rest in bf16: a quarter of bf16's bytes, weights within bf16 rounding of the GGUF's.
+    Requantizing (int8) (dynamic or
     per-channel) broke SmolLM2-135M's output and is not offered (benchmarks/README.md). `auto` is q4 where the
     kernel exists, else bf16. An adapter is merged into the weights before the cast (its merged linears are no
     longer 4-bit, so they stay bf16).
@@ -242,7 +243,7 @@ def _load(folder: Path, adapter: str | None, precision: str = "fp32"):
 
         if q4.available():
             packed, kept = q4.pack_exact_q4(model, None if adapter else Path(folder) / q4.cache_name())
-            log.info("q4: %d linears packed exactly, %d kept as floats", packed, kept)
+            log.info("q4: %d linears packed from their 4-bit codes, %d kept as floats", packed, kept)
         elif precision == "q4":
             raise ModelError("precision q4 needs torch's int4 CPU kernel (_weight_int4pack_mm_for_cpu); use bf16")
     if precision != "fp32":

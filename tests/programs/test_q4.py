@@ -1,4 +1,4 @@
-"""Exact 4-bit weights (programs/lm/q4.py): recovered without loss from Q4_1 blocks, never lossy, cached."""
+"""4-bit weights (programs/lm/q4.py): codes recovered exactly from Q4_1/Q8_0 blocks, nothing requantized, cached."""
 
 import pytest
 import torch
@@ -53,6 +53,9 @@ def test_q8_0_is_split_exactly_into_two_4bit_parts():
     x = torch.randn(3, 96)
     ref = torch.nn.functional.linear(x.bfloat16().float(), w)
     assert packed.n_parts == 2 and (packed(x) - ref).abs().max() < 0.02 * ref.abs().max()
+    long = torch.randn(q4.PREFILL_ROWS, 96)
+    ref_long = torch.nn.functional.linear(long.bfloat16().float(), w)
+    assert (packed(long) - ref_long).abs().max() < 0.02 * ref_long.abs().max()
 
 
 def test_q4_linear_computes_the_same_product():
@@ -66,6 +69,11 @@ def test_q4_linear_computes_the_same_product():
     out = packed(x)
     assert out.shape == (5, 7, 64) and out.dtype == x.dtype
     assert (out - ref).abs().max() < 0.02 * ref.abs().max()  # bf16 activations and accumulation
+    # the dense path's weight: the codes exactly, the per-group scale and zero in bf16 (as the kernel takes them)
+    assert (packed.dense().float() - w).abs().max() < 0.02 * w.abs().max()
+    long = torch.randn(2, q4.PREFILL_ROWS, 96)  # many rows: the dense path
+    ref_long = torch.nn.functional.linear(long.bfloat16().float(), w, lin.bias)
+    assert (packed(long) - ref_long).abs().max() < 0.02 * ref_long.abs().max()
 
 
 @pytest.mark.model
@@ -82,7 +90,10 @@ def test_embedded_model_packs_every_decoder_linear_and_caches_them(tmp_path):
     assert cache.exists()
     again = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
     assert q4.pack_exact_q4(again, cache) == (211, 0)  # from the cache
-    assert again.lm_head.n_parts == 2 and again.model.layers[0].mlp.down_proj.n_parts == 1
+    for m in (model, again):  # every linear replaced in place, under its own name
+        assert m.lm_head.n_parts == 2 and m.model.layers[0].mlp.down_proj.n_parts == 1
+        assert isinstance(m.model.layers[7].self_attn.q_proj, q4.Q4Linear)
+        assert not any(isinstance(x, torch.nn.Linear) for x in m.modules())
     ids = torch.tensor([[1, 504, 3456, 314, 253, 1345, 28, 357, 2579, 11530, 30, 1073]])
     with torch.inference_mode():
         a, b, r = (m.to(torch.bfloat16)(ids).logits.float() for m in (model, again, ref))
