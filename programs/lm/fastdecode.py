@@ -163,7 +163,7 @@ def _plan(model, tokenizer, input_ids: torch.Tensor, gen: dict):
     eos = model.generation_config.eos_token_id
     eos = set(eos if isinstance(eos, list) else [eos] if eos is not None else []) | {tokenizer.eos_token_id}
     strings = gen.get("stop_strings") or []
-    stop = (lambda new: any(s in tokenizer.decode(new[-16:]) for s in strings)) if strings else None
+    stop = (lambda new: any(s in tokenizer.decode(new) for s in strings)) if strings else None
     return dec, {"max_new_tokens": gen["max_new_tokens"], "processors": processors_for(model, gen),
                  "eos": eos - {None}, "do_sample": bool(gen.get("do_sample")), "stop": stop}
 
