@@ -24,8 +24,12 @@ def supports(model) -> bool:
     """Whether `model` has the LLaMA layout this loop implements (plain decoder layers, RoPE, no sliding window)."""
     cfg = getattr(model, "config", None)
     inner = getattr(model, "model", None)
+    # RoPE tables are computed once for all positions: types whose frequencies follow the sequence length
+    # (dynamic NTK, longrope) are left to `generate`
+    rope = (getattr(cfg, "rope_parameters", None) or {}).get("rope_type", "default")
     return (getattr(cfg, "model_type", None) == "llama" and inner is not None and hasattr(inner, "layers")
-            and hasattr(inner, "rotary_emb") and not getattr(cfg, "sliding_window", None))
+            and hasattr(inner, "rotary_emb") and not getattr(cfg, "sliding_window", None)
+            and rope not in ("dynamic", "longrope"))
 
 
 def _rotate_half(x):
@@ -39,7 +43,7 @@ class LlamaDecoder:
     def __init__(self, model, max_len: int = 4096):
         cfg = model.config
         inner = model.model
-        self.model, self.layers, self.norm = model, inner.layers, inner.norm
+        self.layers, self.norm = inner.layers, inner.norm
         self.embed, self.head = inner.embed_tokens, model.get_output_embeddings()
         self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
         self.n_kv = cfg.num_key_value_heads

@@ -242,7 +242,7 @@ def _load(folder: Path, adapter: str | None, precision: str = "fp32"):
         from extes.programs.lm import q4
 
         if q4.available():
-            packed, kept = q4.pack_exact_q4(model, None if adapter else Path(folder) / q4.cache_name())
+            packed, kept = q4.pack_q4(model, None if adapter else Path(folder) / q4.cache_name())
             log.info("q4: %d linears packed from their 4-bit codes, %d kept as floats", packed, kept)
         elif precision == "q4":
             raise ModelError("precision q4 needs torch's int4 CPU kernel (_weight_int4pack_mm_for_cpu); use bf16")

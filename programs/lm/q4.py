@@ -46,21 +46,31 @@ def available() -> bool:
     return True
 
 
-def recover(weight, group: int = GROUP, rtol: float = 1e-5):
-    """(q int32 [N, K], scale [N, K/group], minimum [N, K/group]) if `weight` is exactly 4-bit asymmetric per
-    group of `group` input weights (Q4_1), else None."""
+def _groups(weight, group: int):
+    """The weight as float groups [N, K/group, group], or None if the kernel cannot take its shape."""
     n, k = weight.shape
     if k % group or n % 8:
         return None
-    w = weight.detach().float().reshape(n, k // group, group)
+    return weight.detach().float().reshape(n, k // group, group)
+
+
+def _on_grid(rebuilt, w, rtol: float) -> bool:
+    return float((rebuilt - w).abs().amax()) <= rtol * max(float(w.abs().amax()), 1e-12)
+
+
+def recover(weight, group: int = GROUP, rtol: float = 1e-5):
+    """(q int32 [N, K], scale [N, K/group], minimum [N, K/group]) if `weight` is exactly 4-bit asymmetric per
+    group of `group` input weights (Q4_1), else None."""
+    w = _groups(weight, group)
+    if w is None:
+        return None
     lo, hi = w.amin(-1), w.amax(-1)
     scale = (hi - lo) / 15
     safe = torch.where(scale == 0, torch.ones_like(scale), scale)
     q = torch.round((w - lo[..., None]) / safe[..., None]).clamp_(0, 15)
-    err = (q * scale[..., None] + lo[..., None] - w).abs().amax()
-    if float(err) > rtol * max(float(w.abs().amax()), 1e-12):
+    if not _on_grid(q * scale[..., None] + lo[..., None], w, rtol):
         return None
-    return q.reshape(n, k).to(torch.int32), scale, lo
+    return q.reshape(weight.shape).to(torch.int32), scale, lo
 
 
 def recover_q8(weight, group: int = GROUP, rtol: float = 1e-5):
@@ -69,21 +79,20 @@ def recover_q8(weight, group: int = GROUP, rtol: float = 1e-5):
     Q8_0: per group of 32, `w = d * q`, q in -127..127, the largest |w| at |q| = 127. With q = 16 hi + lo (lo in
     0..15, hi in -8..7), w = 16 d hi + d lo: two 4-bit weights, each in the kernel's `(q4 - 8) * scale + zero`
     form, read at one byte per weight together (bf16 reads two)."""
-    n, k = weight.shape
-    if k % group or n % 8:
+    w = _groups(weight, group)
+    if w is None:
         return None
-    w = weight.detach().float().reshape(n, k // group, group)
     d = w.abs().amax(-1) / 127
     safe = torch.where(d == 0, torch.ones_like(d), d)
     q = torch.round(w / safe[..., None]).clamp_(-127, 127)
-    if float((q * d[..., None] - w).abs().amax()) > rtol * max(float(w.abs().amax()), 1e-12):
+    if not _on_grid(q * d[..., None], w, rtol):
         return None
     hi = torch.div(q, 16, rounding_mode="floor")
     lo = q - 16 * hi
     # In the kernel's form (q4 - 8) * scale + zero: hi part q4 = hi + 8, scale 16 d, zero 0; lo part q4 = lo,
     # scale d, zero 8 d.
-    return [((hi + 8).reshape(n, k).to(torch.int32), 16 * d, torch.zeros_like(d)),
-            (lo.reshape(n, k).to(torch.int32), d, 8 * d)]
+    return [((hi + 8).reshape(weight.shape).to(torch.int32), 16 * d, torch.zeros_like(d)),
+            (lo.reshape(weight.shape).to(torch.int32), d, 8 * d)]
 
 
 PREFILL_ROWS = 128  # from this many rows on, dequantize to bf16 and use a dense matmul (2x faster at 512 rows)
@@ -164,8 +173,8 @@ def cache_name() -> str:
     return f"q4v3-torch{torch.__version__}-{torch.backends.cpu.get_cpu_capability()}.safetensors"
 
 
-def pack_exact_q4(model, cache: Path | None = None) -> tuple[int, int]:
-    """Replace every exactly-4-bit or exactly-8-bit (Q4_1 / Q8_0 blocks) `nn.Linear` with a `Q4Linear`, in place.
+def pack_q4(model, cache: Path | None = None) -> tuple[int, int]:
+    """Replace every `nn.Linear` whose weight lies on a Q4_1 or Q8_0 grid with a `Q4Linear`, in place.
 
     `cache`: a .safetensors file of the packed tensors for this very model (written on the first call, read after;
     give it only for unmodified weights, e.g. not with a merged adapter). Returns (linears packed, kept as floats).

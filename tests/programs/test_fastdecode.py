@@ -86,3 +86,13 @@ def test_streamed_pieces_join_to_the_generated_reply(lm):
                                     skip_special_tokens=True)
     pieces = list(lm.stream(CHAT, max_tokens=30))
     assert len(pieces) > 3 and "".join(pieces) == whole
+
+
+def test_length_dependent_rope_is_left_to_generate():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    small = dict(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                 num_key_value_heads=1)
+    assert fastdecode.supports(LlamaForCausalLM(LlamaConfig(**small)))
+    dynamic = LlamaConfig(**small, rope_parameters={"rope_type": "dynamic", "factor": 2.0, "rope_theta": 10000.0})
+    assert not fastdecode.supports(LlamaForCausalLM(dynamic))

@@ -86,10 +86,10 @@ def test_embedded_model_packs_every_decoder_linear_and_caches_them(tmp_path):
     ref = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
     cache = tmp_path / q4.cache_name()
-    assert q4.pack_exact_q4(model, cache) == (211, 0)  # 30 layers x 7 Q4_1 linears, and the Q8_0 head
+    assert q4.pack_q4(model, cache) == (211, 0)  # 30 layers x 7 Q4_1 linears, and the Q8_0 head
     assert cache.exists()
     again = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
-    assert q4.pack_exact_q4(again, cache) == (211, 0)  # from the cache
+    assert q4.pack_q4(again, cache) == (211, 0)  # from the cache
     for m in (model, again):  # every linear replaced in place, under its own name
         assert m.lm_head.n_parts == 2 and m.model.layers[0].mlp.down_proj.n_parts == 1
         assert isinstance(m.model.layers[7].self_attn.q_proj, q4.Q4Linear)
@@ -105,7 +105,7 @@ def test_embedded_model_packs_every_decoder_linear_and_caches_them(tmp_path):
     assert agree_q4 >= agree_bf16 - 0.1 and agree_q4 >= 0.8
     cache.write_bytes(b"not a safetensors file")
     third = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
-    assert q4.pack_exact_q4(third, cache) == (211, 0)  # a damaged cache is rebuilt
+    assert q4.pack_q4(third, cache) == (211, 0)  # a damaged cache is rebuilt
 
 
 @pytest.mark.model
@@ -119,4 +119,4 @@ def test_merged_adapter_layers_stay_in_floats(tmp_path):
     model = get_peft_model(AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32),
                            LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
     merged = model.merge_and_unload()
-    assert q4.pack_exact_q4(merged) == (151, 60)  # q and v of 30 layers moved off the 4-bit grid
+    assert q4.pack_q4(merged) == (151, 60)  # q and v of 30 layers moved off the 4-bit grid
