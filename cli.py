@@ -9,6 +9,7 @@ import click
 
 from extes import __version__
 from extes.commands.assets_cmd import assets
+from extes.commands.benchmark_cmd import benchmark
 from extes.commands.chat_cmd import chat
 from extes.commands.compare_cmd import compare_optimizers
 from extes.commands.compile_cmd import compile_cmd
@@ -72,6 +73,7 @@ main.add_command(compile_cmd)
 main.add_command(compare_optimizers)
 main.add_command(tune)
 main.add_command(distill)
+main.add_command(benchmark)
 
 
 if __name__ == "__main__":

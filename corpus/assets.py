@@ -102,6 +102,29 @@ def load_esconv_strategies() -> list[EsconvStrategy]:
     return _load_esconv(str(assets_dir()))
 
 
+@functools.lru_cache(maxsize=4)
+def _load_from_extes(folder: str) -> dict[str, str]:
+    path = Path(folder) / "esconv_strategies.yaml"
+    data = read_yaml(path)
+    table = data.get("from_extes") if isinstance(data, dict) else None
+    if not isinstance(table, dict):
+        raise AssetError(f"{path}: no 'from_extes' mapping (ExTES strategy -> ESConv strategy); see the shipped file")
+    esconv = {s.name for s in _load_esconv(folder)}
+    extes = {s.name for s in _load_taxonomy(folder).strategies}
+    for k, v in table.items():
+        if k not in extes or v not in esconv:
+            raise AssetError(f"{path}: from_extes: {k!r} -> {v!r} must map an ExTES strategy onto an ESConv one")
+    missing = sorted(extes - set(table))
+    if missing:
+        raise AssetError(f"{path}: from_extes lacks {', '.join(missing)}; map every ExTES strategy")
+    return dict(table)
+
+
+def load_extes_to_esconv() -> dict[str, str]:
+    """The documented ExTES → ESConv mapping (`from_extes` in esconv_strategies.yaml), validated."""
+    return _load_from_extes(str(assets_dir()))
+
+
 def prompt_text(name: str) -> str:
     """A prompt template from assets/prompts/ (e.g. `self_chat.txt`)."""
     path = assets_dir() / "prompts" / name

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 
-from extes.corpus.assets import load_esconv_strategies, load_taxonomy
+from extes.corpus.assets import load_esconv_strategies, load_extes_to_esconv, load_taxonomy
 from extes.signatures.taxonomy import label_key
 
 
@@ -62,3 +63,17 @@ def normalizer(label_set: str = "extes") -> LabelNormalizer:
 def esconv_to_extes() -> dict[str, str]:
     """The documented ESConv → ExTES mapping of assets/esconv_strategies.yaml."""
     return {s.name: s.extes for s in load_esconv_strategies()}
+
+
+def extes_to_esconv() -> dict[str, str]:
+    """The documented ExTES → ESConv mapping (the reverse direction, `from_extes` in assets/esconv_strategies.yaml)."""
+    return load_extes_to_esconv()
+
+
+_LEADING = re.compile(r"\s*\[([^\]\n]{1,60})\]\s*")
+
+
+def leading_label(reply: str) -> tuple[str | None, str]:
+    """Split a reply of a model tuned on the `strategies` variant: "[Question] How are you?" -> (label, text)."""
+    m = _LEADING.match(reply)
+    return (m.group(1).strip(), reply[m.end():]) if m else (None, reply)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from extes.corpus.assets import load_esconv_strategies, load_taxonomy, prompt_text
+from extes.corpus.assets import load_esconv_strategies, load_extes_to_esconv, load_taxonomy, prompt_text
 from extes.corpus.checks import check_seed_set, coverage_problems
 from extes.corpus.seeds import read_seed_file, seeds_dir
 from extes.errors import ExtesError
@@ -16,6 +16,7 @@ def validate_assets() -> dict[str, Any]:
     """Validate the asset folder; returns the headline numbers and a list of one-line problems."""
     tax = load_taxonomy()
     load_esconv_strategies()
+    load_extes_to_esconv()
     problems: list[str] = []
     for name in PROMPTS:
         try:

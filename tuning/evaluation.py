@@ -20,6 +20,7 @@ from typing import Any
 import dspy
 
 from extes.corpus.atomic import write_text_atomic
+from extes.corpus.labels import leading_label
 from extes.errors import InputError
 from extes.programs.adapter import SmallChatAdapter
 from extes.programs.supporter import Supporter
@@ -63,13 +64,19 @@ def load_samples(folder: Path) -> list[dict[str, Any]]:
 
 def evaluate_run(lm, dialogues: list[Dialogue], out: Path, *, mode: str = "gold", limit: int | None = None,
                  workers: int = 1, program: str | None = None, manifest: dict | None = None,
-                 progress=None) -> dict[str, Any]:
-    """Generate and score; resumable; returns the aggregate."""
+                 progress=None, samples: list[dict[str, Any]] | None = None,
+                 strip_label: bool = False) -> dict[str, Any]:
+    """Generate and score; resumable; returns the aggregate.
+
+    `samples` replaces the samples of `dialogues` (e.g. ESConv's released windows, tuning/benchmark.py);
+    `strip_label` takes a reply's leading `[label]` (a model tuned on the `strategies` variant) as its strategy.
+    """
     if mode not in MODES:
         raise InputError(f"--strategy {mode!r}: use gold, predicted or none")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    todo = samples_of(dialogues, limit)
+    todo = samples[:limit] if samples is not None and limit else samples if samples is not None \
+        else samples_of(dialogues, limit)
     done = {s["id"] for s in load_samples(out)}
     supporter = Supporter()
     if program:
@@ -87,6 +94,8 @@ def evaluate_run(lm, dialogues: list[Dialogue], out: Path, *, mode: str = "gold"
             else:
                 pred = supporter(history=sample["history"])
                 reply, strategy = pred.reply, pred.strategy
+        if strip_label:
+            strategy, reply = leading_label(reply)
         hyp, ref = reply.strip() or "...", sample["reference"]
         row = {**{k: sample[k] for k in ("id", "reference", "gold_strategy")}, "hypothesis": hyp,
                "strategy": strategy, "rouge_l": M.rouge_l_pair(M.tokens(hyp), M.tokens(ref)),

@@ -4,6 +4,7 @@
 |---------|--------------------------------------------|--------|
 | extes   | ExTES release JSON (a list of records)     | yes    |
 | esconv  | ESConv.json release format                 | yes    |
+| esconv-tsv | ESConv *WithStrategy_short.tsv, rebuilt into dialogues | no |
 | jsonl   | one Dialogue per line (lossless)           | yes    |
 | hf      | Hugging Face `save_to_disk` folder         | yes    |
 | seeds   | a folder of seed YAML files (assets/seeds) | no     |
@@ -18,7 +19,7 @@ from pathlib import Path
 from extes.corpus.formats.base import ReadOptions, ReadResult
 from extes.errors import InputError
 
-READ_FORMATS = ("extes", "esconv", "jsonl", "hf", "seeds", "run")
+READ_FORMATS = ("extes", "esconv", "esconv-tsv", "jsonl", "hf", "seeds", "run")
 WRITE_FORMATS = ("extes", "esconv", "jsonl", "hf")
 
 
@@ -37,6 +38,8 @@ def detect_format(path: Path) -> str:
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
         return "jsonl"
+    if suffix == ".tsv":
+        return "esconv-tsv"
     if suffix == ".json":
         with open(path, encoding="utf-8", errors="replace") as fh:
             head = fh.read(4096)
@@ -59,6 +62,8 @@ def read_corpus(path: str | Path, fmt: str | None = None, opts: ReadOptions | No
         from extes.corpus.formats.extes_json import read_extes_json as reader
     elif fmt == "esconv":
         from extes.corpus.formats.esconv import read_esconv as reader
+    elif fmt == "esconv-tsv":
+        from extes.corpus.formats.esconv_tsv import read_esconv_tsv as reader
     elif fmt == "jsonl":
         from extes.corpus.formats.jsonl import read_jsonl as reader
     elif fmt == "hf":
