@@ -73,29 +73,42 @@ def evaluate(ctx, model, adapter, api_base, program, test_corpus, mode, limit, w
 @click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.option("--reps", default=200, show_default=True, help="Bootstrap resamples for the 95% intervals.")
 @click.option("--out", type=click.Path(path_type=Path), help="Write the table (Markdown) here too.")
+@click.option("--paired-reps", default=1000, show_default=True,
+              help="Resamples of the paired test of each run against the first (0: no paired test).")
+@click.option("--seed", default=0, show_default=True, help="Seed of the paired test.")
 @json_option
-def compare(runs, reps, out, as_json) -> None:
-    """A Table 6-style comparison of evaluation RUNS with bootstrap 95% confidence intervals.
+def compare(runs, reps, out, paired_reps, seed, as_json) -> None:
+    """A Table 6-style comparison of evaluation RUNS with bootstrap 95% confidence intervals, and a paired test of
+    each run against the first on their shared samples (paired bootstrap over dialogues): a p-value and a one-line
+    verdict per metric. Runs that share no sample are refused.
 
     \b
     Examples:
       extes evaluate compare runs/eval-base runs/eval-lora --out comparison.md
+      extes evaluate compare runs/bench-base runs/bench-lora --paired-reps 2000 --json
     """
     from extes.corpus.atomic import write_text_atomic
     from extes.tuning.evaluation import aggregate, bootstrap, load_samples, report
+    from extes.tuning.paired import paired_markdown, paired_test
 
-    named, cis = [], {}
+    named, cis, all_rows = [], {}, []
     for run in runs:
         rows = load_samples(run)
         if not rows:
             raise InputError(f"{run}: no samples.jsonl; give folders written by `extes evaluate --out`")
         named.append((Path(run).name, aggregate(rows)))
         cis[Path(run).name] = bootstrap(rows, reps)
-    table = report(named, cis)
+        all_rows.append(rows)
+    paired = []
+    if paired_reps and len(runs) > 1:
+        paired = [paired_test(all_rows[0], all_rows[i], str(runs[0]), str(runs[i]), reps=paired_reps, seed=seed)
+                  for i in range(1, len(runs))]
+    table = report(named, cis) + "".join("\n" + paired_markdown(p) for p in paired)
     if out:
         write_text_atomic(out, table)
     if as_json:
-        emit_json({"runs": [{"run": n, **a, "ci95": {k: list(v) for k, v in cis[n].items()}} for n, a in named]})
+        emit_json({"runs": [{"run": n, **a, "ci95": {k: list(v) for k, v in cis[n].items()}} for n, a in named],
+                   "paired": paired})
     else:
         click.echo(table)
 
