@@ -114,3 +114,42 @@ def compare(runs, reps, out, paired_reps, seed, as_json) -> None:
 
 
 
+
+
+@evaluate.command("matrix")
+@click.option("--models", required=True, help="Comma-separated models (each as for -m).")
+@click.option("--tests", required=True, help="Comma-separated test sets (any corpus, or an ESConv .tsv).")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True,
+              help="Matrix folder (cells are run folders; rerun to resume).")
+@click.option("--metric", default="rouge_l", show_default=True,
+              type=click.Choice(["meteor", "bleu2", "bleu4", "rouge_l", "extrema", "dist1_response",
+                                 "dist2_response", "ppl"]))
+@click.option("--strategy", "mode", type=click.Choice(["gold", "predicted", "none"]), default="gold",
+              show_default=True)
+@click.option("--limit", type=int, help="Only the first N samples of each test set.")
+@click.option("--max-tokens", default=60, show_default=True)
+@click.option("--reps", default=500, show_default=True, help="Bootstrap resamples (of dialogues).")
+@json_option
+def matrix(models, tests, out, metric, mode, limit, max_tokens, reps, as_json) -> None:
+    """The cross-dataset matrix (Table 8): every model of --models evaluated on every test set of --tests; prints
+    the matrix for --metric with 95% intervals and writes matrix.md, matrix.json and a heat map (matrix.png).
+    Finished cells are reused.
+
+    \b
+    Examples:
+      extes evaluate matrix --models scripted,local/smollm2-135m-instruct \\
+        --tests assets/seeds,../shared/data/esconv/devWithStrategy_short.tsv --limit 5 --out runs/matrix
+    """
+    from extes.programs.lm import load_lm
+    from extes.tuning.matrix import run_matrix
+
+    def load(model: str):
+        return load_lm(model, **({"max_tokens": max_tokens} if model.startswith("local/") else {}))
+
+    result = run_matrix([m.strip() for m in models.split(",") if m.strip()],
+                        [Path(t.strip()) for t in tests.split(",") if t.strip()], out, load, metric=metric,
+                        mode=mode, limit=limit, reps=reps)
+    if as_json:
+        emit_json(result)
+    else:
+        click.echo((Path(out) / "matrix.md").read_text())
