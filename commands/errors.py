@@ -48,6 +48,8 @@ def _os_error(e: OSError) -> str:
         return f"{path}: permission denied; choose a path you can write (or read), or fix its permissions"
     if isinstance(e, IsADirectoryError):
         return f"{path}: is a folder; give a file path"
+    if isinstance(e, FileExistsError):
+        return f"{path}: exists and is not a folder; choose another path"
     if isinstance(e, NotADirectoryError):
         return f"{path}: a part of this path is a file, not a folder; choose another path"
     if isinstance(e, FileNotFoundError):
