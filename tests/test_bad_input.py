@@ -158,3 +158,60 @@ def test_ctrl_c_is_one_line_and_exit_130(monkeypatch):
     monkeypatch.setattr("extes.commands.stats_cmd.read_corpus", interrupt)
     result = CliRunner().invoke(main, ["stats", "assets/seeds"])
     assert result.exit_code == 130 and len(result.stderr.splitlines()) == 1 and "Interrupted" in result.stderr
+
+
+def test_server_dying_mid_run_stops_synthesis_resumably(tmp, tmp_path, monkeypatch):
+    """A server that accepts connections and hangs up: one line naming the api base, exit 2, and no task recorded
+    as done, so the same command resumes once the server is back."""
+    import threading
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    stop = threading.Event()
+
+    def hang_up():
+        srv.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+                conn.close()
+            except OSError:
+                continue
+
+    threading.Thread(target=hang_up, daemon=True).start()
+    base = f"http://127.0.0.1:{srv.getsockname()[1]}/v1"
+    run = tmp_path / "run"
+    try:
+        result = CliRunner().invoke(main, ["synthesize", "-m", "openai/gpt-4o-mini", "--api-base", base, "--target",
+                                           "2", "--retries", "0", "--backoff", "0", "--out", str(run)])
+    finally:
+        stop.set()
+        srv.close()
+    assert result.exit_code == 2, (result.stderr, result.exception)
+    assert len(result.stderr.splitlines()) == 1 and base in result.stderr and "rerun the same command" in result.stderr
+    assert (run / "manifest.json").exists()
+    done = [f for f in ("accepted", "rejected", "queued", "failed") if (run / f"{f}.jsonl").exists()
+            and (run / f"{f}.jsonl").read_text().strip()]
+    assert done == [], done
+
+
+@pytest.mark.model
+def test_lora_targets_naming_no_module(tmp, tmp_path):
+    data = str(tmp / "good.json")
+    result = CliRunner().invoke(main, ["tune", "lora", "--data", data, "--valid", data, "--lora-targets", "q_proj,nope",
+                                       "--max-steps", "1", "--out", str(tmp_path / "t")])
+    assert result.exit_code == 2, (result.stderr, result.exception)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error")]  # loading bars aside
+    assert len(errors) == 1 and "nope name no module" in errors[0] and "q_proj" in errors[0]
+    assert result.stderr.rstrip().endswith(errors[0]) and not (tmp_path / "t").exists()
+
+
+def test_compile_makes_the_out_folder(tmp_path):
+    out = tmp_path / "newdir" / "p.json"
+    result = CliRunner().invoke(main, ["compile", "classifier", "--optimizer", "labeled", "--trainset", "assets/seeds",
+                                       "--valset", "assets/seeds", "-m", "scripted", "--limit", "4", "--val-limit",
+                                       "2", "--out", str(out)])
+    assert result.exit_code == 0, (result.stderr, result.exception)
+    assert out.exists() and out.with_suffix(".manifest.json").exists()
