@@ -15,6 +15,7 @@ from extes.commands.compare_cmd import compare_optimizers
 from extes.commands.compile_cmd import compile_cmd
 from extes.commands.data_cmd import data
 from extes.commands.distill_cmd import distill
+from extes.commands.errors import debug_enabled, describe_failure, one_line
 from extes.commands.evaluate_cmd import evaluate
 from extes.commands.metrics_cmd import metrics
 from extes.commands.rate_cmd import rate
@@ -25,26 +26,42 @@ from extes.commands.stats_cmd import stats
 from extes.commands.synthesize_cmd import synthesize
 from extes.commands.toxicity_cmd import toxicity
 from extes.commands.tune_cmd import tune
-from extes.errors import ExtesError
 
 # peft still asks transformers 5 for `is_gradient_checkpointing`; the deprecation notice is theirs, not the user's.
 warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
 
 
 class Group(click.Group):
-    """Turns every ExtesError into a one-line message on stderr and exit code 2 (never a traceback)."""
+    """Every command's one top-level handler: a failure becomes one line on stderr with the fix, never a traceback.
+
+    ExtesError and usage errors exit 2, known failures of files, parsers and LM servers too (see
+    `commands/errors.py`); Ctrl-C exits 130; anything unexpected exits 1 with one line, and `-v` (or
+    EXTES_DEBUG=1) shows its traceback.
+    """
 
     def invoke(self, ctx: click.Context):
+        # The raw arguments, for messages that name an option's value (--api-base) after the command's context closed.
+        ctx.meta["extes.argv"] = [*getattr(ctx, "_protected_args", []), *ctx.args]
         try:
             return super().invoke(ctx)
-        except ExtesError as e:
-            click.echo(f"Error: {e}", err=True)
-            sys.exit(e.exit_code)
+        except (click.exceptions.Exit, click.Abort, SystemExit):
+            raise
+        except click.UsageError as e:
+            ctx_ = e.ctx or ctx
+            click.echo(f"Error: {one_line(e.format_message())} (see '{ctx_.command_path} -h')", err=True)
+            sys.exit(2)
+        except BaseException as e:  # noqa: BLE001 - the one place every failure is turned into a line
+            if debug_enabled(ctx):
+                raise
+            message, code = describe_failure(e, ctx)
+            click.echo(message, err=True)
+            sys.exit(code)
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="extes")
-def main() -> None:
+@click.option("-v", "--verbose", is_flag=True, help="Show the traceback of an unexpected error (or EXTES_DEBUG=1).")
+def main(verbose: bool) -> None:
     """Build emotional-support chatbots with language models, the ExTES way.
 
     \b

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from extes.commands.common import POSITIVE_INT
 from extes.commands.reply_cmd import adapter_option, api_base_option, locale_option, model_option
 from extes.errors import ExtesError
 
@@ -19,7 +20,7 @@ HELP = "/strategy NAME  force the next strategy · /auto  choose it again · /re
 @api_base_option
 @locale_option
 @click.option("--save", "save_path", type=click.Path(path_type=Path), help="Write the transcript here on exit (JSONL).")
-@click.option("--max-tokens", default=160, show_default=True, help="Longest reply, in tokens.")
+@click.option("--max-tokens", type=POSITIVE_INT, default=160, show_default=True, help="Longest reply, in tokens.")
 def chat(model, adapter, api_base, locale, save_path, max_tokens) -> None:
     """Talk with the supporter: the strategy is shown before each streamed reply.
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from extes.commands.common import emit_json, json_option
+from extes.commands.common import NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE_INT, emit_json, json_option
 from extes.programs.lm import DEFAULT_MODEL
 
 
@@ -16,16 +16,17 @@ from extes.programs.lm import DEFAULT_MODEL
 @click.argument("program", type=click.Choice(["classifier", "supporter"]))
 @click.option("--optimizers", default="labeled,bootstrap,random-search", show_default=True,
               help="Comma-separated: labeled, bootstrap, random-search, knn, mipro, copro, simba, gepa.")
-@click.option("--seeds", type=int, default=2, show_default=True, help="Seeds per optimizer.")
+@click.option("--seeds", type=POSITIVE_INT, default=2, show_default=True, help="Seeds per optimizer.")
 @click.option("--trainset", type=click.Path(path_type=Path), help="Default: the seed set's train split.")
 @click.option("--valset", type=click.Path(path_type=Path), help="Default: the seed set's valid split.")
 @click.option("--testset", type=click.Path(path_type=Path), help="Default: the seed set's test split.")
 @click.option("-m", "--model", default=DEFAULT_MODEL, show_default=True)
 @click.option("--api-base", help="OpenAI-compatible server for openai/ models.")
-@click.option("--limit", type=int, default=8, show_default=True, help="Training examples per run.")
-@click.option("--val-limit", type=int, default=8, show_default=True, help="Valid and test examples scored per run.")
-@click.option("--k", type=int, default=3, show_default=True, help="Demos per predictor.")
-@click.option("--max-cost", type=float, help="Stop cleanly once this many dollars are spent.")
+@click.option("--limit", type=POSITIVE_INT, default=8, show_default=True, help="Training examples per run.")
+@click.option("--val-limit", type=POSITIVE_INT, default=8, show_default=True,
+              help="Valid and test examples scored per run.")
+@click.option("--k", type=NON_NEGATIVE_INT, default=3, show_default=True, help="Demos per predictor.")
+@click.option("--max-cost", type=NON_NEGATIVE, help="Stop cleanly once this many dollars are spent.")
 @click.option("--no-cache", is_flag=True, help="Turn DSPy's LM cache off.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for rows, report, plot, programs.")
 @json_option
@@ -69,7 +70,7 @@ def compare_optimizers(program, optimizers, seeds, trainset, valset, testset, mo
                    f"({row['lm_calls']} calls, {row['wall_s']} s)", err=True)
 
     from extes.corpus.atomic import write_text_atomic
-    from extes.corpus.provenance import git_hash, versions
+    from extes.corpus.provenance import git_hash, recorded_argv, versions
 
     Path(out).mkdir(parents=True, exist_ok=True)
     manifest = {"program": program, "optimizers": names, "seeds": seeds, "model": model, "limit": limit,
@@ -77,7 +78,7 @@ def compare_optimizers(program, optimizers, seeds, trainset, valset, testset, mo
                 "trainset": str(trainset or "seed set, split seed 0"),
                 "valset": str(valset or "seed set, split seed 0"),
                 "testset": str(testset or "seed set, split seed 0"), "git": git_hash(), "versions": versions(),
-                "command": "extes compare-optimizers " + " ".join(a for a in sys.argv[2:] if "key" not in a.lower())}
+                "command": "extes compare-optimizers " + " ".join(recorded_argv(sys.argv[2:]))}
     write_text_atomic(Path(out) / "manifest.json", json.dumps(manifest, indent=1) + "\n")
     summary = compare(program, names, seeds, train, valid, test, lm, out, model=model, limit=limit,
                       val_limit=val_limit, k=k, max_cost=max_cost, progress=progress if sys.stderr.isatty() else None)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from extes.commands.common import emit_json, json_option
+from extes.commands.common import NON_NEGATIVE_INT, POSITIVE_INT, emit_json, json_option
 from extes.programs.lm import DEFAULT_MODEL
 
 
@@ -19,10 +19,10 @@ from extes.programs.lm import DEFAULT_MODEL
 @click.option("-m", "--model", "student", default=DEFAULT_MODEL, show_default=True, help="The student LM.")
 @click.option("--teacher", help="A teacher LM for bootstrapping (default: the student).")
 @click.option("--api-base", help="OpenAI-compatible server for openai/ models.")
-@click.option("--limit", type=int, default=40, show_default=True, help="Training examples (turns) to use.")
-@click.option("--val-limit", type=int, default=20, show_default=True, help="Validation examples to score.")
+@click.option("--limit", type=POSITIVE_INT, default=40, show_default=True, help="Training examples (turns) to use.")
+@click.option("--val-limit", type=POSITIVE_INT, default=20, show_default=True, help="Validation examples to score.")
 @click.option("--balance", is_flag=True, help="Take strategies in turn when sampling examples.")
-@click.option("--k", type=int, default=4, show_default=True, help="Demos per predictor.")
+@click.option("--k", type=NON_NEGATIVE_INT, default=4, show_default=True, help="Demos per predictor.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="program.json (Module.save).")
 @json_option

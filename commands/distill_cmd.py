@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from extes.commands.common import emit_json, json_option
+from extes.commands.common import NON_NEGATIVE_INT, POSITIVE_INT, emit_json, json_option
 
 
 @click.command("distill")
@@ -14,14 +14,15 @@ from extes.commands.common import emit_json, json_option
 @click.option("--teacher", required=True, help="The teacher LM (any model string).")
 @click.option("--student", default="local/smollm2-135m-instruct", show_default=True, help="A local/ model.")
 @click.option("--trainset", type=click.Path(path_type=Path), help="Training corpus (default: the seed set).")
-@click.option("--limit", type=int, default=16, show_default=True, help="Training examples for the teacher to run.")
-@click.option("--max-steps", type=int, default=20, show_default=True, help="LoRA steps on the traces.")
+@click.option("--limit", type=POSITIVE_INT, default=16, show_default=True,
+              help="Training examples for the teacher to run.")
+@click.option("--max-steps", type=POSITIVE_INT, default=20, show_default=True, help="LoRA steps on the traces.")
 @click.option("--optimizer", type=click.Choice(["bootstrap-finetune", "better-together"]),
               default="bootstrap-finetune", show_default=True,
               help="BootstrapFinetune (weights only) or BetterTogether (prompt and weight steps, best kept).")
 @click.option("--strategy", default="p -> w", show_default=True,
               help="BetterTogether's steps: p (few-shot demos from the teacher) and w (LoRA), joined by ->.")
-@click.option("--val-limit", type=int, default=4, show_default=True,
+@click.option("--val-limit", type=NON_NEGATIVE_INT, default=4, show_default=True,
               help="BetterTogether: held-out examples (from other dialogues) that score each candidate.")
 @click.option("--api-base", help="OpenAI-compatible server for an openai/ teacher.")
 @click.option("--out", type=click.Path(path_type=Path), required=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from extes.commands.common import emit_json, json_option
+from extes.commands.common import POSITIVE_INT, emit_json, json_option
 from extes.commands.reply_cmd import adapter_option, api_base_option
 from extes.errors import InputError
 from extes.programs.lm import DEFAULT_MODEL
@@ -21,9 +21,9 @@ from extes.programs.lm import DEFAULT_MODEL
 @click.option("--test", "test_corpus", type=click.Path(path_type=Path), help="The test corpus (any format).")
 @click.option("--strategy", "mode", type=click.Choice(["gold", "predicted", "none"]), default="gold",
               show_default=True, help="Reply with the gold strategy, a predicted one, or none.")
-@click.option("--limit", type=int, help="Only the first N samples.")
-@click.option("--workers", type=int, default=1, show_default=True)
-@click.option("--max-tokens", default=100, show_default=True)
+@click.option("--limit", type=POSITIVE_INT, help="Only the first N samples.")
+@click.option("--workers", type=POSITIVE_INT, default=1, show_default=True)
+@click.option("--max-tokens", type=POSITIVE_INT, default=100, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), help="Run folder (created, or resumed).")
 @json_option
 @click.pass_context
@@ -71,7 +71,8 @@ def evaluate(ctx, model, adapter, api_base, program, test_corpus, mode, limit, w
 
 @evaluate.command("compare")
 @click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True, file_okay=False))
-@click.option("--reps", default=200, show_default=True, help="Bootstrap resamples for the 95% intervals.")
+@click.option("--reps", type=POSITIVE_INT, default=200, show_default=True,
+              help="Bootstrap resamples for the 95% intervals.")
 @click.option("--out", type=click.Path(path_type=Path), help="Write the table (Markdown) here too.")
 @click.option("--paired-reps", default=1000, show_default=True,
               help="Resamples of the paired test of each run against the first (0: no paired test).")

@@ -7,16 +7,12 @@ from pathlib import Path
 import click
 
 from extes.commands.common import emit_json, json_option
+from extes.corpus import textio
 from extes.errors import InputError
 
 
 def read_lines(path: Path) -> list[str]:
-    try:
-        lines = path.read_bytes().decode("utf-8").splitlines()
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except UnicodeDecodeError as e:
-        raise InputError(f"{path}: not UTF-8 (bad byte at offset {e.start}); re-save the file as UTF-8") from None
+    lines = textio.read_text(path, folder_hint="give a text file, one sentence per line").splitlines()
     for i, line in enumerate(lines, 1):
         if not line.strip():
             raise InputError(f"{path}: line {i} is empty; every line needs a text (remove the line from both files)")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from extes.commands.common import emit_json, json_option
+from extes.commands.common import POSITIVE_INT, emit_json, json_option
 from extes.commands.data_cmd import from_option
 
 
@@ -17,7 +17,8 @@ def rate() -> None:
 
 @rate.command("export")
 @click.argument("corpora", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--n", default=100, show_default=True, help="Dialogues on the sheet, split equally over the corpora.")
+@click.option("--n", type=POSITIVE_INT, default=100, show_default=True,
+              help="Dialogues on the sheet, split equally over the corpora.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="The CSV sheet (the key goes beside it).")
 @click.option("--seed", default=0, show_default=True)
 @from_option

@@ -31,8 +31,11 @@ def check(text, rules_only, locale, as_json) -> None:
       extes safety check "this exam is killing me" --json
       extes safety check "I've been giving my things away" --locale us
     """
+    from extes.errors import InputError
     from extes.programs.safety import default_checker, escalation_message
 
+    if not text.strip():
+        raise InputError('TEXT is empty; give the message to check, e.g. extes safety check "I feel hopeless"')
     verdict = default_checker(rules_only).check(text)
     out = verdict.to_dict()
     if verdict.crisis:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from extes.commands.common import POSITIVE_INT
 from extes.commands.data_cmd import from_option, labels_option, read_options, skip_option
 from extes.corpus.formats import read_corpus
 
@@ -18,7 +19,7 @@ from extes.corpus.formats import read_corpus
 @click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True,
               help="What to print: a Markdown summary, or one JSON object per corpus (one per line).")
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
-@click.option("--top", default=10, show_default=True, help="Strategy paths kept per length.")
+@click.option("--top", type=POSITIVE_INT, default=10, show_default=True, help="Strategy paths kept per length.")
 @skip_option
 @labels_option
 def stats(corpora, fmt_in, out, fmt, as_json, top, skip_invalid, unknown_labels) -> None:

@@ -7,7 +7,16 @@ from pathlib import Path
 
 import click
 
-from extes.commands.common import emit_json, json_option, quiet_option
+from extes.commands.common import (
+    NON_NEGATIVE,
+    NON_NEGATIVE_INT,
+    POSITIVE,
+    POSITIVE_INT,
+    PROBABILITY,
+    emit_json,
+    json_option,
+    quiet_option,
+)
 from extes.commands.reply_cmd import api_base_option
 from extes.programs.lm import DEFAULT_MODEL
 
@@ -16,22 +25,25 @@ from extes.programs.lm import DEFAULT_MODEL
 @click.option("-m", "--model", default=DEFAULT_MODEL, show_default=True, help="The generator LM.")
 @click.option("--mode", type=click.Choice(["whole", "turns"]), default="whole", show_default=True,
               help="whole: one call per dialogue (capable models); turns: self-chat turn by turn (small models).")
-@click.option("--target", type=int, default=10, show_default=True, help="Stop at this many accepted dialogues.")
+@click.option("--target", type=POSITIVE_INT, default=10, show_default=True,
+              help="Stop at this many accepted dialogues.")
 @click.option("--out", type=click.Path(path_type=Path),
               help="Run folder (created, or resumed); not needed with --dry-run.")
-@click.option("--workers", type=int, default=1, show_default=True, help="Parallel LM calls.")
-@click.option("--demos", type=int, default=1, show_default=True, help="Demo dialogues per call (whole mode).")
-@click.option("--round-size", type=int, default=0, help="Tasks per expansion round (default max(10, target/3)).")
+@click.option("--workers", type=POSITIVE_INT, default=1, show_default=True, help="Parallel LM calls.")
+@click.option("--demos", type=NON_NEGATIVE_INT, default=1, show_default=True,
+              help="Demo dialogues per call (whole mode).")
+@click.option("--round-size", type=POSITIVE_INT, help="Tasks per expansion round (default max(10, target/3)).")
 @click.option("--uniform", is_flag=True, help="Equal quotas per scene instead of Table 1's proportions.")
 @click.option("--scenes", help="Only these scenes, separated by ';'.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--max-cost", type=float, help="Stop cleanly once this many dollars are spent.")
-@click.option("--dup-threshold", type=float, default=0.5, show_default=True,
+@click.option("--max-cost", type=NON_NEGATIVE, help="Stop cleanly once this many dollars are spent.")
+@click.option("--dup-threshold", type=PROBABILITY, default=0.5, show_default=True,
               help="3-gram Jaccard above which a dialogue is a near-duplicate of an accepted one.")
-@click.option("--retries", type=int, default=2, show_default=True, help="Retries of a failed or malformed call.")
-@click.option("--backoff", "backoff_s", type=float, default=1.0, show_default=True,
+@click.option("--retries", type=NON_NEGATIVE_INT, default=2, show_default=True,
+              help="Retries of a failed or malformed call.")
+@click.option("--backoff", "backoff_s", type=NON_NEGATIVE, default=1.0, show_default=True,
               help="Seconds before the first retry; doubled at each further retry.")
-@click.option("--timeout", "timeout_s", type=float, help="Seconds before an API call times out (openai/ models).")
+@click.option("--timeout", "timeout_s", type=POSITIVE, help="Seconds before an API call times out (openai/ models).")
 @click.option("--program", type=click.Path(path_type=Path), help="A compiled DialogueSynthesizer (Module.save JSON).")
 @click.option("--prices", type=click.Path(path_type=Path), help="A price table like assets/prices.yaml.")
 @click.option("--dry-run", is_flag=True, help="Estimate calls, tokens and dollars; call no LM and write nothing.")
@@ -58,7 +70,8 @@ def synthesize(model, mode, target, out, workers, demos, round_size, uniform, sc
     if out is None and not dry_run:
         raise InputError("--out is required: the run folder to write (or resume)")
     cfg = SynthConfig(
-        model=model, out=str(out or ""), mode=mode, target=target, workers=workers, demos=demos, round_size=round_size,
+        model=model, out=str(out or ""), mode=mode, target=target, workers=workers, demos=demos,
+        round_size=round_size or 0,
         uniform=uniform, scenes=[s.strip() for s in scenes.split(";") if s.strip()] if scenes else [], seed=seed,
         max_cost=max_cost, dup_threshold=dup_threshold, retries=retries, backoff_s=backoff_s, timeout_s=timeout_s,
         program=str(program) if program else None, api_base=api_base, prices=str(prices) if prices else None,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from extes.commands.common import emit_json, json_option, quiet_option
+from extes.commands.common import NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE_INT, emit_json, json_option, quiet_option
 
 
 def _options(f):
@@ -21,26 +21,28 @@ def _options(f):
         click.option("--base", default="local/smollm2-135m-instruct", show_default=True,
                      help="local/<name>, a Hugging Face model folder, or a .gguf."),
         click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder."),
-        click.option("--max-steps", type=int, default=30, show_default=True),
-        click.option("--batch-size", type=int, default=4, show_default=True),
-        click.option("--grad-accum", type=int, default=1, show_default=True),
-        click.option("--lr", type=float, default=0.0, help="Learning rate (default per method)."),
-        click.option("--seq-len", type=int, default=512, show_default=True),
-        click.option("--lora-r", type=int, default=8, show_default=True),
+        click.option("--max-steps", type=POSITIVE_INT, default=30, show_default=True),
+        click.option("--batch-size", type=POSITIVE_INT, default=4, show_default=True),
+        click.option("--grad-accum", type=POSITIVE_INT, default=1, show_default=True),
+        click.option("--lr", type=NON_NEGATIVE, default=0.0, help="Learning rate (default per method)."),
+        click.option("--seq-len", type=POSITIVE_INT, default=512, show_default=True),
+        click.option("--lora-r", type=POSITIVE_INT, default=8, show_default=True),
         click.option("--lora-targets", default="q_proj,v_proj", show_default=True,
                      help="Comma-separated module names, e.g. q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"),
-        click.option("--adapter-len", type=int, default=10, show_default=True),
-        click.option("--adapter-layers", type=int, default=8, show_default=True),
+        click.option("--adapter-len", type=POSITIVE_INT, default=10, show_default=True),
+        click.option("--adapter-layers", type=POSITIVE_INT, default=8, show_default=True),
         click.option("--last-turn-only", is_flag=True, help="Loss on the last assistant turn only."),
         click.option("--gradient-checkpointing", is_flag=True, help="Recompute activations in the backward pass."),
-        click.option("--checkpoint-layers", type=int, default=0,
+        click.option("--checkpoint-layers", type=NON_NEGATIVE_INT, default=0,
                      help="Selective checkpointing: the first N decoder layers only (implies checkpointing)."),
         click.option("--compile", "compile_", is_flag=True, help="torch.compile the model (worth it on a GPU)."),
-        click.option("--log-every", type=int, default=5, show_default=True, help="A log line every N steps."),
-        click.option("--eval-every", type=int, default=0, help="Valid loss every N steps too."),
-        click.option("--save-every", type=int, default=0, help="Checkpoint every N steps (OUT/checkpoint)."),
+        click.option("--log-every", type=POSITIVE_INT, default=5, show_default=True, help="A log line every N steps."),
+        click.option("--eval-every", type=NON_NEGATIVE_INT, default=0, help="Valid loss every N steps too."),
+        click.option("--save-every", type=NON_NEGATIVE_INT, default=0,
+                     help="Checkpoint every N steps (OUT/checkpoint)."),
         click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint with the same options."),
-        click.option("--stop-after", type=int, default=0, help="Stop cleanly after step N, keeping a checkpoint."),
+        click.option("--stop-after", type=NON_NEGATIVE_INT, default=0,
+                     help="Stop cleanly after step N, keeping a checkpoint."),
         click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
                      help="auto: bf16 autocast on CUDA and on CPUs with AVX-512-BF16/AMX, else fp32."),
         click.option("--seed", type=int, default=0, show_default=True),

@@ -36,7 +36,7 @@ def assets_dir() -> Path:
 def read_yaml(path: Path) -> Any:
     """Read a YAML asset, turning any problem into a one-line AssetError naming the file."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a BOM (some Windows editors) is read, not rejected
     except FileNotFoundError:
         raise AssetError(
             f"{path}: asset file is missing; reinstall extes or set EXTES_ASSETS to a full asset folder"

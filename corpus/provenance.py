@@ -1,10 +1,13 @@
-"""What every run's manifest records about the code that made it: git hash and package versions."""
+"""What every run's manifest records about the code that made it (git hash, package versions), and what it must
+not record (credentials inside URLs)."""
 
 from __future__ import annotations
 
 import platform
+import re
 import subprocess
 from pathlib import Path
+from typing import Any
 
 
 def git_hash() -> str | None:
@@ -28,3 +31,31 @@ def versions() -> dict[str, str]:
         except PackageNotFoundError:
             pass
     return out
+
+
+# Credentials inside URLs: userinfo (http://user:secret@host) and secret-looking query parameters (?api_key=...).
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#@\s]+@")
+_SECRET_QUERY = re.compile(
+    r"(?i)([?&;](?:api[_-]?key|key|token|access[_-]?token|secret|client[_-]?secret|password|passwd|pass|pwd|"
+    r"sig|signature|auth|authorization|code)=)[^&#;\s]*"
+)
+
+
+def redact(value: Any) -> Any:
+    """`value` with every credential inside a URL replaced by `***` (strings, and lists/dicts of them, walked).
+
+    Used wherever a URL is recorded (manifests, logs, error messages), so that `--api-base
+    http://user:secret@host/v1` or `...?key=sk-...` never reaches a file or a terminal in full.
+    """
+    if isinstance(value, str):
+        return _SECRET_QUERY.sub(r"\1***", _USERINFO.sub(r"\1***@", value))
+    if isinstance(value, dict):
+        return {k: redact(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(redact(v) for v in value)
+    return value
+
+
+def recorded_argv(argv: list[str]) -> list[str]:
+    """The command line as a manifest records it: arguments naming a key dropped, URLs redacted."""
+    return [redact(a) for a in argv if "key" not in a.lower().split("://")[0]]

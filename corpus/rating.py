@@ -13,6 +13,7 @@ import random
 from pathlib import Path
 from typing import Any
 
+from extes.corpus import textio
 from extes.corpus.atomic import atomic_path, write_text_atomic
 from extes.errors import InputError
 from extes.signatures.dialogue import Dialogue
@@ -56,8 +57,10 @@ def export_sheet(corpora: dict[str, list[Dialogue]], n: int, out: Path, *, seed:
 
 def read_sheet(path: Path) -> dict[str, dict[str, int]]:
     """item → {criterion: score}; a missing column or a score outside 0-3 names the file, row and fix."""
+    import io
+
     try:
-        with open(path, newline="", encoding="utf-8") as fh:
+        with io.StringIO(textio.read_text(path, label="rating sheet"), newline="") as fh:
             reader = csv.DictReader(fh)
             missing = [c for c in ("item", *CRITERIA) if c not in (reader.fieldnames or [])]
             if missing:
@@ -73,8 +76,9 @@ def read_sheet(path: Path) -> dict[str, dict[str, int]]:
                     scores[c] = int(v)
                 out[row["item"]] = scores
             return out
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such rating sheet") from None
+    except csv.Error as e:
+        why = textio.first_line(e)
+        raise InputError(f"{path}: not a readable CSV sheet ({why}); keep the exported layout") from None
 
 
 def fleiss_kappa(table: list[list[int]]) -> float:
@@ -94,7 +98,12 @@ def import_sheets(sheets: list[Path], key_path: Path) -> dict[str, Any]:
     """Per-criterion means per source (over all ratings) and Fleiss' kappa per criterion (items rated by all)."""
     if len(sheets) < 2:
         raise InputError("give at least two annotators' sheets; agreement needs two raters or more")
-    key = json.loads(Path(key_path).read_text(encoding="utf-8"))["items"]
+    try:
+        key = textio.loads(textio.read_text(key_path, label="--key"))["items"]
+        assert isinstance(key, dict) and all(isinstance(v, dict) and "source" in v for v in key.values())
+    except (ValueError, KeyError, TypeError, AssertionError):
+        raise InputError(f"--key {key_path}: not a key written by `extes rate export`; give the .key.json "
+                         "exported with the sheet") from None
     ratings = [read_sheet(p) for p in sheets]
     common = sorted(set.intersection(*(set(r) for r in ratings)))
     unknown = [i for r in ratings for i in r if i not in key]

@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from extes.corpus import textio
 from extes.corpus.runstore import RunStore, task_of
 from extes.errors import InputError
 from extes.signatures.dialogue import Dialogue
@@ -77,15 +78,18 @@ def import_decisions(folder: Path, file: Path) -> dict[str, int]:
     """Apply decisions made elsewhere: JSONL lines {"task", "decision": accept|discard, "dialogue"?: edited}."""
     counts = {"accept": 0, "discard": 0}
     rows = []
-    for i, line in enumerate(Path(file).read_text(encoding="utf-8").splitlines(), 1):
+    for i, line in enumerate(textio.read_text(file, label="--import").splitlines(), 1):
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            row = textio.loads(line)
+            if not isinstance(row, dict):
+                raise ValueError(f"a line must be an object, got {type(row).__name__}")
             edited = Dialogue.model_validate(row["dialogue"]) if row.get("dialogue") else None
-            rows.append((row["task"], row["decision"], edited))
-        except (ValueError, KeyError, ValidationError) as e:
-            raise InputError(f"{file}: line {i}: expected {{\"task\", \"decision\", \"dialogue\"?}} ({e})") from None
+            rows.append((str(row["task"]), str(row["decision"]), edited))
+        except (ValueError, KeyError, TypeError, ValidationError) as e:
+            why = f"{type(e).__name__} {e}" if isinstance(e, KeyError) else textio.first_line(e)
+            raise InputError(f"{file}: line {i}: expected {{\"task\", \"decision\", \"dialogue\"?}} ({why})") from None
     for task, decision, edited in rows:
         decide(folder, task, decision, edited=edited, reviewer=f"import:{Path(file).name}")
         counts[decision] += 1

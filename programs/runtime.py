@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import dspy
 
+from extes.corpus import textio
 from extes.corpus.assets import load_taxonomy
 from extes.corpus.labels import normalizer
 from extes.errors import InputError
@@ -48,13 +48,19 @@ def read_history(path: Path | None) -> list[dict]:
     from extes.corpus.formats import read_corpus
 
     if Path(path).suffix == ".json":
+        text = textio.read_text(path, label="--history")
         try:
-            turns = json.loads(Path(path).read_text(encoding="utf-8"))
-            assert isinstance(turns, list) and all({"role", "text"} <= set(t) for t in turns)
+            turns = textio.loads(text)
+            assert isinstance(turns, list) and all(isinstance(t, dict) and {"role", "text"} <= set(t) for t in turns)
+            assert all(t["role"] in ("user", "assistant") and isinstance(t["text"], str) for t in turns)
             return [{"role": t["role"], "text": t["text"]} for t in turns]
-        except (OSError, ValueError, AssertionError, TypeError):
-            raise InputError(f"--history {path}: expected a JSON list of {{\"role\", \"text\"}} turns") from None
+        except (ValueError, AssertionError, TypeError):
+            raise InputError(f"--history {path}: expected a JSON list of {{\"role\": user|assistant, \"text\"}} "
+                             "turns") from None
     dialogues = read_corpus(path, "jsonl").dialogues
+    if not dialogues:
+        raise InputError(f"--history {path}: the file has no dialogue; give a transcript saved by `extes chat "
+                         "--save` (JSONL) or a JSON list of {\"role\", \"text\"} turns")
     return [{"role": t.role, "text": t.text} for t in dialogues[-1].turns]
 
 

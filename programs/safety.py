@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from extes.corpus import textio
 from extes.corpus.assets import assets_dir, read_yaml
 from extes.errors import AssetError, InputError
 
@@ -123,15 +124,12 @@ def escalation_message(locale: str | None = None) -> str:
 def load_labelled(path: Path) -> list[dict[str, Any]]:
     """Lines of {"text": ..., "crisis": true|false}; a bad line names its number."""
     rows = []
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file; give a JSONL file of {{\"text\", \"crisis\"}} lines") from None
+    lines = textio.read_text(path, folder_hint='give a JSONL file of {"text", "crisis"} lines').splitlines()
     for i, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            row = textio.loads(line)
             assert isinstance(row["text"], str) and isinstance(row["crisis"], bool)
         except (ValueError, KeyError, TypeError, AssertionError):
             raise InputError(f"{path}: line {i}: expected {{\"text\": str, \"crisis\": true|false}}") from None

@@ -29,11 +29,11 @@ from extes.corpus.assets import load_taxonomy
 from extes.corpus.atomic import write_text_atomic
 from extes.corpus.dedup import DedupIndex
 from extes.corpus.formats.base import RecordError
-from extes.corpus.provenance import git_hash, versions
+from extes.corpus.provenance import git_hash, recorded_argv, redact, versions
 from extes.corpus.runstore import RunStore
 from extes.corpus.seeds import read_seed_folder
 from extes.corpus.validation import check_duplicate, dialogue_text, validate
-from extes.errors import InputError
+from extes.errors import InputError, ModelError
 from extes.programs.adapter import SmallChatAdapter
 from extes.programs.costs import cost_usd
 from extes.programs.synthesizer import DialogueSynthesizer
@@ -73,6 +73,17 @@ class SynthConfig:
             raise InputError(f"--workers {self.workers}: give at least 1")
         if self.mode not in ("whole", "turns"):
             raise InputError(f"--mode {self.mode!r}: use whole or turns")
+        # The CLI's option types check these too; library callers get the same one-line errors.
+        for name, value, low in (("--demos", self.demos, 0), ("--retries", self.retries, 0),
+                                 ("--round-size", self.round_size, 0), ("--max-tasks", self.max_tasks, 0)):
+            if value < low:
+                raise InputError(f"{name} {value}: give {low} or more")
+        if not 0 <= self.dup_threshold <= 1:
+            raise InputError(f"--dup-threshold {self.dup_threshold}: a Jaccard similarity, between 0 and 1")
+        if self.max_cost is not None and not self.max_cost >= 0:
+            raise InputError(f"--max-cost {self.max_cost}: give a number of dollars, 0 or more")
+        if not self.backoff_s >= 0 or (self.timeout_s is not None and not self.timeout_s > 0):
+            raise InputError(f"--backoff {self.backoff_s} / --timeout {self.timeout_s}: give positive seconds")
         names = load_taxonomy().scenario_names
         for s in self.scenes:
             if s not in names:
@@ -165,11 +176,11 @@ class SynthesisRun:
 
     def _write_manifest(self):
         manifest = {
-            "config": asdict(self.cfg),
+            "config": redact(asdict(self.cfg)),
             "program_hash": self.phash,
             "git": git_hash(),
             "versions": versions(),
-            "argv": [a for a in sys.argv if "key" not in a.lower()],
+            "argv": recorded_argv(sys.argv),
             "updated_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
         }
         write_text_atomic(self.folder / "manifest.json", json.dumps(manifest, indent=1) + "\n")
@@ -221,6 +232,10 @@ class SynthesisRun:
                 time.sleep(cfg.backoff_s * (2**attempt))
         else:
             code, detail = last_error
+            if code == "connection":  # the server is gone: stop, and leave the task undone so a rerun resumes it
+                where = redact(cfg.api_base) if cfg.api_base else f"the provider of {cfg.model}"
+                raise ModelError(f"cannot reach the LM at {where} ({detail}); start the server (or fix --api-base), "
+                                 "then rerun the same command to resume")
             status = "rejected" if code == "parse" else "failed"
             record = {**base, "status": status, "reasons": [code], "detail": detail, "attempts": attempts,
                       "usage": usage}

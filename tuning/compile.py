@@ -135,6 +135,8 @@ def compile_program(program_name: str, optimizer: str, trainset: list, valset: l
                     seed: int = 0, k: int = 4, out: Path | None = None) -> dict[str, Any]:
     """Compile, score before and after on the valset, save the program, its manifest and the teacher traces."""
     metric = METRICS[program_name]
+    if out:  # before any compute: a missing folder is made, a path that cannot be one fails now, in one line
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
     base = make_program(program_name)
     t0 = time.perf_counter()
     # DSPy's optimizers print progress to stdout; results go to stdout, so their chatter goes to stderr.

@@ -94,6 +94,16 @@ class TuneConfig:
             raise InputError(f"--log-every {self.log_every}: give at least 1")
         if self.lora_r < 1:
             raise InputError(f"--lora-r {self.lora_r}: give a rank of at least 1")
+        for name in ("seq_len", "adapter_len", "adapter_layers"):
+            if getattr(self, name) < 1:
+                raise InputError(f"--{name.replace('_', '-')} {getattr(self, name)}: give at least 1")
+        for name in ("eval_every", "save_every", "stop_after", "warmup_steps"):
+            if getattr(self, name) < 0:
+                raise InputError(f"--{name.replace('_', '-')} {getattr(self, name)}: give 0 (off) or more")
+        if not self.lr >= 0 or not 0 <= self.lora_dropout < 1:
+            raise InputError(f"--lr {self.lr} / lora_dropout {self.lora_dropout}: give lr >= 0 and dropout in [0, 1)")
+        if self.method == "lora" and not self.lora_targets:
+            raise InputError("--lora-targets: name at least one module, e.g. q_proj,v_proj")
         if self.precision not in PRECISIONS:
             raise InputError(f"--precision {self.precision!r}: use one of {', '.join(PRECISIONS)}")
         if not self.lr:
@@ -123,12 +133,25 @@ def wrap(model, cfg: TuneConfig):
     from peft import AdaptionPromptConfig, LoraConfig, get_peft_model
 
     if cfg.method == "lora":
+        check_lora_targets(model, cfg.lora_targets)
         pc = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                         target_modules=cfg.lora_targets, task_type="CAUSAL_LM")
     else:
         layers = min(cfg.adapter_layers, model.config.num_hidden_layers)
         pc = AdaptionPromptConfig(adapter_len=cfg.adapter_len, adapter_layers=layers, task_type="CAUSAL_LM")
     return get_peft_model(model, pc)
+
+
+def check_lora_targets(model, targets: list[str]) -> None:
+    """Every --lora-targets name must be a module of the model (peft would fail deep inside with a long error)."""
+    names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules() if name}
+    missing = [t for t in targets if t not in names]
+    if missing:
+        import torch
+
+        linear = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)})
+        raise InputError(f"--lora-targets: {', '.join(missing)} name no module of this model; use some of "
+                         f"{','.join(linear)}")
 
 
 def select_checkpointed_layers(model, n: int) -> int:

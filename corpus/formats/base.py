@@ -6,6 +6,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from extes.corpus import textio
 from extes.corpus.labels import esconv_to_extes, normalizer
 from extes.errors import InputError
 from extes.signatures.dialogue import Turn
@@ -48,9 +49,12 @@ def labelled_turn(
 ) -> Turn:
     """Build a turn, normalizing its label; unknown labels are kept and flagged, or raise a RecordError."""
     if role != "assistant":
-        if raw_label:
+        if raw_label and isinstance(raw_label, str):
             flags.append({"turn": turn_index, "label": raw_label, "problem": "label on a user turn (dropped)"})
         return Turn(role=role, text=text)
+    if raw_label is not None and not isinstance(raw_label, str):
+        raise RecordError(f"turn {turn_index}: the strategy must be a string, got {type(raw_label).__name__} "
+                          f"{str(raw_label)[:40]!r}; write the label as text (or leave it empty)")
     norm = normalizer(label_set).normalize(raw_label)
     label = norm.label
     raw = raw_label if norm.changed and raw_label not in (None, "") else None
@@ -68,15 +72,8 @@ def labelled_turn(
 
 
 def read_text(path: Path) -> str:
-    """Read a UTF-8 text file; a missing file or bad bytes become a one-line InputError."""
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file; check the path") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a folder; give a file, or --from seeds/hf/run for a folder") from None
-    except UnicodeDecodeError as e:
-        raise InputError(f"{path}: not UTF-8 (bad byte at offset {e.start}); re-save the file as UTF-8") from None
+    """Read a UTF-8 corpus file (a BOM is dropped); a missing file or bad bytes become a one-line InputError."""
+    return textio.read_text(path, folder_hint="give a file, or --from seeds/hf/run for a folder")
 
 
 def load_json_list(path: Path, opts: ReadOptions, result: ReadResult) -> list:

@@ -53,6 +53,9 @@ def record_to_dialogue(rec: object, index: int, path: Path, opts: ReadOptions) -
         if not text:
             raise RecordError(f"turn {j} has empty content")
         ann = item.get("annotation") or {}
+        if not isinstance(ann, dict):
+            raise RecordError(f"turn {j}: 'annotation' must be an object like {{\"strategy\": ...}}, got "
+                              f"{type(ann).__name__} {str(ann)[:40]!r}; fix it or drop the key")
         if "feedback" in ann:
             feedback[str(j)] = ann["feedback"]
         turns.append(labelled_turn(role, text, ann.get("strategy"), label_set=label_set, opts=opts,

@@ -24,6 +24,9 @@ def parse_array_prefix(text: str) -> tuple[list, int | None, str]:
             obj, i = dec.raw_decode(text, i)
         except json.JSONDecodeError as e:
             return items, len(items), f"invalid JSON at line {e.lineno} column {e.colno} ({e.msg})"
+        except RecursionError:  # the stdlib parser recurses per level; a hostile file must not crash the reader
+            line = text.count("\n", 0, i) + 1
+            return items, len(items), f"invalid JSON at line {line} (nested too deeply to parse)"
         items.append(obj)
         i = _skip_ws(text, i)
         if i < len(text) and text[i] == ",":

@@ -10,7 +10,10 @@
 from __future__ import annotations
 
 import os
+import socket
+from urllib.parse import urlsplit
 
+from extes.corpus.provenance import redact
 from extes.errors import ModelError
 
 DEFAULT_MODEL = "local/smollm2-135m-instruct"
@@ -34,6 +37,8 @@ def load_lm(model: str = DEFAULT_MODEL, *, adapter: str | None = None, api_base:
         import dspy
 
         key = os.environ.get("OPENAI_API_KEY")
+        if api_base:
+            check_reachable(api_base)
         if not key and not api_base:
             raise ModelError(f"{model} needs OPENAI_API_KEY in the environment (or --api-base for a local server)")
         # DSPy's cache serves identical calls; callers that need diverse samples pass distinct rollout ids.
@@ -42,3 +47,21 @@ def load_lm(model: str = DEFAULT_MODEL, *, adapter: str | None = None, api_base:
     raise ModelError(
         f"unknown model {model!r}; use local/<name-or-path> (e.g. {DEFAULT_MODEL}), openai/<model>, or scripted"
     )
+
+
+def check_reachable(api_base: str, timeout: float = 3.0) -> None:
+    """Fail fast, in one line, when nothing listens at `--api-base` (before any compute is spent on a run)."""
+    shown = redact(api_base)
+    try:
+        parts = urlsplit(api_base)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as e:
+        raise ModelError(f"--api-base {shown}: not a URL ({e}); give one like http://127.0.0.1:8000/v1") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ModelError(f"--api-base {shown}: not an http(s) URL; give one like http://127.0.0.1:8000/v1")
+    try:
+        socket.create_connection((parts.hostname, port), timeout=timeout).close()
+    except OSError as e:
+        why = e.strerror or type(e).__name__
+        raise ModelError(f"--api-base {shown}: cannot connect to {parts.hostname}:{port} ({why}); start the server "
+                         "there, or fix --api-base") from None
