@@ -5,40 +5,21 @@
 | `local/<name-or-path>` | `LocalLM`: a Hugging Face causal LM in-process (default `local/smollm2-135m-instruct`) |
 | `openai/<model>` | DSPy's LM client (LiteLLM) against OpenAI or any OpenAI-compatible server (`api_base`) |
 | `scripted`, `scripted:FILE.json` | `ScriptedLM`: deterministic, for tests and demos |
+
+Each backend declares its prefix, options and capabilities in its own file; the table is `registry.py`, and the
+lines below are the only place a backend is added.
 """
 
 from __future__ import annotations
 
-import os
+from extes.programs.lm import local, openai_compat, scripted
+from extes.programs.lm.registry import DEFAULT_MODEL, backend_for, backends, capabilities, get_model, register
 
-from extes.errors import ModelError
+register(local.BACKEND)
+register(openai_compat.BACKEND)
+register(scripted.BACKEND)
 
-DEFAULT_MODEL = "local/smollm2-135m-instruct"
+# The name every command has used so far; `get_model` is the registry's own.
+load_lm = get_model
 
-
-def load_lm(model: str = DEFAULT_MODEL, *, adapter: str | None = None, api_base: str | None = None, **kwargs):
-    """Build the DSPy LM for a model string. OpenAI keys come from OPENAI_API_KEY and are never stored."""
-    if adapter and not model.startswith("local/"):
-        raise ModelError(f"--adapter works with local/ models only; {model!r} is not local")
-    if adapter and not os.path.isdir(adapter):
-        raise ModelError(f"--adapter {adapter}: no such folder; give the folder written by `extes tune`")
-    if model.startswith("local/"):
-        from extes.programs.lm.local import LocalLM
-
-        return LocalLM(model.split("/", 1)[1], adapter=adapter, **kwargs)
-    if model == "scripted" or model.startswith(("scripted:", "scripted@")):
-        from extes.programs.lm.scripted import ScriptedLM
-
-        return ScriptedLM.from_spec(model)
-    if model.startswith("openai/"):
-        import dspy
-
-        key = os.environ.get("OPENAI_API_KEY")
-        if not key and not api_base:
-            raise ModelError(f"{model} needs OPENAI_API_KEY in the environment (or --api-base for a local server)")
-        # DSPy's cache serves identical calls; callers that need diverse samples pass distinct rollout ids.
-        return dspy.LM(model, api_base=api_base, api_key=key or "not-needed", cache=kwargs.pop("cache", True),
-                       num_retries=kwargs.pop("num_retries", 2), **kwargs)
-    raise ModelError(
-        f"unknown model {model!r}; use local/<name-or-path> (e.g. {DEFAULT_MODEL}), openai/<model>, or scripted"
-    )
+__all__ = ["DEFAULT_MODEL", "backend_for", "backends", "capabilities", "get_model", "load_lm", "register"]

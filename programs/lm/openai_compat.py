@@ -1,0 +1,36 @@
+"""`openai/<model>`: DSPy's LM client (LiteLLM) against OpenAI or any OpenAI-compatible server (`--api-base`)."""
+
+from __future__ import annotations
+
+import os
+
+import dspy
+
+from extes.errors import ModelError
+from extes.programs.lm.registry import Backend, Capabilities, Option
+
+
+def build(model: str, name: str, *, api_base: str | None = None, **options) -> dspy.LM:
+    """The key comes from OPENAI_API_KEY and is never stored; a local server (`api_base`) needs none."""
+    key = os.environ.get("OPENAI_API_KEY")
+    if not key and not api_base:
+        raise ModelError(f"{model} needs OPENAI_API_KEY in the environment (or --api-base for a local server)")
+    # DSPy's cache serves identical calls; callers that need diverse samples pass distinct rollout ids.
+    return dspy.LM(model, api_base=api_base, api_key=key or "not-needed", **options)
+
+
+BACKEND = Backend(
+    prefix="openai/",
+    usage="openai/<model>",
+    build=build,
+    options=(
+        Option("api_base", str, "An OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1."),
+        Option("max_tokens", int, "Longest reply, in tokens.", min=1),
+        Option("temperature", float, "Sampling temperature.", min=0.0, max=2.0),
+        Option("top_p", float, "Nucleus sampling mass.", min=0.0, max=1.0),
+        Option("cache", bool, "Serve identical calls from DSPy's cache.", default=True),
+        Option("num_retries", int, "LiteLLM's own retries on 429/5xx.", default=2, min=0, max=20),
+        Option("timeout", float, "Seconds per request.", min=0.001),
+    ),
+    capabilities=Capabilities(batched=True),
+)
