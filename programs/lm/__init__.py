@@ -1,13 +1,9 @@
 """Language-model backends, one model string each, every one usable as a DSPy LM.
 
-| model string | backend |
-|---|---|
-| `local/<name-or-path>` | `LocalLM`: a Hugging Face causal LM in-process (default `local/smollm2-135m-instruct`) |
-| `openai/<model>` | DSPy's LM client (LiteLLM) against OpenAI or any OpenAI-compatible server (`api_base`) |
-| `scripted`, `scripted:FILE.json` | `ScriptedLM`: deterministic, for tests and demos |
-
-Each backend declares its prefix, options and capabilities in its own file; the table is `registry.py`, and the
-lines below are the only place a backend is added.
+Each backend lives in its own module, which says in its docstring how its model string is written
+(`local/<name-or-path>`, `openai/<model>`, `scripted`, ...) and defines its `BACKEND`: prefix, options with types
+and ranges, capabilities. The table is `registry.py`; the `register(...)` lines below are the only place a backend
+is added, and `backends()` lists them (the "unknown model" error names every model string there is).
 """
 
 from __future__ import annotations
