@@ -8,12 +8,13 @@ is added, and `backends()` lists them (the "unknown model" error names every mod
 
 from __future__ import annotations
 
-from extes.programs.lm import local, openai_compat, scripted
+from extes.programs.lm import llamacpp, local, openai_compat, scripted
 from extes.programs.lm.registry import DEFAULT_MODEL, backend_for, backends, capabilities, get_model, register
 
 register(local.BACKEND)
 register(openai_compat.BACKEND)
 register(scripted.BACKEND)
+register(llamacpp.BACKEND)
 
 # The name every command has used so far; `get_model` is the registry's own.
 load_lm = get_model
