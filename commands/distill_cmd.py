@@ -8,6 +8,7 @@ import click
 
 from extes.commands.common import emit_json, json_option
 from extes.programs.lm import DEFAULT_MODEL, capabilities
+from extes.tuning.distill import OPTIMIZERS
 
 
 @click.command("distill")
@@ -17,7 +18,7 @@ from extes.programs.lm import DEFAULT_MODEL, capabilities
 @click.option("--trainset", type=click.Path(path_type=Path), help="Training corpus (default: the seed set).")
 @click.option("--limit", type=int, default=16, show_default=True, help="Training examples for the teacher to run.")
 @click.option("--max-steps", type=int, default=20, show_default=True, help="LoRA steps on the traces.")
-@click.option("--optimizer", type=click.Choice(["bootstrap-finetune", "better-together"]),
+@click.option("--optimizer", type=click.Choice(OPTIMIZERS),
               default="bootstrap-finetune", show_default=True,
               help="BootstrapFinetune (weights only) or BetterTogether (prompt and weight steps, best kept).")
 @click.option("--strategy", default="p -> w", show_default=True,

@@ -10,6 +10,7 @@ import click
 
 from extes.commands.common import emit_json, json_option, quiet_option
 from extes.programs.lm import DEFAULT_MODEL
+from extes.tuning.trainer import PRECISIONS
 
 
 def _options(f):
@@ -42,7 +43,7 @@ def _options(f):
         click.option("--save-every", type=int, default=0, help="Checkpoint every N steps (OUT/checkpoint)."),
         click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint with the same options."),
         click.option("--stop-after", type=int, default=0, help="Stop cleanly after step N, keeping a checkpoint."),
-        click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
+        click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
                      help="auto: bf16 autocast on CUDA and on CPUs with AVX-512-BF16/AMX, else fp32."),
         click.option("--seed", type=int, default=0, show_default=True),
         quiet_option,
