@@ -44,6 +44,8 @@ lint: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
+	# The layer contracts of pyproject.toml (ARCHITECTURE.md): an upward import fails the build.
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 clean:

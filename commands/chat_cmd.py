@@ -46,8 +46,7 @@ def chat(model, adapter, api_base, locale, save_path, max_tokens) -> None:
     from extes.programs.safety import default_checker, escalation_message
     from extes.programs.supporter import Supporter
 
-    kwargs = {"max_tokens": max_tokens} if model.startswith("local/") else {}
-    lm = load_lm(model, adapter=str(adapter) if adapter else None, api_base=api_base, **kwargs)
+    lm = load_lm(model, adapter=str(adapter) if adapter else None, api_base=api_base, max_tokens=max_tokens)
     supporter = Supporter()
     turns: list[dict] = []
     events: list[dict] = []

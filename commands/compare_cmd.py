@@ -63,7 +63,7 @@ def compare_optimizers(program, optimizers, seeds, trainset, valset, testset, mo
     test = read_corpus(testset, None, opts).dialogues if testset else parts["test"]
     if no_cache:
         dspy.configure_cache(enable_disk_cache=False, enable_memory_cache=False)
-    lm = load_lm(model, api_base=api_base, **({"cache": False} if no_cache and model != "scripted" else {}))
+    lm = load_lm(model, api_base=api_base, cache=False if no_cache else None)
 
     def progress(row):
         click.echo(f"{row['optimizer']} seed {row['seed']}: valid {row['valid']:.1f} test {row['test']:.1f} "

@@ -7,17 +7,19 @@ from pathlib import Path
 import click
 
 from extes.commands.common import NON_NEGATIVE_INT, POSITIVE_INT, emit_json, json_option
+from extes.programs.lm import DEFAULT_MODEL, capabilities
+from extes.tuning.distill import OPTIMIZERS
 
 
 @click.command("distill")
 @click.argument("program", type=click.Choice(["classifier", "supporter"]))
 @click.option("--teacher", required=True, help="The teacher LM (any model string).")
-@click.option("--student", default="local/smollm2-135m-instruct", show_default=True, help="A local/ model.")
+@click.option("--student", default=DEFAULT_MODEL, show_default=True, help="A trainable model (local/...).")
 @click.option("--trainset", type=click.Path(path_type=Path), help="Training corpus (default: the seed set).")
 @click.option("--limit", type=POSITIVE_INT, default=16, show_default=True,
               help="Training examples for the teacher to run.")
 @click.option("--max-steps", type=POSITIVE_INT, default=20, show_default=True, help="LoRA steps on the traces.")
-@click.option("--optimizer", type=click.Choice(["bootstrap-finetune", "better-together"]),
+@click.option("--optimizer", type=click.Choice(OPTIMIZERS),
               default="bootstrap-finetune", show_default=True,
               help="BootstrapFinetune (weights only) or BetterTogether (prompt and weight steps, best kept).")
 @click.option("--strategy", default="p -> w", show_default=True,
@@ -49,7 +51,7 @@ def distill(program, teacher, student, trainset, limit, max_steps, optimizer, st
     from extes.tuning.datasets import turn_examples
     from extes.tuning.distill import distill as run
 
-    if not student.startswith("local/"):
+    if not capabilities(student).trainable:
         raise InputError(f"--student {student!r}: distillation trains a local/ model")
     dialogues = read_corpus(trainset, None, ReadOptions(unknown_labels="keep")).dialogues if trainset \
         else read_seed_folder()

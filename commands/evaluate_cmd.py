@@ -49,8 +49,7 @@ def evaluate(ctx, model, adapter, api_base, program, test_corpus, mode, limit, w
     from extes.tuning.evaluation import evaluate_run
 
     dialogues = read_corpus(test_corpus, None, ReadOptions(unknown_labels="keep")).dialogues
-    kwargs = {"max_tokens": max_tokens} if model.startswith("local/") else {}
-    lm = load_lm(model, adapter=str(adapter) if adapter else None, api_base=api_base, **kwargs)
+    lm = load_lm(model, adapter=str(adapter) if adapter else None, api_base=api_base, max_tokens=max_tokens)
     manifest = {"model": model, "adapter": str(adapter) if adapter else None, "program": str(program or ""),
                 "test": str(test_corpus), "git": git_hash(), "versions": versions()}
     bar = None

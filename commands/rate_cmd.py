@@ -8,6 +8,7 @@ import click
 
 from extes.commands.common import POSITIVE_INT, emit_json, json_option
 from extes.commands.data_cmd import from_option
+from extes.programs.lm import DEFAULT_MODEL
 
 
 @click.group()
@@ -64,7 +65,7 @@ def import_(sheets, key_path, as_json) -> None:
 
 @rate.command("judge")
 @click.argument("sheet", type=click.Path(path_type=Path))
-@click.option("-m", "--model", default="local/smollm2-135m-instruct", show_default=True)
+@click.option("-m", "--model", default=DEFAULT_MODEL, show_default=True)
 @click.option("--api-base", help="An OpenAI-compatible server.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="The filled sheet (CSV).")
 @json_option

@@ -47,8 +47,7 @@ def reply(message, strategy, model, adapter, api_base, history, locale, program,
     check_message(message)
     canonical_strategy(strategy)
     turns = read_history(history)
-    kwargs = {"max_tokens": max_tokens} if model.startswith("local/") else {}
-    lm = load_lm(model, adapter=str(adapter) if adapter else None, api_base=api_base, **kwargs)
+    lm = load_lm(model, adapter=str(adapter) if adapter else None, api_base=api_base, max_tokens=max_tokens)
     supporter = None
     if program:
         from extes.errors import InputError

@@ -87,15 +87,13 @@ def synthesize(model, mode, target, out, workers, demos, round_size, uniform, sc
                        f"~{result['estimated_prompt_tokens']:,} prompt + {result['estimated_completion_tokens']:,} "
                        f"completion tokens, ~${result['estimated_cost_usd']:.2f}")
         return
-    from extes.programs.lm import load_lm
+    from extes.programs.lm import backend_for, load_lm
 
+    backend = backend_for(model)
     kwargs = {}
-    if model.startswith("openai/") and timeout_s:
-        kwargs["timeout"] = timeout_s
-    if model.startswith("openai/"):
-        kwargs["num_retries"] = 0  # the run retries with backoff itself and records every failure
-        kwargs["temperature"] = 1.0
-    if model.startswith("local/"):
+    if backend.accepts("num_retries"):  # a client that retries by itself: the run retries with backoff instead
+        kwargs.update(num_retries=0, temperature=1.0, timeout=timeout_s or None)
+    if backend.capabilities.in_process:  # small local models: short turns, some variety
         kwargs.update(max_tokens=120, temperature=0.8, top_p=0.95)
     lm = load_lm(model, api_base=api_base, **kwargs)
     bar = _progress(target, quiet)

@@ -9,6 +9,8 @@ from pathlib import Path
 import click
 
 from extes.commands.common import NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE_INT, emit_json, json_option, quiet_option
+from extes.programs.lm import DEFAULT_MODEL
+from extes.tuning.trainer import PRECISIONS
 
 
 def _options(f):
@@ -18,7 +20,7 @@ def _options(f):
                      help="Validation corpus (default: 10% of --data, split by dialogue)."),
         click.option("--variant", type=click.Choice(["strategies", "no-strategies"]), default="strategies",
                      show_default=True, help="Precede each reply with its strategy label, or not."),
-        click.option("--base", default="local/smollm2-135m-instruct", show_default=True,
+        click.option("--base", default=DEFAULT_MODEL, show_default=True,
                      help="local/<name>, a Hugging Face model folder, or a .gguf."),
         click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder."),
         click.option("--max-steps", type=POSITIVE_INT, default=30, show_default=True),
@@ -43,7 +45,7 @@ def _options(f):
         click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint with the same options."),
         click.option("--stop-after", type=NON_NEGATIVE_INT, default=0,
                      help="Stop cleanly after step N, keeping a checkpoint."),
-        click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
+        click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
                      help="auto: bf16 autocast on CUDA and on CPUs with AVX-512-BF16/AMX, else fp32."),
         click.option("--seed", type=int, default=0, show_default=True),
         quiet_option,
@@ -175,7 +177,7 @@ def clm(**kw) -> None:
 
 @tune.command("merge")
 @click.argument("adapter_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
-@click.option("--base", default="local/smollm2-135m-instruct", show_default=True,
+@click.option("--base", default=DEFAULT_MODEL, show_default=True,
               help="The base the adapter was trained on.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for the merged model.")
 @json_option
@@ -188,11 +190,11 @@ def merge(adapter_dir, base, out, as_json) -> None:
       extes reply "I failed my exam" -m local/runs/merged
     """
     from extes.corpus.atomic import atomic_path
-    from extes.programs.lm.local import _apply_adapter
+    from extes.programs.lm.local import apply_adapter
     from extes.tuning.trainer import load_base
 
     tok, model, model_id, _ = load_base(base)
-    merged = _apply_adapter(model, Path(adapter_dir)).merge_and_unload()
+    merged = apply_adapter(model, Path(adapter_dir)).merge_and_unload()
     with atomic_path(out, is_dir=True) as tmp:
         merged.save_pretrained(str(tmp))
         tok.save_pretrained(str(tmp))

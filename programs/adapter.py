@@ -16,6 +16,7 @@ from typing import Any
 import dspy
 
 from extes.corpus.labels import normalizer
+from extes.programs.lm.registry import capabilities
 
 
 def literal_choices(annotation) -> list[str] | None:
@@ -121,7 +122,7 @@ class SmallChatAdapter(dspy.ChatAdapter):
         messages = self.format(signature, demos, inputs)
         out_name, ann = self._output(signature)
         choices = literal_choices(ann)
-        if choices and hasattr(lm, "score_choices"):
+        if choices and capabilities(lm).can_score:
             scores = lm.score_choices(messages, choices)
             METER.add(1, getattr(lm, "last_prompt_tokens", 0), 0)
             best = max(range(len(choices)), key=lambda i: scores[i])

@@ -12,6 +12,7 @@ from extes.corpus.assets import load_taxonomy
 from extes.corpus.labels import normalizer
 from extes.errors import InputError
 from extes.programs.adapter import SmallChatAdapter
+from extes.programs.lm.registry import capabilities
 from extes.programs.safety import default_checker, escalation_message
 from extes.programs.supporter import Supporter
 
@@ -85,7 +86,7 @@ def stream_reply(lm, history: list[dict], strategy: str):
     from extes.signatures.support import RespondWithStrategy
 
     definition = load_taxonomy().strategy(strategy).definition
-    if hasattr(lm, "stream"):
+    if capabilities(lm).can_stream:
         inputs = {"history": history, "strategy": strategy, "strategy_definition": definition}
         yield from lm.stream(SmallChatAdapter().format(RespondWithStrategy, [], inputs))
         return

@@ -6,9 +6,13 @@ from typing import Literal
 
 import dspy
 
-from extes.corpus.assets import load_taxonomy
+from extes.base import asset_models, assets_dir
+from extes.signatures.taxonomy import Strategy
 
-STRATEGY_NAMES: tuple[str, ...] = tuple(load_taxonomy().strategy_names)
+# The Literal below needs the names when the class is defined; they are read through the base layer (the whole
+# taxonomy, with its set-level checks, is corpus.assets.load_taxonomy's job).
+STRATEGY_NAMES: tuple[str, ...] = tuple(s.name for s in asset_models(assets_dir() / "strategies.yaml", "strategies",
+                                                                     Strategy))
 StrategyName = Literal[STRATEGY_NAMES]  # type: ignore[valid-type]
 
 

@@ -60,3 +60,18 @@ def serve(handler):
     srv = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     return srv, f"http://127.0.0.1:{srv.server_port}/v1"
+
+
+def tiny_llama(folder: Path, tok_src: Path, max_positions: int = 2048) -> Path:
+    """A tiny random LLaMA saved as a Hugging Face folder, with the tokenizer (and chat template) of `tok_src`."""
+    import shutil
+
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    cfg = LlamaConfig(vocab_size=49152, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=max_positions)
+    LlamaForCausalLM(cfg).save_pretrained(folder)
+    for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
+        if (tok_src / name).exists():
+            shutil.copy(tok_src / name, folder / name)
+    return folder

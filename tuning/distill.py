@@ -16,6 +16,7 @@ from typing import Any
 
 from dspy.clients.provider import Provider, TrainingJob
 
+from extes.programs.lm import capabilities, get_model
 from extes.programs.lm.weights import cache_root
 
 
@@ -50,18 +51,16 @@ class LocalProvider(Provider):
 
     @staticmethod
     def is_provider_model(model: str) -> bool:
-        return model.startswith("local/")
+        return capabilities(model).trainable
 
 
 def finetune_local(lm, train_data: list[dict[str, Any]], train_kwargs: dict[str, Any]):
     """Chat-format calls (the teacher's traces) → a LoRA adapter on `lm`'s base → a LocalLM that uses it."""
-    from extes.programs.lm.local import LocalLM
     from extes.tuning.sft import Sample
     from extes.tuning.trainer import TuneConfig, load_base, train
 
     if not train_data:
         raise ValueError("no training data: the teacher produced no trace that passed the metric")
-    name = lm.model.split("/", 1)[1]
     tok, model, model_id, _ = load_base(lm.model)
     samples = []
     for row in train_data:
@@ -72,12 +71,13 @@ def finetune_local(lm, train_data: list[dict[str, Any]], train_kwargs: dict[str,
         full = list(full["input_ids"]) if hasattr(full, "keys") else list(full)
         samples.append(Sample(full, [-100] * len(prefix) + full[len(prefix):]))
     digest = hashlib.sha256(json.dumps(train_data, sort_keys=True, default=str).encode()).hexdigest()[:12]
-    out = Path(train_kwargs.get("out") or cache_root() / "distill" / f"{name.replace('/', '_')}-{digest}")
+    out = Path(train_kwargs.get("out") or cache_root() / "distill" / f"{model_id.split('/')[-1]}-{digest}")
     cfg = TuneConfig(method="lora", base=lm.model, max_steps=int(train_kwargs.get("max_steps", 20)),
                      batch_size=int(train_kwargs.get("batch_size", 2)), lr=float(train_kwargs.get("lr", 5e-4)))
     result = train(cfg, samples, samples[: max(1, len(samples) // 5)], tok, model, out, model_id=model_id)
     (out / "distill.json").write_text(json.dumps({"samples": len(samples), "result": result}, indent=1))
-    student = LocalLM(name, adapter=str(out), max_tokens=lm.kwargs.get("max_tokens") or 160)
+    # The student keeps the user's model string (a folder path stays a path), so the saved program reloads.
+    student = get_model(lm.model, adapter=str(out), max_tokens=lm.kwargs.get("max_tokens"))
     student.distill_result = result
     attach_provider(student)  # so that a later weight step (BetterTogether "w -> p -> w") can train it again
     return student

@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from extes.corpus.atomic import write_text_atomic
-from extes.errors import InputError
+from extes.errors import InputError, ModelError
+from extes.programs.lm import DEFAULT_MODEL, backend_for
+from extes.programs.lm.weights import resolve_local
 
 log = logging.getLogger(__name__)
 METHODS = ("lora", "adapter", "clm")
@@ -55,7 +57,7 @@ class TuneConfig:
     """Every knob of a tuning run, with the usual LLaMA-LoRA defaults."""
 
     method: str = "lora"
-    base: str = "local/smollm2-135m-instruct"
+    base: str = DEFAULT_MODEL
     variant: str = "strategies"
     max_steps: int = 30
     batch_size: int = 4
@@ -115,9 +117,13 @@ def load_base(base: str):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from extes.programs.lm.weights import resolve_local
-
-    name = base.split("/", 1)[1] if base.startswith("local/") else base
+    try:
+        backend = backend_for(base)
+    except ModelError:  # a bare folder or .gguf path (`--base runs/merged`) is a local model too
+        backend = None
+    if backend is not None and not backend.capabilities.trainable:
+        raise InputError(f"--base {base!r}: tuning trains a local model; give local/<name-or-path>")
+    name = backend.argument(base) if backend else base
     folder, model_id = resolve_local(name)
     tok = AutoTokenizer.from_pretrained(folder)
     if tok.pad_token_id is None:

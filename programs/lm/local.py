@@ -16,11 +16,10 @@ from typing import Any
 import dspy
 
 from extes.errors import ModelError
+from extes.programs.lm.registry import Backend, Capabilities, Option
 from extes.programs.lm.weights import resolve_local
 
 log = logging.getLogger(__name__)
-
-
 
 MEMO_SIZE = 4096
 
@@ -35,10 +34,12 @@ class LocalLM(dspy.BaseLM):
 
     def __init__(self, name: str = "smollm2-135m-instruct", *, adapter: str | os.PathLike | None = None,
                  temperature: float = 0.0, max_tokens: int = 160, top_p: float = 1.0, cache: bool = True,
-                 precision: str = "auto"):
-        folder, model_id = resolve_local(name)
-        super().__init__(model=model_id, model_type="chat", temperature=temperature, max_tokens=max_tokens,
-                         cache=cache, top_p=top_p)
+                 precision: str = "auto", model: str | None = None):
+        folder, _ = resolve_local(name)
+        # The user's own model string (`local/path/to/folder`, not the folder's basename), so that a saved program's
+        # LM state loads back from where it was trained.
+        super().__init__(model=model or f"{BACKEND.prefix}{name}", model_type="chat", temperature=temperature,
+                         max_tokens=max_tokens, cache=cache, top_p=top_p)
         self.folder = folder
         self.adapter = str(adapter) if adapter else None
         if precision not in PRECISIONS:
@@ -185,7 +186,7 @@ class LocalLM(dspy.BaseLM):
     @classmethod
     def load_state(cls, state: dict[str, Any], *, allow_custom_lm_class: bool = False) -> LocalLM:
         """Rebuild from `dump_state` (a distilled program's LM: base model, adapter, sampling settings)."""
-        return cls(state["model"].split("/", 1)[1], adapter=state.get("adapter"),
+        return cls(BACKEND.argument(state["model"]), model=state["model"], adapter=state.get("adapter"),
                    temperature=state.get("temperature") or 0.0, max_tokens=state.get("max_tokens") or 160,
                    top_p=state.get("top_p") or 1.0, precision=state.get("precision") or "auto")
 
@@ -234,7 +235,7 @@ def _load(folder: Path, adapter: str | None, precision: str = "fp32"):
     tok = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
     if adapter:
-        model = _apply_adapter(model, Path(adapter))
+        model = apply_adapter(model, Path(adapter))
         if precision != "fp32":
             model = model.merge_and_unload()
     model.eval()
@@ -253,7 +254,8 @@ def _load(folder: Path, adapter: str | None, precision: str = "fp32"):
     return tok, model
 
 
-def _apply_adapter(model, adapter: Path):
+def apply_adapter(model, adapter: Path):
+    """`model` wrapped with the peft adapter in folder `adapter`, or a one-line ModelError saying what to give."""
     if not (adapter / "adapter_config.json").exists():
         raise ModelError(f"--adapter {adapter}: no adapter_config.json there; give a folder saved by `extes tune`")
     from peft import PeftModel
@@ -265,3 +267,25 @@ def _apply_adapter(model, adapter: Path):
         raise ModelError(
             f"--adapter {adapter}: it does not fit this base model ({first}); use the base it was trained on"
         ) from None
+
+
+def build(model: str, name: str, *, adapter: str | None = None, **options) -> LocalLM:
+    if adapter and not os.path.isdir(adapter):
+        raise ModelError(f"--adapter {adapter}: no such folder; give the folder written by `extes tune`")
+    return LocalLM(name, model=model, adapter=adapter, **options)
+
+
+BACKEND = Backend(
+    prefix="local/",
+    usage="local/<name-or-path>",
+    build=build,
+    options=(
+        Option("adapter", str, "A peft adapter folder (from `extes tune` or `extes distill`)."),
+        Option("max_tokens", int, "Longest reply, in tokens.", min=1, max=32768),
+        Option("temperature", float, "Sampling temperature (0: greedy).", min=0.0, max=2.0),
+        Option("top_p", float, "Nucleus sampling mass.", min=0.0, max=1.0),
+        Option("cache", bool, "Serve identical calls from the in-memory cache."),
+        Option("precision", str, "Weights in memory.", choices=PRECISIONS),
+    ),
+    capabilities=Capabilities(can_score=True, can_stream=True, trainable=True, in_process=True),
+)

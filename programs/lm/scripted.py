@@ -20,6 +20,7 @@ from types import SimpleNamespace
 import dspy
 
 from extes.errors import ModelError
+from extes.programs.lm.registry import Backend, Capabilities, Option
 from extes.programs.lm.scripted_dialogues import compose_description, compose_json, compose_user_message
 
 KEYWORDS = [
@@ -100,3 +101,23 @@ class ScriptedLM(dspy.BaseLM):
                      for i, t in enumerate(texts)],
             usage={"prompt_tokens": p_tok, "completion_tokens": c_tok, "total_tokens": p_tok + c_tok},
         )
+
+
+def build(model: str, spec: str, **_sampling) -> ScriptedLM:
+    """Sampling options are accepted and have no effect, so that a pipeline can swap a real model for this one."""
+    return ScriptedLM.from_spec(spec)
+
+
+BACKEND = Backend(
+    prefix="scripted",
+    variants=("scripted:", "scripted@"),
+    usage="scripted",
+    build=build,
+    options=(
+        Option("max_tokens", int, "Accepted, no effect (deterministic).", min=1),
+        Option("temperature", float, "Accepted, no effect (deterministic).", min=0.0, max=2.0),
+        Option("top_p", float, "Accepted, no effect (deterministic).", min=0.0, max=1.0),
+        Option("cache", bool, "Accepted, no effect (never cached)."),
+    ),
+    capabilities=Capabilities(batched=True),
+)

@@ -43,3 +43,14 @@ def test_missing_key_is_a_one_line_error(cli, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     code, out, err = cli("reply", "hi", "-m", "openai/gpt-4o-mini")
     assert code == 2 and "OPENAI_API_KEY" in err and len(err.strip().splitlines()) == 1
+
+
+def test_max_tokens_reaches_the_server_and_a_foreign_option_is_refused(cli, server, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-secret")
+    code, out, err = cli("reply", "I keep failing", "-m", "openai/test-model", "--api-base", server,
+                         "--strategy", "Suggest Options", "--max-tokens", "7", "--json")
+    assert code == 0, err
+    body = Handler.requests[-1]["body"]
+    assert body.get("max_tokens", body.get("max_completion_tokens")) == 7
+    code, out, err = cli("reply", "hi", "-m", "openai/test-model", "--api-base", server, "--adapter", ".")
+    assert code == 2 and "--adapter does not apply to openai/test-model" in err and len(err.strip().splitlines()) == 1

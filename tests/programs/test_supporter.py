@@ -90,7 +90,7 @@ def test_model_strings():
         load_lm("gpt5")
     with pytest.raises(ModelError, match="no such folder"):
         load_lm("local/smollm2-135m-instruct", adapter="/nonexistent/adapter")
-    with pytest.raises(ModelError, match="local/ models only"):
+    with pytest.raises(ModelError, match="--adapter does not apply to scripted"):
         load_lm("scripted", adapter="x")
 
 

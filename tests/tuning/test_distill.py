@@ -4,6 +4,8 @@ import json
 
 import pytest
 
+from helpers import tiny_llama
+
 pytestmark = pytest.mark.model
 
 
@@ -72,3 +74,27 @@ def test_bad_better_together_strategy(cli, tmp_path):
     code, _, err = cli("distill", "classifier", "--teacher", "scripted", "--optimizer", "better-together",
                        "--strategy", "p -> x", "--limit", "2", "--out", tmp_path / "bt")
     assert code == 2 and "--strategy" in err
+
+
+def test_distilled_on_a_folder_model_reloads_and_answers(cli, tmp_path):
+    """The student is a model folder given by path: the saved program keeps that path, so it loads back and replies
+    (it used to keep only the folder's basename, and loading raised)."""
+    import dspy
+
+    from extes.programs.adapter import SmallChatAdapter
+    from extes.programs.lm.weights import converted_folder, embedded_gguf
+    from extes.tuning.distill import load_distilled
+
+    folder = tiny_llama(tmp_path / "models" / "tiny", converted_folder(embedded_gguf("smollm2-135m-instruct")))
+    student, out = f"local/{folder}", tmp_path / "d"
+    code, stdout, err = cli("distill", "supporter", "--teacher", "scripted", "--student", student, "--limit", "2",
+                            "--max-steps", "1", "--out", out, "--json")
+    assert code == 0, err
+    assert json.loads(stdout)["student"] == student
+    saved = json.loads((out / "program.json").read_text())
+    assert {v["lm"]["model"] for v in saved.values() if isinstance(v, dict) and v.get("lm")} == {student}
+    program = load_distilled("supporter", out / "program.json")
+    assert all(p.lm.model == student and p.lm.adapter == str(out / "adapter") for p in program.predictors())
+    with dspy.context(adapter=SmallChatAdapter()):
+        pred = program(history=[{"role": "user", "text": "I failed my exam again."}])
+    assert pred.strategy and isinstance(pred.reply, str)

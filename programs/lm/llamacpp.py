@@ -1,0 +1,190 @@
+"""`llamacpp/<file.gguf>`: a GGUF model run by llama.cpp in-process (the optional extra `llamacpp`).
+
+`llamacpp/smollm2-135m-instruct` is the embedded GGUF (programs/lm/weights.py finds it); any other argument is a
+path to a `.gguf` file. The prompt is the model's own chat template (from the GGUF's metadata); stop strings,
+token counts and streaming come from llama.cpp. `Literal` outputs are scored: the prompt is evaluated once and
+each allowed value's tokens are scored from the logits of the positions before them, so the adapter picks a
+strategy by likelihood, as with `local/` models.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import dspy
+
+from extes.errors import ModelError
+from extes.programs.lm.registry import Backend, Capabilities, Option
+from extes.programs.lm.weights import EMBEDDED, embedded_gguf
+
+INSTALL_HINT = "pip install 'extes[llamacpp]' (llama-cpp-python)"
+_LOADED: dict[tuple[str, int], Any] = {}
+_LOAD_LOCK = threading.Lock()
+
+
+def _llama_cpp():
+    try:
+        import llama_cpp
+    except ImportError:
+        raise ModelError(f"llamacpp/ models need llama-cpp-python; install it with: {INSTALL_HINT}") from None
+    return llama_cpp
+
+
+def gguf_path(name: str) -> Path:
+    """The GGUF file a `llamacpp/<name>` string names: an embedded model or a `.gguf` path."""
+    if name in EMBEDDED:
+        return embedded_gguf(name)
+    path = Path(name).expanduser()
+    if path.suffix != ".gguf" or not path.is_file():
+        known = ", ".join(f"llamacpp/{k}" for k in EMBEDDED)
+        raise ModelError(f"llamacpp/{name}: no such .gguf file; give llamacpp/<path/to/model.gguf> or {known}")
+    return path
+
+
+def _load(path: Path, n_ctx: int):
+    """One llama.cpp model per (file, context size) per process; copies of the LM share it."""
+    key = (str(path.resolve()), n_ctx)
+    with _LOAD_LOCK:
+        if key not in _LOADED:
+            llama_cpp = _llama_cpp()
+            _LOADED[key] = llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, n_threads=max(1, os.cpu_count() or 1),
+                                           verbose=False)
+        return _LOADED[key]
+
+
+class LlamaCppLM(dspy.BaseLM):
+    """A GGUF chat model on llama.cpp, usable as a DSPy LM; `stream` and `score_choices` as `LocalLM` has them."""
+
+    def __init__(self, path: str | os.PathLike, *, model: str, max_tokens: int = 160, temperature: float = 0.0,
+                 top_p: float = 1.0, n_ctx: int = 2048, cache: bool = True):
+        super().__init__(model=model, model_type="chat", temperature=temperature, max_tokens=max_tokens,
+                         top_p=top_p, cache=cache)
+        self.path = Path(path)
+        self.n_ctx = n_ctx
+        self.llm = _load(self.path, n_ctx)
+        self._lock = threading.Lock()
+        template = self.llm.metadata.get("tokenizer.chat_template")
+        if not template:
+            raise ModelError(f"{self.path}: the GGUF carries no chat template; use a chat (instruct) model")
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        eos = self.llm.token_eos()
+        self.eos_text = self.llm.detokenize([eos], special=True).decode("utf-8", "ignore") if eos >= 0 else ""
+        bos = self.llm.token_bos()
+        bos_text = self.llm.detokenize([bos], special=True).decode("utf-8", "ignore") if bos >= 0 else ""
+        self._template = Jinja2ChatFormatter(template=template, eos_token=self.eos_text, bos_token=bos_text)
+
+    def __deepcopy__(self, memo):
+        """Optimizers deep-copy programs: the copy shares the loaded model and lock, as `BaseLM.copy` does."""
+        return self.copy()
+
+    # -- generation -------------------------------------------------------------------------------------------
+    def prompt_text(self, messages: list[dict[str, str]]) -> str:
+        return self._template(messages=messages).prompt
+
+    def _sampling(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        merged = {**self.kwargs, **kwargs}
+        stop = merged.get("stop") or []
+        stop = [stop] if isinstance(stop, str) else list(stop)
+        # A mild repetition penalty keeps small models from looping, as LocalLM does.
+        return {"max_tokens": int(merged.get("max_tokens") or 160), "temperature": float(merged.get("temperature")
+                or 0.0), "top_p": float(merged.get("top_p") or 1.0), "repeat_penalty": 1.15,
+                "stop": [*stop, self.eos_text] if self.eos_text else stop}
+
+    def generate(self, messages: list[dict[str, str]], **kwargs) -> tuple[str, int, int]:
+        """(text, prompt tokens, completion tokens) for a chat."""
+        with self._lock:
+            out = self.llm.create_completion(self.prompt_text(messages), **self._sampling(kwargs))
+        usage = out["usage"]
+        return out["choices"][0]["text"].strip(), usage["prompt_tokens"], usage["completion_tokens"]
+
+    def stream(self, messages: list[dict[str, str]], **kwargs) -> Iterator[str]:
+        """Yield the reply piece by piece as llama.cpp decodes it (for `extes chat`)."""
+        with self._lock:
+            first = True
+            for chunk in self.llm.create_completion(self.prompt_text(messages), stream=True, **self._sampling(kwargs)):
+                piece = chunk["choices"][0]["text"]
+                if first:  # the template leaves the reply to start after a newline or space
+                    piece, first = piece.lstrip(), not piece.strip()
+                if piece:
+                    yield piece
+
+    def forward(self, prompt=None, messages=None, **kwargs):
+        messages = messages or [{"role": "user", "content": prompt or ""}]
+        n = int(kwargs.pop("n", 1) or 1)
+        kwargs.pop("rollout_id", None)
+        kwargs.pop("cache", None)
+        choices, p_tok, c_tok = [], 0, 0
+        for _ in range(n):
+            text, p_tok, c = self.generate(messages, **kwargs)
+            c_tok += c
+            choices.append({"index": len(choices), "finish_reason": "stop",
+                            "message": {"role": "assistant", "content": text}})
+        return SimpleNamespace(model=self.model, choices=choices,
+                               usage={"prompt_tokens": p_tok, "completion_tokens": c_tok,
+                                      "total_tokens": p_tok + c_tok})
+
+    # -- scoring ----------------------------------------------------------------------------------------------
+    def _last_logprobs(self):
+        import numpy as np
+
+        llama_cpp = _llama_cpp()
+        logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(self.llm.ctx, -1),
+                                       shape=(self.llm.n_vocab(),)).astype(np.float64)
+        logits -= logits.max()
+        return logits - np.log(np.exp(logits).sum())
+
+    def score_choices(self, messages: list[dict[str, str]], choices: list[str], prefix: str = "") -> list[float]:
+        """Mean log-probability of each choice as the start of the assistant's reply (after `prefix`).
+
+        The prompt is evaluated once; for each choice the KV cache is cut back to the prompt (llama.cpp's `eval`
+        drops everything past `n_tokens`) and the choice's tokens are fed one at a time.
+        """
+        prompt = self.llm.tokenize((self.prompt_text(messages) + prefix).encode("utf-8"), add_bos=True,
+                                   special=True)
+        self.last_prompt_tokens = len(prompt)
+        scores = []
+        with self._lock:
+            self.llm.reset()
+            self.llm.eval(prompt)
+            after_prompt = self._last_logprobs()
+            for choice in choices:
+                ids = self.llm.tokenize(choice.encode("utf-8"), add_bos=False, special=False)
+                self.llm.n_tokens = len(prompt)
+                logp, total = after_prompt, 0.0
+                for i, tok in enumerate(ids):
+                    total += float(logp[tok])
+                    if i + 1 < len(ids):
+                        self.llm.eval([tok])
+                        logp = self._last_logprobs()
+                scores.append(total / max(1, len(ids)))
+            self.llm.reset()  # the next completion must not reuse a prefix that ends in a choice
+        return scores
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+
+def build(model: str, name: str, **options) -> LlamaCppLM:
+    _llama_cpp()
+    return LlamaCppLM(gguf_path(name), model=model, **options)
+
+
+BACKEND = Backend(
+    prefix="llamacpp/",
+    usage="llamacpp/<file.gguf>",
+    build=build,
+    options=(
+        Option("max_tokens", int, "Longest reply, in tokens.", min=1, max=32768),
+        Option("temperature", float, "Sampling temperature (0: greedy).", min=0.0, max=2.0),
+        Option("top_p", float, "Nucleus sampling mass.", min=0.0, max=1.0),
+        Option("n_ctx", int, "Context window, in tokens.", min=256, max=131072),
+        Option("cache", bool, "Accepted for compatibility (llama.cpp reuses a shared prompt prefix itself)."),
+    ),
+    capabilities=Capabilities(can_score=True, can_stream=True, in_process=True),
+)
