@@ -11,6 +11,7 @@ from extes import __version__
 from extes.commands.assets_cmd import assets
 from extes.commands.benchmark_cmd import benchmark
 from extes.commands.chat_cmd import chat
+from extes.commands.common import library_output
 from extes.commands.compare_cmd import compare_optimizers
 from extes.commands.compile_cmd import compile_cmd
 from extes.commands.data_cmd import data
@@ -60,8 +61,11 @@ class Group(click.Group):
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="extes")
-@click.option("-v", "--verbose", is_flag=True, help="Show the traceback of an unexpected error (or EXTES_DEBUG=1).")
-def main(verbose: bool) -> None:
+@click.option("-v", "--verbose", is_flag=True,
+              help="Show the libraries' logs, warnings and loading bars, and the traceback of an unexpected error "
+                   "(or EXTES_DEBUG=1).")
+@click.pass_context
+def main(ctx: click.Context, verbose: bool) -> None:
     """Build emotional-support chatbots with language models, the ExTES way.
 
     \b
@@ -72,6 +76,7 @@ def main(verbose: bool) -> None:
       extes reply "I failed my exam again" --strategy "Suggest Options"
       extes safety check "I've been giving my things away" --json
     """
+    ctx.with_resource(library_output(verbose or ctx.meta.get("extes.verbose", False)))
 
 
 main.add_command(assets)

@@ -17,3 +17,7 @@ class AssetError(ExtesError):
 
 class ModelError(ExtesError):
     """A model string, model file or adapter cannot be used."""
+
+
+class OutputError(ExtesError):
+    """An output path cannot be written: a folder extes did not write, a full disk, no permission."""

@@ -55,7 +55,7 @@ def esconv(test_file, model, adapter, api_base, program, predictor, limit, worke
     from extes.programs.lm import load_lm
     from extes.tuning.benchmark import run_benchmark
 
-    kwargs = {"max_tokens": max_tokens} if model.startswith("local/") else {}
+    kwargs = {"max_tokens": max_tokens}
     lm = load_lm(model, adapter=str(adapter) if adapter else None, api_base=api_base, **kwargs)
     manifest = {"model": model, "adapter": str(adapter) if adapter else None, "program": str(program or ""),
                 "max_tokens": max_tokens, "git": git_hash(), "versions": versions()}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 from pathlib import Path
 
@@ -27,6 +28,10 @@ def chat(model, adapter, api_base, locale, save_path, max_tokens) -> None:
     Every message is checked for crisis signals first; on a hit the bot answers with a fixed escalation message
     with crisis resources, records the event in the transcript, and keeps listening.
 
+    Nothing is lost: Ctrl-C during a reply stops that reply and returns to the prompt; leaving (/quit, Ctrl-D,
+    Ctrl-C at the prompt) saves the session to --save, or else to extes-chat-DATE.jsonl in the current folder, and
+    says where; a /save that fails says why and the chat goes on.
+
     \b
     Commands inside the chat:
       /strategy NAME   force the next reply's strategy (name or abbreviation)
@@ -51,11 +56,12 @@ def chat(model, adapter, api_base, locale, save_path, max_tokens) -> None:
     turns: list[dict] = []
     events: list[dict] = []
     forced: str | None = None
+    saved_at = 0  # len(turns) when the session was last saved: leaving saves only what is new
     click.echo(f"extes chat ({model}). {HELP}")
     while True:
         try:
             line = click.prompt("you", prompt_suffix="> ", default="", show_default=False)
-        except (EOFError, click.Abort):
+        except (EOFError, KeyboardInterrupt, click.Abort):
             click.echo()
             break
         text = line.strip()
@@ -77,6 +83,7 @@ def chat(model, adapter, api_base, locale, save_path, max_tokens) -> None:
                     click.echo("(new conversation)")
                 elif cmd == "/save":
                     path = save_transcript(Path(arg.strip() or "chat.jsonl"), turns, events, model)
+                    saved_at = len(turns)
                     click.echo(f"(saved {len(turns)} turns to {path})")
                 else:
                     click.echo(f"unknown command {cmd}; {HELP}", err=True)
@@ -97,18 +104,37 @@ def chat(model, adapter, api_base, locale, save_path, max_tokens) -> None:
             turns.append({"role": "assistant", "text": message, "strategy": None})
             click.echo(f"bot [safety]> {message}")
             continue
-        strategy = forced or supporter.choose_with(lm, turns)
-        forced = None
-        click.echo(f"bot [{strategy}]> ", nl=False)
-        pieces = []
-        for piece in stream_reply(lm, turns, strategy):
-            pieces.append(piece)
-            click.echo(piece, nl=False)
-        click.echo()
-        turns.append({"role": "assistant", "text": "".join(pieces).strip(), "strategy": strategy})
-    if save_path:
-        path = save_transcript(save_path, turns, events, model)
+        pieces: list[str] = []
+        strategy = forced
+        try:
+            strategy = strategy or supporter.choose_with(lm, turns)
+            forced = None
+            click.echo(f"bot [{strategy}]> ", nl=False)
+            with contextlib.closing(stream_reply(lm, turns, strategy)) as stream:  # closing frees the model's lock
+                for piece in stream:
+                    pieces.append(piece)
+                    click.echo(piece, nl=False)
+            click.echo()
+        except KeyboardInterrupt:
+            # Ctrl-C stops this reply only; what was said so far stays in the transcript
+            click.echo("\n(reply interrupted)")
+        if "".join(pieces).strip():
+            turns.append({"role": "assistant", "text": "".join(pieces).strip(), "strategy": strategy})
+    if len(turns) > saved_at:
+        _save_on_exit(save_path, turns, events, model)
+
+
+def _save_on_exit(save_path: Path | None, turns: list[dict], events: list[dict], model: str) -> None:
+    """Save the session on leaving: to --save, or (when unset or failing) to a new file in the current folder."""
+    default = Path(f"extes-chat-{datetime.datetime.now().strftime('%Y%m%d-%H%M%S')}.jsonl")
+    for path in ([save_path] if save_path else []) + [default]:
+        try:
+            path = save_transcript(path, turns, events, model)
+        except ExtesError as e:
+            click.echo(f"Error: {e}", err=True)
+            continue
         click.echo(f"(saved {len(turns)} turns to {path})")
+        return
 
 
 def save_transcript(path: Path, turns: list[dict], events: list[dict], model: str) -> Path:
@@ -126,7 +152,12 @@ def save_transcript(path: Path, turns: list[dict], events: list[dict], model: st
         turns=[Turn(**t) for t in turns],
         meta=Meta(source="chat", model=model, created_at=now.isoformat(), safety_events=events),
     )
-    old = path.read_text(encoding="utf-8") if path.exists() else ""
+    if path.is_dir():
+        raise ExtesError(f"/save {path}: is a folder; give a file name, e.g. {path / 'chat.jsonl'}")
+    try:
+        old = path.read_text(encoding="utf-8") if path.exists() else ""
+    except (OSError, UnicodeDecodeError) as e:
+        raise ExtesError(f"/save {path}: cannot read the file to append to ({e}); give another file") from None
     with atomic_path(path) as tmp:
         tmp.write_text(old + d.model_dump_json() + "\n", encoding="utf-8")
     return path

@@ -6,8 +6,14 @@ parsing, with click's one-line message (exit 2); the config dataclasses check th
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import math
+import os
+import sys
+import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -35,3 +41,75 @@ quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress out
 
 def emit_json(obj: Any) -> None:
     click.echo(json.dumps(obj, ensure_ascii=False, indent=None, sort_keys=False))
+
+
+# What the libraries print unless asked (-v): transformers' "Loading weights" bars and deprecation notices,
+# datasets' bars, DSPy's INFO lines (compile printed 16-68 KB of them).
+_QUIET_ENV = {"TRANSFORMERS_VERBOSITY": "error", "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+              "HF_DATASETS_DISABLE_PROGRESS_BARS": "1", "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1"}
+
+
+def set_library_output(verbose: bool) -> None:
+    """Quiet (or, with `verbose`, restore) the logs, warnings and progress bars of transformers, datasets and DSPy.
+
+    Libraries imported later read the environment; those already imported are set directly (tests run the CLI
+    in one process).
+    """
+    for key, value in _QUIET_ENV.items():
+        if verbose:
+            if os.environ.get(key) == value:
+                del os.environ[key]
+        else:
+            os.environ.setdefault(key, value)
+    # INFO and below from every logger (DSPy's, which resets its own level on import, included); warnings stay.
+    logging.disable(logging.NOTSET if verbose else logging.INFO)
+    with warnings.catch_warnings():
+        # huggingface_hub warns that its bars stay off when the environment (set by a quiet start) says so
+        warnings.simplefilter("ignore")
+        _set_imported_libraries(verbose)
+
+
+def _set_imported_libraries(verbose: bool) -> None:
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as tl
+
+        tl.set_verbosity_warning() if verbose else tl.set_verbosity_error()
+        tl.enable_progress_bar() if verbose else tl.disable_progress_bar()
+    if "datasets" in sys.modules:
+        import datasets
+
+        datasets.enable_progress_bars() if verbose else datasets.disable_progress_bars()
+        datasets.logging.set_verbosity_warning() if verbose else datasets.logging.set_verbosity_error()
+
+
+@contextlib.contextmanager
+def library_output(verbose: bool) -> Iterator[None]:
+    """`set_library_output` for the length of a command; the previous state comes back afterwards."""
+    env = {k: os.environ.get(k) for k in _QUIET_ENV}
+    with warnings.catch_warnings():
+        if not verbose:
+            warnings.filterwarnings("ignore", category=FutureWarning)
+            warnings.filterwarnings("ignore", category=DeprecationWarning)
+        set_library_output(verbose)
+        try:
+            yield
+        finally:
+            for k, v in env.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+            set_library_output(True)
+            logging.disable(logging.NOTSET)
+
+
+def _verbose_callback(ctx: click.Context, _param, value: bool) -> None:
+    if value:
+        ctx.meta["extes.verbose"] = True
+        set_library_output(True)
+        warnings.simplefilter("default")
+
+
+verbose_option = click.option("-v", "--verbose", is_flag=True, expose_value=False, is_eager=True,
+                              callback=_verbose_callback,
+                              help="Show the libraries' logs, warnings and loading bars (quiet by default).")

@@ -69,10 +69,10 @@ def compare_optimizers(program, optimizers, seeds, trainset, valset, testset, mo
         click.echo(f"{row['optimizer']} seed {row['seed']}: valid {row['valid']:.1f} test {row['test']:.1f} "
                    f"({row['lm_calls']} calls, {row['wall_s']} s)", err=True)
 
-    from extes.corpus.atomic import write_text_atomic
+    from extes.corpus.atomic import claim_output_dir, write_text_atomic
     from extes.corpus.provenance import git_hash, recorded_argv, versions
 
-    Path(out).mkdir(parents=True, exist_ok=True)
+    claim_output_dir(out, "compare-optimizers")
     manifest = {"program": program, "optimizers": names, "seeds": seeds, "model": model, "limit": limit,
                 "val_limit": val_limit, "k": k, "max_cost": max_cost, "no_cache": no_cache,
                 "trainset": str(trainset or "seed set, split seed 0"),

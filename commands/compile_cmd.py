@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from extes.commands.common import NON_NEGATIVE_INT, POSITIVE_INT, emit_json, json_option
+from extes.commands.common import NON_NEGATIVE_INT, POSITIVE_INT, emit_json, json_option, quiet_option, verbose_option
 from extes.programs.lm import DEFAULT_MODEL
 
 
@@ -25,9 +25,11 @@ from extes.programs.lm import DEFAULT_MODEL
 @click.option("--k", type=NON_NEGATIVE_INT, default=4, show_default=True, help="Demos per predictor.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="program.json (Module.save).")
+@quiet_option
+@verbose_option
 @json_option
 def compile_cmd(program, optimizer, trainset, valset, student, teacher, api_base, limit, val_limit, balance, k, seed,
-                out, as_json) -> None:
+                out, quiet, as_json) -> None:
     """Compile PROGRAM with a DSPy optimizer; report the valset metric before and after; save program.json,
     program.manifest.json and the teacher traces (program.traces.json) for distillation.
 
@@ -46,7 +48,7 @@ def compile_cmd(program, optimizer, trainset, valset, student, teacher, api_base
     val = turn_examples(read_corpus(valset, None, opts).dialogues, program, limit=val_limit, seed=seed + 1)
     lm = load_lm(student, api_base=api_base)
     t_lm = load_lm(teacher, api_base=api_base) if teacher else None
-    result = compile_program(program, optimizer, train, val, lm, teacher=t_lm, seed=seed, k=k, out=out)
+    result = compile_program(program, optimizer, train, val, lm, teacher=t_lm, seed=seed, k=k, out=out, quiet=quiet)
     if as_json:
         emit_json(result)
     else:

@@ -43,20 +43,29 @@ def evaluate(ctx, model, adapter, api_base, program, test_corpus, mode, limit, w
         return
     if test_corpus is None or out is None:
         raise InputError("--test and --out are required (or use `extes evaluate compare RUN...`)")
+    from extes.corpus.atomic import check_output_dir
     from extes.corpus.formats import ReadOptions, read_corpus
-    from extes.corpus.provenance import git_hash, versions
+    from extes.corpus.provenance import content_sha256, git_hash, versions
     from extes.programs.lm import load_lm
-    from extes.tuning.evaluation import evaluate_run
+    from extes.tuning.evaluation import check_resume, evaluate_run, load_samples, samples_of
 
+    check_output_dir(out, "evaluate")
     dialogues = read_corpus(test_corpus, None, ReadOptions(unknown_labels="keep")).dialogues
+    manifest = {"model": model, "adapter": str(adapter) if adapter else None,
+                "adapter_sha256": content_sha256(adapter), "program": str(program or ""),
+                "program_sha256": content_sha256(program), "test": str(test_corpus),
+                "test_sha256": content_sha256(test_corpus), "max_tokens": max_tokens,
+                "mode": mode, "limit": limit, "git": git_hash(),
+                "versions": versions()}
+    check_resume(out, manifest)  # before loading the model: a refused resume costs nothing
     lm = load_lm(model, adapter=str(adapter) if adapter else None, api_base=api_base, max_tokens=max_tokens)
-    manifest = {"model": model, "adapter": str(adapter) if adapter else None, "program": str(program or ""),
-                "test": str(test_corpus), "git": git_hash(), "versions": versions()}
     bar = None
     if sys.stderr.isatty():
         from tqdm import tqdm
 
-        bar = tqdm(file=sys.stderr, desc="samples", unit="reply")
+        done = {s["id"] for s in load_samples(out)}
+        total = sum(s["id"] not in done for s in samples_of(dialogues, limit))
+        bar = tqdm(total=total, file=sys.stderr, desc="samples", unit="reply")
     agg = evaluate_run(lm, dialogues, out, mode=mode, limit=limit, workers=workers,
                        program=str(program) if program else None, manifest=manifest,
                        progress=bar.update if bar else None)
@@ -144,7 +153,7 @@ def matrix(models, tests, out, metric, mode, limit, max_tokens, reps, as_json) -
     from extes.tuning.matrix import run_matrix
 
     def load(model: str):
-        return load_lm(model, **({"max_tokens": max_tokens} if model.startswith("local/") else {}))
+        return load_lm(model, max_tokens=max_tokens)
 
     result = run_matrix([m.strip() for m in models.split(",") if m.strip()],
                         [Path(t.strip()) for t in tests.split(",") if t.strip()], out, load, metric=metric,

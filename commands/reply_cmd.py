@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from extes.commands.common import POSITIVE_INT, emit_json, json_option
+from extes.commands.common import POSITIVE_INT, emit_json, json_option, verbose_option
 from extes.programs.lm import DEFAULT_MODEL
 
 model_option = click.option("-m", "--model", default=DEFAULT_MODEL, show_default=True,
@@ -30,6 +30,7 @@ locale_option = click.option("--locale", default=None, help="Crisis resources lo
 @click.option("--program", type=click.Path(path_type=Path, exists=True, dir_okay=False),
               help="A compiled Supporter (JSON from `extes compile supporter`).")
 @click.option("--max-tokens", type=POSITIVE_INT, default=160, show_default=True, help="Longest reply, in tokens.")
+@verbose_option
 @json_option
 def reply(message, strategy, model, adapter, api_base, history, locale, program, max_tokens, as_json) -> None:
     """Reply to MESSAGE as an emotional-support assistant: the strategy, then the reply.

@@ -9,6 +9,7 @@ import click
 
 from extes.commands.common import POSITIVE_INT
 from extes.commands.data_cmd import from_option, labels_option, read_options, skip_option
+from extes.corpus.atomic import check_output_dir
 from extes.corpus.formats import read_corpus
 
 
@@ -33,6 +34,8 @@ def stats(corpora, fmt_in, out, fmt, as_json, top, skip_invalid, unknown_labels)
     """
     from extes.corpus.analytics import analyse
 
+    if out:
+        check_output_dir(out, "stats")  # before the analysis: a refused folder costs nothing
     all_stats = []
     for path in corpora:
         result = read_corpus(path, fmt_in, read_options(skip_invalid, unknown_labels or "keep", False))

@@ -59,7 +59,9 @@ def _options(f):
 def _run(method, data, valid, variant, base, out, max_steps, batch_size, grad_accum, lr, seq_len, lora_r,
          lora_targets, adapter_len, adapter_layers, last_turn_only, gradient_checkpointing, checkpoint_layers,
          compile_, log_every, eval_every, save_every, resume, stop_after, precision, seed, quiet, as_json):
+    from extes.corpus.atomic import claim_output_dir
     from extes.corpus.formats import ReadOptions, read_corpus
+    from extes.corpus.provenance import content_sha256
     from extes.corpus.split import split_dialogues
     from extes.tuning.sft import chat_samples, clm_samples
     from extes.tuning.trainer import TuneConfig, load_base, train
@@ -72,7 +74,8 @@ def _run(method, data, valid, variant, base, out, max_steps, batch_size, grad_ac
                      checkpoint_layers=checkpoint_layers, compile=compile_, log_every=log_every,
                      eval_every=eval_every,
                      save_every=save_every, resume=resume, stop_after=stop_after, precision=precision,
-                     seed=seed)
+                     seed=seed, data_sha256=":".join(filter(None, (content_sha256(data), content_sha256(valid)))))
+    claim_output_dir(out, "tune")
     opts = ReadOptions(unknown_labels="keep")
     dialogues = read_corpus(data, None, opts).dialogues
     if valid:
@@ -189,13 +192,14 @@ def merge(adapter_dir, base, out, as_json) -> None:
       extes tune merge runs/lora --out runs/merged
       extes reply "I failed my exam" -m local/runs/merged
     """
-    from extes.corpus.atomic import atomic_path
+    from extes.corpus.atomic import atomic_path, check_output_dir
     from extes.programs.lm.local import apply_adapter
     from extes.tuning.trainer import load_base
 
+    check_output_dir(out, "merge")  # before loading: a refused folder costs nothing
     tok, model, model_id, _ = load_base(base)
     merged = apply_adapter(model, Path(adapter_dir)).merge_and_unload()
-    with atomic_path(out, is_dir=True) as tmp:
+    with atomic_path(out, is_dir=True, kind="merge") as tmp:
         merged.save_pretrained(str(tmp))
         tok.save_pretrained(str(tmp))
     result = {"out": str(out), "base": model_id, "adapter": str(adapter_dir)}

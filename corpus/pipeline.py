@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
-from extes.corpus.atomic import atomic_path
+from extes.corpus.atomic import check_output_dir, claim_output_dir, write_errors
 from extes.corpus.formats import ReadOptions, ReadResult, read_corpus, write_corpus
 from extes.corpus.formats.jsonl import dialogue_line
 from extes.corpus.split import SPLITS, parse_ratios, split_dialogues
@@ -26,6 +28,8 @@ def convert_corpus(src: Path, dst: Path, *, fmt_in: str | None, fmt_out: str, op
     """Read SRC, write DST in `fmt_out`; report written, skipped and flagged."""
     if Path(src).resolve() == Path(dst).resolve():
         raise InputError(f"{dst}: output is the input; write to another path")
+    if fmt_out == "hf":
+        check_output_dir(dst, "hf-dataset", option="DST")  # before reading: a refused folder costs nothing
     result = _read_nonempty(src, fmt_in, opts)
     if fmt_out == "hf":
         from extes.corpus.formats.hf import dataset_card, write_hf
@@ -65,18 +69,22 @@ def split_corpus(
 ) -> dict[str, Any]:
     """Split SRC by dialogue into OUTDIR/{train,valid,test}.jsonl; the three files appear together or not at all."""
     parts = split_dialogues(_read_nonempty(src, fmt_in, opts).dialogues, seed=seed, ratios=parse_ratios(ratios))
-    outdir = Path(outdir)
-    if outdir.exists() and not outdir.is_dir():
-        raise InputError(f"{outdir}: exists and is not a folder; choose another OUTDIR")
-    outdir.mkdir(parents=True, exist_ok=True)
-    with atomic_path(outdir / ".split", is_dir=True) as tmp:
-        for name in SPLITS:
-            with open(tmp / f"{name}.jsonl", "w", encoding="utf-8") as fh:
-                for d in parts[name]:
-                    fh.write(dialogue_line(d) + "\n")
-        for name in SPLITS:
-            os.replace(tmp / f"{name}.jsonl", outdir / f"{name}.jsonl")
-    (outdir / ".split").rmdir()
+    outdir = claim_output_dir(outdir, "split", option="OUTDIR")
+    tmps: dict[str, str] = {}
+    try:  # all three are written aside first, then moved into place together
+        with write_errors(outdir):
+            for name in SPLITS:
+                fd, tmps[name] = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=outdir)
+                with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                    for d in parts[name]:
+                        fh.write(dialogue_line(d) + "\n")
+                os.chmod(tmps[name], 0o644)
+            for name in SPLITS:
+                os.replace(tmps.pop(name), outdir / f"{name}.jsonl")
+    finally:
+        for tmp in tmps.values():
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
     return {
         "dialogues": sum(len(v) for v in parts.values()),
         "seed": seed,

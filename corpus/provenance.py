@@ -59,3 +59,24 @@ def redact(value: Any) -> Any:
 def recorded_argv(argv: list[str]) -> list[str]:
     """The command line as a manifest records it: arguments naming a key dropped, URLs redacted."""
     return [redact(a) for a in argv if "key" not in a.lower().split("://")[0]]
+
+
+def content_sha256(path: str | Path | None) -> str | None:
+    """SHA-256 of a file's bytes, or of every file under a folder (names and bytes, in sorted order); None for None.
+
+    Resumable runs record it, so that a resume on changed data is refused instead of mixing two runs.
+    """
+    import hashlib
+
+    if path is None:
+        return None
+    root = Path(path)
+    h = hashlib.sha256()
+    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+    for f in files:
+        if f != root:
+            h.update(str(f.relative_to(root)).encode() + b"\0")
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from extes.corpus.assets import load_taxonomy
-from extes.corpus.atomic import atomic_path, write_text_atomic
+from extes.corpus.atomic import atomic_path, claim_output_dir, write_text_atomic
 from extes.signatures.taxonomy import slugify
 
 
@@ -162,8 +162,7 @@ def _phase_sentence(s: dict[str, Any]) -> str:
 
 def write_report(all_stats: list[dict[str, Any]], out: Path) -> dict[str, str]:
     """Write report.md, stats.json, and per corpus a phases PNG, a transitions PNG and a phases CSV."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = claim_output_dir(out, "stats")
     figures = {}
     for s in all_stats:
         slug = slugify(s["name"]) or "corpus"

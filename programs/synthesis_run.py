@@ -26,7 +26,7 @@ from typing import Any
 import dspy
 
 from extes.corpus.assets import load_taxonomy
-from extes.corpus.atomic import write_text_atomic
+from extes.corpus.atomic import claim_output_dir, write_text_atomic
 from extes.corpus.dedup import DedupIndex
 from extes.corpus.formats.base import RecordError
 from extes.corpus.provenance import git_hash, recorded_argv, redact, versions
@@ -144,7 +144,7 @@ class SynthesisRun:
 
     def __init__(self, cfg: SynthConfig, lm, *, progress=None):
         self.cfg, self.lm, self.progress = cfg, lm, progress
-        self.folder = Path(cfg.out)
+        self.folder = claim_output_dir(cfg.out, "synthesize")
         self._check_manifest()
         self.store = RunStore(self.folder)
         self.program = DialogueSynthesizer(cfg.mode)

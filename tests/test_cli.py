@@ -83,7 +83,8 @@ def test_split_cli(cli, tmp_path):
     files = {k: Path(v) for k, v in summary["files"].items()}
     n = {k: len(p.read_text().splitlines()) for k, p in files.items()}
     assert n == summary["counts"] and sum(n.values()) == summary["dialogues"]
-    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["test.jsonl", "train.jsonl", "valid.jsonl"]
+    names = sorted(p.name for p in (tmp_path / "s").iterdir())  # no temp file left; the marker of an extes output
+    assert names == [".extes-output.json", "test.jsonl", "train.jsonl", "valid.jsonl"]
     again = tmp_path / "s2"
     cli("data", "split", seeds_dir(), again, "--seed", "5")
     assert all((again / p.name).read_text() == p.read_text() for p in files.values())

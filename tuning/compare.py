@@ -14,7 +14,7 @@ from typing import Any
 
 import dspy
 
-from extes.corpus.atomic import atomic_path, write_text_atomic
+from extes.corpus.atomic import atomic_path, claim_output_dir, write_text_atomic
 from extes.programs.adapter import METER, SmallChatAdapter
 from extes.programs.costs import cost_usd
 from extes.tuning.compile import make_program, run_optimizer, score
@@ -36,7 +36,7 @@ def _ci(values: list[float]) -> tuple[float, float]:
 def compare(program: str, optimizers: list[str], seeds: int, train_dialogues, valid_dialogues, test_dialogues, lm,
             out: Path, *, model: str, limit: int, val_limit: int, k: int = 4, max_cost: float | None = None,
             progress=None) -> dict[str, Any]:
-    out = Path(out)
+    out = claim_output_dir(out, "compare-optimizers")
     (out / "programs").mkdir(parents=True, exist_ok=True)
     rows_path = out / "rows.jsonl"
     rows = [json.loads(x) for x in rows_path.read_text().splitlines()] if rows_path.exists() else []

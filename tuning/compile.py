@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import io
 import json
 import sys
 import time
@@ -132,15 +133,17 @@ def score(program, examples: list, metric, program_name: str) -> dict[str, float
 
 
 def compile_program(program_name: str, optimizer: str, trainset: list, valset: list, student, *, teacher=None,
-                    seed: int = 0, k: int = 4, out: Path | None = None) -> dict[str, Any]:
+                    seed: int = 0, k: int = 4, out: Path | None = None, quiet: bool = False) -> dict[str, Any]:
     """Compile, score before and after on the valset, save the program, its manifest and the teacher traces."""
     metric = METRICS[program_name]
     if out:  # before any compute: a missing folder is made, a path that cannot be one fails now, in one line
         Path(out).parent.mkdir(parents=True, exist_ok=True)
     base = make_program(program_name)
     t0 = time.perf_counter()
-    # DSPy's optimizers print progress to stdout; results go to stdout, so their chatter goes to stderr.
-    with contextlib.redirect_stdout(sys.stderr), dspy.context(lm=student, adapter=SmallChatAdapter()):
+    # DSPy's optimizers print progress to stdout; results go to stdout, so their chatter goes to stderr (or nowhere).
+    chatter = io.StringIO() if quiet else sys.stderr
+    hush = contextlib.redirect_stderr(chatter) if quiet else contextlib.nullcontext()  # their tqdm bars too
+    with contextlib.redirect_stdout(chatter), hush, dspy.context(lm=student, adapter=SmallChatAdapter()):
         before = score(base, valset, metric, program_name)
         compiled = run_optimizer(optimizer, program_name, metric, trainset, valset, k=k, student=student,
                                  teacher_lm=teacher)

@@ -148,7 +148,7 @@ def distill(program_name: str, teacher_lm, student_lm, trainset: list, out: Path
 
     import dspy
 
-    from extes.corpus.atomic import write_text_atomic
+    from extes.corpus.atomic import claim_output_dir, write_text_atomic
     from extes.errors import InputError
     from extes.programs.adapter import SmallChatAdapter
     from extes.tuning.compile import make_program
@@ -159,8 +159,7 @@ def distill(program_name: str, teacher_lm, student_lm, trainset: list, out: Path
     steps = [s.strip() for s in strategy.split("->")]
     if optimizer == "better-together" and (not steps or any(s not in ("p", "w") for s in steps)):
         raise InputError(f"--strategy {strategy!r}: give steps p (prompt) and w (weights) joined by ->, e.g. 'p -> w'")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = claim_output_dir(out, "distill")
     attach_provider(student_lm)
     student = make_program(program_name)
     student.set_lm(student_lm)

@@ -19,7 +19,7 @@ from typing import Any
 
 import dspy
 
-from extes.corpus.atomic import write_text_atomic
+from extes.corpus.atomic import claim_output_dir, write_text_atomic
 from extes.corpus.labels import leading_label
 from extes.errors import InputError
 from extes.programs.adapter import SmallChatAdapter
@@ -62,6 +62,29 @@ def load_samples(folder: Path) -> list[dict[str, Any]]:
     return [json.loads(x) for x in keep.decode("utf-8").splitlines() if x.strip()]
 
 
+# What makes two runs comparable: resuming with any of these changed would mix two runs under one label.
+RESUME_KEYS = ("model", "adapter", "adapter_sha256", "program", "program_sha256", "test", "test_sha256", "mode",
+               "limit", "max_tokens")
+
+
+def check_resume(out: Path, manifest: dict[str, Any]) -> None:
+    """Refuse to resume a run in `out` that was started with other protocol options (as `synthesize` does)."""
+    path = Path(out) / "manifest.json"
+    if not path.exists():
+        return
+    old = json.loads(path.read_text(encoding="utf-8"))
+    diff = [k for k in RESUME_KEYS if k in old and k in manifest and old[k] != manifest[k]]
+    if diff:
+        was = ", ".join(f"{k}={old[k]!r}" for k in diff)
+        raise InputError(f"--out {out}: this run was started with other {', '.join(diff)} ({was}); rerun with the "
+                         f"same options, or give a new --out for the new run")
+
+
+def _write_manifest(out: Path, manifest: dict[str, Any]) -> None:
+    now = datetime.datetime.now(datetime.timezone.utc).isoformat()
+    write_text_atomic(out / "manifest.json", json.dumps({**manifest, "updated_at": now}, indent=1) + "\n")
+
+
 def evaluate_run(lm, dialogues: list[Dialogue], out: Path, *, mode: str = "gold", limit: int | None = None,
                  workers: int = 1, program: str | None = None, manifest: dict | None = None,
                  progress=None, samples: list[dict[str, Any]] | None = None,
@@ -73,14 +96,18 @@ def evaluate_run(lm, dialogues: list[Dialogue], out: Path, *, mode: str = "gold"
     """
     if mode not in MODES:
         raise InputError(f"--strategy {mode!r}: use gold, predicted or none")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = claim_output_dir(out, "evaluate")
     todo = samples[:limit] if samples is not None and limit else samples if samples is not None \
         else samples_of(dialogues, limit)
-    done = {s["id"] for s in load_samples(out)}
     supporter = Supporter()
     if program:
         supporter.load(program)
+    # Only a start that got this far (model loaded, test read, program loaded) records its protocol, so a failed
+    # start never locks the folder with bad values.
+    manifest = {**(manifest or {}), "mode": mode, "limit": limit}
+    check_resume(out, manifest)
+    _write_manifest(out, manifest)
+    done = {s["id"] for s in load_samples(out)}
     respond = dspy.Predict(Respond)
     local = hasattr(lm, "hf_model")
 
@@ -121,8 +148,7 @@ def evaluate_run(lm, dialogues: list[Dialogue], out: Path, *, mode: str = "gold"
     agg = aggregate(rows)
     agg.update({"mode": mode, "model": getattr(lm, "model", str(lm))})
     write_text_atomic(out / "metrics.json", json.dumps(agg, indent=1) + "\n")
-    write_text_atomic(out / "manifest.json", json.dumps({**(manifest or {}), "mode": mode, "limit": limit,
-                      "updated_at": datetime.datetime.now(datetime.timezone.utc).isoformat()}, indent=1) + "\n")
+    _write_manifest(out, manifest)
     write_text_atomic(out / "report.md", report([(out.name, agg)]))
     return agg
 

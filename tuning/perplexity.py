@@ -17,11 +17,12 @@ def reply_nll(lm, history: list[dict], reply: str, system: str | None = None) ->
         {"role": "assistant" if t["role"] == "assistant" else "user", "content": t["text"]} for t in history
     ]
     tok = lm.tokenizer
-    prefix = tok.apply_chat_template(msgs, add_generation_prompt=True, tokenize=True)
-    prefix = list(prefix["input_ids"]) if hasattr(prefix, "keys") else list(prefix)
     reply_ids = tok(reply, add_special_tokens=False)["input_ids"]
     if not reply_ids:
         return 0.0, 0
+    msgs = lm.fit(msgs, reserve=len(reply_ids))  # a long history keeps its most recent turns, as generation does
+    prefix = tok.apply_chat_template(msgs, add_generation_prompt=True, tokenize=True)
+    prefix = list(prefix["input_ids"]) if hasattr(prefix, "keys") else list(prefix)
     ids = torch.tensor([prefix + reply_ids])
     with torch.inference_mode():
         logits = lm.hf_model(input_ids=ids).logits[0].float()

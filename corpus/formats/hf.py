@@ -85,7 +85,7 @@ def read_hf(path: Path, opts: ReadOptions) -> ReadResult:
 def write_hf(dialogues: list[Dialogue], path: Path, card: str | None = None) -> None:
     """Write a `save_to_disk` folder (atomically: built aside, then moved into place), with a README.md card."""
     ds = to_hf_dataset(dialogues)
-    with atomic_path(path, is_dir=True) as tmp:
+    with atomic_path(path, is_dir=True, kind="hf-dataset") as tmp:
         ds.save_to_disk(str(tmp))
         (tmp / "README.md").write_text(card or dataset_card(dialogues), encoding="utf-8")
 

@@ -16,6 +16,7 @@ from typing import Any
 import dspy
 
 from extes.errors import ModelError
+from extes.programs.lm.context import fit_messages
 from extes.programs.lm.registry import Backend, Capabilities, Option
 from extes.programs.lm.weights import resolve_local
 
@@ -55,10 +56,28 @@ class LocalLM(dspy.BaseLM):
         return self.copy()
 
     # -- generation -------------------------------------------------------------------------------------------
-    def _inputs(self, messages: list[dict[str, str]]):
+    def _inputs(self, messages: list[dict[str, str]], reserve: int | None = None):
+        """The prompt's token ids, with the oldest turns dropped when they would not fit the context window."""
+        messages = self.fit(messages, reserve)
         ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
                                                  return_dict=True)
         return ids["input_ids"]
+
+    @property
+    def context_window(self) -> int:
+        """The model's window, or less with EXTES_CONTEXT_TOKENS (a long prefill is slow on a small CPU)."""
+        window = int(getattr(self.hf_model.config, "max_position_embeddings", 0) or 2048)
+        return min(window, int(os.environ.get("EXTES_CONTEXT_TOKENS") or window))
+
+    def fit(self, messages: list[dict[str, str]], reserve: int | None = None) -> list[dict[str, str]]:
+        """`messages` cut to the system prompt and the recent turns that fit, leaving `reserve` tokens for the reply."""
+        reserve = int(reserve if reserve is not None else self.kwargs.get("max_tokens") or 160)
+
+        def count(msgs):
+            ids = self.tokenizer.apply_chat_template(msgs, add_generation_prompt=True, tokenize=True)
+            return len(ids["input_ids"] if hasattr(ids, "keys") else ids)
+
+        return fit_messages(messages, count, self.context_window - reserve, model=self.model)
 
     def _gen_kwargs(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         merged = {**self.kwargs, **kwargs}
@@ -80,8 +99,8 @@ class LocalLM(dspy.BaseLM):
         """(text, prompt tokens, completion tokens) for a chat."""
         import torch
 
-        input_ids = self._inputs(messages)
         gen = self._gen_kwargs(kwargs)
+        input_ids = self._inputs(messages, gen["max_new_tokens"])
         from extes.programs.lm.fastdecode import new_tokens
 
         with self._lock, torch.inference_mode():
@@ -99,8 +118,8 @@ class LocalLM(dspy.BaseLM):
 
         from extes.programs.lm.fastdecode import stream_text
 
-        input_ids = self._inputs(messages)
         gen = self._gen_kwargs(kwargs)
+        input_ids = self._inputs(messages, gen["max_new_tokens"])
         with self._lock, torch.inference_mode():
             pieces = stream_text(self.hf_model, self.tokenizer, input_ids, gen)
             first = next(pieces, "")
@@ -155,7 +174,7 @@ class LocalLM(dspy.BaseLM):
         """
         import torch
 
-        prompt = self._inputs(messages)[0].tolist()
+        prompt = self._inputs(messages, reserve=64)[0].tolist()  # room for the longest label
         self.last_prompt_tokens = len(prompt)
         prefix_ids = self.tokenizer(prefix, add_special_tokens=False)["input_ids"] if prefix else []
         conts = [self.tokenizer(c, add_special_tokens=False)["input_ids"] for c in choices]

@@ -20,6 +20,7 @@ from types import SimpleNamespace
 import dspy
 
 from extes.errors import ModelError
+from extes.programs.lm.context import fit_messages
 from extes.programs.lm.registry import Backend, Capabilities, Option
 from extes.programs.lm.scripted_dialogues import compose_description, compose_json, compose_user_message
 
@@ -87,8 +88,14 @@ class ScriptedLM(dspy.BaseLM):
         words = " ".join(last.split()[:12]).rstrip(".!?")
         return f"It sounds like {words.lower()} has been weighing on you. I'm here with you; tell me more."
 
+    # Its "tokens" are words; a window like a small model's, so that long histories are cut here as they are there.
+    context_window = 4096
+
     def forward(self, prompt=None, messages=None, **kwargs):
         messages = messages or [{"role": "user", "content": prompt or ""}]
+        messages = fit_messages(messages, lambda ms: sum(len(m["content"].split()) for m in ms),
+                                self.context_window - int(kwargs.get("max_tokens") or self.kwargs.get("max_tokens")
+                                                          or 256), model=self.model)
         n = int(kwargs.get("n", 1) or 1)
         if self.delay:
             time.sleep(self.delay)

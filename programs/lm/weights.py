@@ -83,7 +83,7 @@ def converted_folder(gguf: Path) -> Path:
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     model.hf_quantizer = None
-    with atomic_path(folder, is_dir=True) as tmp:
+    with atomic_path(folder, is_dir=True, kind="model-cache") as tmp:
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
         (tmp / "extes_source.json").write_text(json.dumps({"gguf": gguf.name, "sha256": file_sha256(gguf)}))

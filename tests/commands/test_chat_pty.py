@@ -11,9 +11,10 @@ import pytest
 EXTES = str(Path(sys.executable).parent / "extes")
 
 
-def spawn(*args, timeout=240):
+def spawn(*args, timeout=240, cwd=None):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "COLUMNS": "200"}
-    return pexpect.spawn(EXTES, ["chat", *args], env=env, encoding="utf-8", timeout=timeout, dimensions=(50, 200))
+    return pexpect.spawn(EXTES, ["chat", *args], env=env, encoding="utf-8", timeout=timeout, dimensions=(50, 200),
+                         cwd=cwd)
 
 
 @pytest.mark.parametrize("model", [pytest.param("local/smollm2-135m-instruct", marks=pytest.mark.model), "scripted"])
@@ -61,3 +62,40 @@ def test_bad_commands_keep_the_session_going():
     child.expect("you> ")
     child.sendline("/quit")
     child.expect(pexpect.EOF)
+
+
+def test_ctrl_c_stops_a_reply_and_leaving_saves_the_session(tmp_path):
+    child = spawn("-m", "scripted@1.5", cwd=str(tmp_path))  # each LM call takes 1.5 s: time to interrupt it
+    child.expect("you> ")
+    child.sendline("I had a rough week at work.")
+    child.expect(r"bot \[")
+    child.sendintr()  # Ctrl-C while the reply is being written
+    child.expect(r"\(reply interrupted\)")
+    child.expect("you> ")
+    child.sendline("/save " + str(tmp_path))  # a folder: the save fails, says why, and the chat goes on
+    child.expect("Error: /save .*is a folder")
+    child.expect("you> ")
+    child.sendline("My manager keeps giving me tasks at 6pm.")
+    child.expect(r"bot \[[A-Za-z -]+\]> \S")
+    child.expect("you> ")
+    child.sendintr()  # Ctrl-C at the prompt: leave, saving what there is
+    child.expect(r"saved 3 turns to (extes-chat-\S+\.jsonl)")
+    name = child.match.group(1)
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    d = json.loads((tmp_path / name).read_text())
+    assert [t["role"] for t in d["turns"]] == ["user", "user", "assistant"]
+
+
+def test_ctrl_d_saves_to_the_save_option(tmp_path):
+    out = tmp_path / "s.jsonl"
+    child = spawn("-m", "scripted", "--save", str(out))
+    child.expect("you> ")
+    child.sendline("Hi, I had a rough week at work.")
+    child.expect("you> ")
+    child.sendeof()
+    child.expect(r"saved 2 turns to " + str(out))
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0 and len(json.loads(out.read_text())["turns"]) == 2

@@ -73,3 +73,31 @@ def test_embedded_model_run_with_perplexity(cli, test_split, tmp_path):
     agg = json.loads(stdout)
     assert agg["n"] == 2 and agg["ppl"] > 1 and agg["meteor"] >= 0
     assert all("nll" in json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines())
+
+
+def test_resume_with_other_protocol_options_is_refused(cli, test_split, tmp_path):
+    out = tmp_path / "eval"
+    base = ["evaluate", "-m", "scripted", "--test", test_split, "--limit", "3", "--out", out]
+    assert cli(*base, "--strategy", "gold")[0] == 0
+    for extra, name in ((["--strategy", "none"], "mode"), (["--max-tokens", "50"], "max_tokens")):
+        code, _, err = cli(*base, *extra)
+        assert code == 2 and name in err and "new --out" in err and len(err.splitlines()) == 1, err
+    changed = tmp_path / "changed.jsonl"  # same path, other content: detected by its sha256
+    changed.write_bytes(test_split.read_bytes())
+    args = ["evaluate", "-m", "scripted", "--test", changed, "--limit", "3", "--out", tmp_path / "e2"]
+    assert cli(*args)[0] == 0
+    changed.write_text(test_split.read_text().splitlines()[1] + "\n")
+    code, _, err = cli(*args)
+    assert code == 2 and "test_sha256" in err
+    assert len((out / "samples.jsonl").read_text().splitlines()) == 3  # nothing was mixed in
+
+
+def test_a_failed_start_leaves_no_manifest(cli, test_split, tmp_path):
+    out = tmp_path / "eval"
+    code, _, err = cli("evaluate", "-m", "local/no-such-model", "--test", test_split, "--out", out)
+    assert code == 2 and not (out / "manifest.json").exists()
+    code, _, err = cli("evaluate", "-m", "scripted", "--test", tmp_path / "missing.jsonl", "--out", out)
+    assert code == 2 and not (out / "manifest.json").exists()
+    code, _, err = cli("evaluate", "-m", "scripted", "--test", test_split, "--limit", "2", "--out", out)
+    assert code == 0, err
+    assert json.loads((out / "manifest.json").read_text())["model"] == "scripted"

@@ -305,3 +305,21 @@ def test_labelled_loss_defers_to_transformers_for_soft_capped_heads(tok):
     b = next(batches(chat_samples(read_seed_folder()[:2], tok, max_len=128), 2, tok.pad_token_id))
     with torch.no_grad():
         assert torch.allclose(labelled_loss(model)(**b), model(**b).loss, atol=1e-5)
+
+
+def test_resume_with_other_data_or_hyperparameters_is_refused(cli, data, tmp_path):
+    src = converted_folder(embedded_gguf("smollm2-135m-instruct"))
+    base = tiny_llama(tmp_path / "tiny", src)
+    common = ["--base", str(base), "--max-steps", "3", "--batch-size", "2", "--seq-len", "128", "--out",
+              tmp_path / "run"]
+    train = ["--data", str(data / "train.jsonl")]
+    code, _, err = cli("tune", "lora", *common, *train, "--stop-after", "1")
+    assert code == 0, err
+    other = tmp_path / "other.jsonl"
+    write_corpus(read_seed_folder()[20:32], other, "jsonl")
+    code, _, err = cli("tune", "lora", *common, "--data", other, "--resume")
+    assert code == 2 and "data_sha256" in err and "new --out" in err and len(err.splitlines()) == 1, err
+    code, _, err = cli("tune", "lora", *common, *train, "--lr", "0.1", "--resume")
+    assert code == 2 and "lr" in err, err
+    code, _, err = cli("tune", "lora", *common, *train, "--resume")  # the same options still resume
+    assert code == 0, err
