@@ -101,25 +101,25 @@ class LocalLM(dspy.BaseLM):
         with self._lock, torch.inference_mode():  # transformers' generate: one sequence at a time
             return new_tokens(self.hf_model, self.tokenizer, input_ids, gen)
 
-    def stream_tokens(self, messages: list[dict[str, str]], **kwargs) -> tuple[Iterator[int] | None, int]:
-        """(an iterator over the new token ids as the shared batch decodes them, prompt tokens), or (None, n)
-        where the lean loop does not apply. Closing the iterator early cancels the request."""
+    def stream_tokens(self, messages: list[dict[str, str]], **kwargs):
+        """(the batch's `Request` for this chat, prompt tokens), or (None, n) where the lean loop does not apply.
+        `request.tokens()` yields the new token ids as they are decoded; `request.cancel()` stops it."""
         input_ids = self._inputs(messages)
         gen = self._gen_kwargs(kwargs)
         batcher = batcher_for(self.hf_model, self.tokenizer)
         plan = batcher.plan(input_ids, gen) if batcher is not None else None
         if plan is None:
             return None, input_ids.shape[1]
-        return batcher.submit(input_ids, plan).tokens(), input_ids.shape[1]
+        return batcher.submit(input_ids, plan), input_ids.shape[1]
 
     def stream(self, messages: list[dict[str, str]], **kwargs) -> Iterator[str]:
         """Yield the reply piece by piece as it is decoded (for `extes chat` and `extes serve`)."""
         import torch
         from transformers import TextIteratorStreamer
 
-        tokens, _ = self.stream_tokens(messages, **kwargs)
-        if tokens is not None:
-            yield from text_pieces(self.tokenizer, tokens)
+        req, _ = self.stream_tokens(messages, **kwargs)
+        if req is not None:
+            yield from text_pieces(self.tokenizer, req.tokens())
             return
         input_ids = self._inputs(messages)
         gen = self._gen_kwargs(kwargs)

@@ -65,7 +65,8 @@ def test_concurrent_generate_calls_equal_single_ones(lm, refs):
 
 
 def test_a_closed_stream_leaves_the_batch(lm):
-    tokens, n_prompt = lm.stream_tokens([{"role": "user", "content": PROMPTS[1]}], max_tokens=64)
+    req, n_prompt = lm.stream_tokens([{"role": "user", "content": PROMPTS[1]}], max_tokens=64)
+    tokens = req.tokens()
     first = [next(tokens) for _ in range(2)]
     tokens.close()
     batcher = lm.hf_model._extes_batcher
