@@ -28,6 +28,13 @@ def parse_adapters(specs: tuple[str, ...]) -> dict[str, Path]:
     return out
 
 
+def served_name(model: str) -> str:
+    """The name a client asks for: the model id without its backend (`local/`, `openai/`) or scripted options."""
+    if model.startswith(("local/", "openai/")):
+        return Path(model.split("/", 1)[1]).name or model
+    return model.split("@", 1)[0].split(":", 1)[0]
+
+
 def build_engine(model: str, adapters: dict[str, Path], program: Path | None, api_base: str | None,
                  locale: str | None, log_messages: bool, max_tokens: int):
     """Load the base model, every adapter (each on its own merged copy) and the program; check all before serving."""
@@ -38,8 +45,7 @@ def build_engine(model: str, adapters: dict[str, Path], program: Path | None, ap
     if adapters and not model.startswith("local/"):
         raise InputError(f"--adapter needs a local/ base model; {model!r} is not local")
     kwargs = {"max_tokens": max_tokens} if model.startswith("local/") else {}
-    models = {model.split("/", 1)[-1] if model.startswith(("local/", "openai/")) else model:
-              load_lm(model, api_base=api_base, **kwargs)}
+    models = {served_name(model): load_lm(model, api_base=api_base, **kwargs)}
     for name, folder in adapters.items():
         models[name] = load_lm(model, adapter=str(folder), **kwargs)
     supporter = None
@@ -96,7 +102,32 @@ def serve(model, adapters, program, api_base, host, port, api_key, locale, max_t
     engine = build_engine(model, parse_adapters(adapters), program, api_base, locale, log_messages, max_tokens)
     app = create_app(engine, api_key=api_key)
     click.echo(f"extes serve: {', '.join(engine.models)} on http://{host}:{port} (pid {os.getpid()})", err=True)
-    # uvicorn turns SIGTERM/SIGINT into a graceful shutdown: no new connections, requests in flight finish.
     config = uvicorn.Config(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=60,
                             access_log=False)
-    uvicorn.Server(config).run()
+    _DrainingServer(config).run()
+
+
+def _draining_server_class():
+    import contextlib
+    import signal
+
+    import uvicorn
+
+    class DrainingServer(uvicorn.Server):
+        """SIGTERM/SIGINT: stop accepting, let the requests in flight finish, then return (exit 0). uvicorn's own
+        handler re-raises the signal after the drain, so the process would end as killed (-15)."""
+
+        @contextlib.contextmanager
+        def capture_signals(self):
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+    return DrainingServer
+
+
+def _DrainingServer(config):  # noqa: N802 - reads as the class it builds (uvicorn is imported lazily)
+    return _draining_server_class()(config)
