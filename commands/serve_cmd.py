@@ -90,9 +90,7 @@ def serve(model, adapters, program, api_base, host, port, api_key, locale, max_t
       extes serve --adapter kind=runs/lora-kind --adapter brief=runs/lora-brief --api-key s3cret
       extes reply "I failed my exam" -m openai/smollm2-135m-instruct --api-base http://127.0.0.1:8000/v1
     """
-    import uvicorn
-
-    from extes.programs.serve.app import create_app
+    from extes.programs.serve.app import create_app, run
 
     if not 0 < port < 65536:
         raise InputError(f"--port {port}: give a port between 1 and 65535")
@@ -102,32 +100,4 @@ def serve(model, adapters, program, api_base, host, port, api_key, locale, max_t
     engine = build_engine(model, parse_adapters(adapters), program, api_base, locale, log_messages, max_tokens)
     app = create_app(engine, api_key=api_key)
     click.echo(f"extes serve: {', '.join(engine.models)} on http://{host}:{port} (pid {os.getpid()})", err=True)
-    config = uvicorn.Config(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=60,
-                            access_log=False)
-    _DrainingServer(config).run()
-
-
-def _draining_server_class():
-    import contextlib
-    import signal
-
-    import uvicorn
-
-    class DrainingServer(uvicorn.Server):
-        """SIGTERM/SIGINT: stop accepting, let the requests in flight finish, then return (exit 0). uvicorn's own
-        handler re-raises the signal after the drain, so the process would end as killed (-15)."""
-
-        @contextlib.contextmanager
-        def capture_signals(self):
-            previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
-            try:
-                yield
-            finally:
-                for sig, handler in previous.items():
-                    signal.signal(sig, handler)
-
-    return DrainingServer
-
-
-def _DrainingServer(config):  # noqa: N802 - reads as the class it builds (uvicorn is imported lazily)
-    return _draining_server_class()(config)
+    run(app, host, port)

@@ -10,12 +10,15 @@ model calls run in worker threads; local models decode them together in their ba
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
 import logging
+import signal
 import time
 import uuid
 
+import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from pydantic import ValidationError
@@ -174,3 +177,23 @@ async def _sse(request: Request, answer: Answer, rid: str, t0: float):
     finally:
         if not finished:
             answer.cancel()
+
+
+class DrainingServer(uvicorn.Server):
+    """SIGTERM/SIGINT: stop accepting, let the requests in flight finish, then return (exit 0). uvicorn's own handler
+    re-raises the signal after the drain, so the process would end as killed (-15)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self):
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def run(app: FastAPI, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Serve `app` until SIGTERM/SIGINT, then drain (up to 60 s) and return."""
+    DrainingServer(uvicorn.Config(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=60,
+                                  access_log=False)).run()
