@@ -123,7 +123,7 @@ class Batcher:
                         self._admit(self.incoming.get_nowait())
                     except queue.Empty:
                         break
-                self._pick()
+                self._guarded(self._pick)
                 if self.active:
                     self._guarded(self._step)
 
