@@ -23,6 +23,7 @@ from extes.commands.rate_cmd import rate
 from extes.commands.reply_cmd import reply
 from extes.commands.review_cmd import review
 from extes.commands.safety_cmd import safety
+from extes.commands.serve_cmd import serve
 from extes.commands.stats_cmd import stats
 from extes.commands.synthesize_cmd import synthesize
 from extes.commands.toxicity_cmd import toxicity
@@ -96,6 +97,7 @@ main.add_command(compare_optimizers)
 main.add_command(tune)
 main.add_command(distill)
 main.add_command(benchmark)
+main.add_command(serve)
 
 
 if __name__ == "__main__":

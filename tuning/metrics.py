@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
 from collections.abc import Sequence
 
 from extes.corpus.stats import word_tokens
@@ -76,8 +77,13 @@ def rouge_l(hyps: Sequence[str], refs: Sequence[str]) -> float:
     return 100 * sum(rouge_l_pair(tokens(h), tokens(r)) for h, r in zip(hyps, refs, strict=True)) / len(hyps)
 
 
+_WORDNET_LOCK = threading.Lock()
+
+
 def meteor(hyps: Sequence[str], refs: Sequence[str]) -> float:
-    """Mean METEOR x100 (NLTK, WordNet 3.0 offline)."""
+    """Mean METEOR x100 (NLTK, WordNet 3.0 offline). Thread-safe: NLTK's WordNet reader seeks and reads one shared
+    file handle, so two threads at once read each other's lines (`extes evaluate --workers 8` failed with
+    WordNetError); calls take turns."""
     from nltk.corpus import wordnet
     from nltk.translate.meteor_score import meteor_score
 
@@ -85,8 +91,9 @@ def meteor(hyps: Sequence[str], refs: Sequence[str]) -> float:
 
     _check(hyps, refs)
     ensure_wordnet()
-    return 100 * sum(meteor_score([tokens(r)], tokens(h), wordnet=wordnet)
-                     for h, r in zip(hyps, refs, strict=True)) / len(hyps)
+    with _WORDNET_LOCK:
+        return 100 * sum(meteor_score([tokens(r)], tokens(h), wordnet=wordnet)
+                         for h, r in zip(hyps, refs, strict=True)) / len(hyps)
 
 
 def distinct(hyps: Sequence[str], n: int) -> float:

@@ -16,6 +16,7 @@ from typing import Any
 import dspy
 
 from extes.errors import ModelError
+from extes.programs.lm.batching import batcher_for
 from extes.programs.lm.context import fit_messages
 from extes.programs.lm.registry import Backend, Capabilities, Option
 from extes.programs.lm.weights import resolve_local
@@ -96,37 +97,51 @@ class LocalLM(dspy.BaseLM):
         return out
 
     def generate(self, messages: list[dict[str, str]], **kwargs) -> tuple[str, int, int]:
-        """(text, prompt tokens, completion tokens) for a chat."""
-        import torch
-
+        """(text, prompt tokens, completion tokens) for a chat. Concurrent calls decode together in the model's
+        batch (programs/lm/batching.py), with the tokens each would get alone at temperature 0."""
         gen = self._gen_kwargs(kwargs)
         input_ids = self._inputs(messages, gen["max_new_tokens"])
-        from extes.programs.lm.fastdecode import new_tokens
-
-        with self._lock, torch.inference_mode():
-            new = new_tokens(self.hf_model, self.tokenizer, input_ids, gen)
+        new = self._new_tokens(input_ids, gen)
         text = self.tokenizer.decode(new, skip_special_tokens=True)
         text = _cut_stop(text, kwargs.get("stop") or self.kwargs.get("stop"))
         if len(new) >= gen["max_new_tokens"]:
             text = _last_sentence(text)
         return text, input_ids.shape[1], len(new)
 
+    def _new_tokens(self, input_ids, gen: dict):
+        import torch
+
+        batcher = batcher_for(self.hf_model, self.tokenizer)
+        new = batcher.generate(input_ids, gen) if batcher is not None else None
+        if new is not None:
+            return new
+        from extes.programs.lm.fastdecode import new_tokens
+
+        with self._lock, torch.inference_mode():  # transformers' generate: one sequence at a time
+            return new_tokens(self.hf_model, self.tokenizer, input_ids, gen)
+
+    def stream_tokens(self, messages: list[dict[str, str]], **kwargs):
+        """(the batch's `Request` for this chat, prompt tokens), or (None, n) where the lean loop does not apply.
+        `request.tokens()` yields the new token ids as they are decoded; `request.cancel()` stops it."""
+        gen = self._gen_kwargs(kwargs)
+        input_ids = self._inputs(messages, gen["max_new_tokens"])
+        batcher = batcher_for(self.hf_model, self.tokenizer)
+        plan = batcher.plan(input_ids, gen) if batcher is not None else None
+        if plan is None:
+            return None, input_ids.shape[1]
+        return batcher.submit(input_ids, plan), input_ids.shape[1]
+
     def stream(self, messages: list[dict[str, str]], **kwargs) -> Iterator[str]:
-        """Yield the reply piece by piece as it is decoded (for `extes chat`)."""
+        """Yield the reply piece by piece as it is decoded (for `extes chat` and `extes serve`)."""
         import torch
         from transformers import TextIteratorStreamer
 
-        from extes.programs.lm.fastdecode import stream_text
-
+        req, _ = self.stream_tokens(messages, **kwargs)
+        if req is not None:
+            yield from text_pieces(self.tokenizer, req.tokens())
+            return
         gen = self._gen_kwargs(kwargs)
         input_ids = self._inputs(messages, gen["max_new_tokens"])
-        with self._lock, torch.inference_mode():
-            pieces = stream_text(self.hf_model, self.tokenizer, input_ids, gen)
-            first = next(pieces, "")
-            if first is not None:  # the lean loop applies
-                yield first
-                yield from pieces
-                return
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
 
         def run():
@@ -210,6 +225,25 @@ class LocalLM(dspy.BaseLM):
                    top_p=state.get("top_p") or 1.0, precision=state.get("precision") or "auto")
 
 
+def text_pieces(tokenizer, tokens) -> Iterator[str]:
+    """Text pieces of a token stream, each complete (a multi-byte character split over tokens waits for its end)."""
+    new: list[int] = []
+    shown = ""
+    try:
+        for token in tokens:
+            new.append(token)
+            text = tokenizer.decode(new, skip_special_tokens=True)
+            if text.endswith("\ufffd"):
+                continue
+            if len(text) > len(shown):
+                yield text[len(shown):]
+                shown = text
+    finally:
+        close = getattr(tokens, "close", None)
+        if close:
+            close()
+
+
 def _cut_stop(text: str, stop) -> str:
     if not stop:
         return text.strip()
@@ -249,7 +283,9 @@ def _load(folder: Path, adapter: str | None, precision: str = "fp32"):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    # EXTES_THREADS caps torch's threads: on a machine shared with other jobs, spinning OpenMP threads that wait for
+    # a busy core made decoding 13x slower than one thread (measured: 22 tokens in 40 s vs 3 s).
+    torch.set_num_threads(int(os.environ.get("EXTES_THREADS") or 0) or max(1, os.cpu_count() or 1))
     t0 = time.perf_counter()
     tok = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)

@@ -1,0 +1,138 @@
+"""`extes serve` on the embedded model against llama.cpp's OpenAI-compatible server on the same GGUF.
+
+    python benchmarks/serve.py --json            # 1, 4 and 16 concurrent clients, both servers, ratios in one run
+
+Each server runs as a child process on loopback (llama.cpp: `python -m llama_cpp.server --model <the embedded
+GGUF> --n_threads T`; extes: `extes serve` with EXTES_THREADS=T). Every client sends streamed chat completions of
+the same support message, `max_tokens` new tokens each, one after the other; aggregate decode throughput is all
+completion tokens over the wall time of the level, latency is per request (send to last byte), p50/p95 over the
+level. Peak RSS of each server process is sampled every 50 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import psutil
+
+EXTES = str(Path(sys.executable).with_name("extes"))
+MSG = [{"role": "user", "content": "I failed my exam again and I feel like I'm letting everyone down."}]
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, cmd: list[str], port: int, env: dict):
+        self.url = f"http://127.0.0.1:{port}"
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        self.peak = 0
+        self._stop = False
+        deadline = time.time() + 300
+        while True:
+            try:
+                if httpx.get(self.url + "/v1/models", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.time() > deadline or self.proc.poll() is not None:
+                raise SystemExit(f"server did not start: {' '.join(cmd)}")
+            time.sleep(0.5)
+        threading.Thread(target=self._sample, daemon=True).start()
+
+    def _sample(self):
+        p = psutil.Process(self.proc.pid)
+        while not self._stop:
+            try:
+                rss = p.memory_info().rss + sum(c.memory_info().rss for c in p.children(recursive=True))
+                self.peak = max(self.peak, rss)
+            except psutil.Error:
+                return
+            time.sleep(0.05)
+
+    def stop(self):
+        self._stop = True
+        self.proc.terminate()
+        self.proc.wait(60)
+
+
+def one(url: str, model: str, max_tokens: int) -> tuple[float, int]:
+    t0 = time.perf_counter()
+    body = {"model": model, "messages": MSG, "max_tokens": max_tokens, "temperature": 0, "stream": True,
+            "stream_options": {"include_usage": True}}
+    tokens = pieces = 0
+    with httpx.stream("POST", url + "/v1/chat/completions", json=body, timeout=600) as r:
+        for line in r.iter_lines():
+            if not line.startswith("data: {"):
+                continue
+            chunk = json.loads(line[6:])
+            if chunk.get("usage"):
+                tokens = chunk["usage"]["completion_tokens"]
+            if chunk.get("choices") and chunk["choices"][0]["delta"].get("content"):
+                pieces += 1
+    return time.perf_counter() - t0, tokens or pieces
+
+
+def level(url: str, model: str, clients: int, per_client: int, max_tokens: int) -> dict:
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(clients) as ex:
+        results = list(ex.map(lambda _: one(url, model, max_tokens), range(clients * per_client)))
+    wall = time.perf_counter() - t0
+    lat = sorted(r[0] for r in results)
+    return {"clients": clients, "requests": len(results), "tok_s": round(sum(r[1] for r in results) / wall, 1),
+            "p50_s": round(statistics.median(lat), 2), "p95_s": round(lat[max(0, int(0.95 * len(lat)) - 1)], 2)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--levels", default="1,4,16")
+    ap.add_argument("--per-client", type=int, default=2)
+    ap.add_argument("--max-tokens", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--skip-llamacpp", action="store_true")
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args()
+    from extes.programs.lm.weights import embedded_gguf
+
+    env = {**os.environ, "EXTES_THREADS": str(a.threads)}
+    servers = {"extes": ([EXTES, "serve", "--max-tokens", str(a.max_tokens)], "smollm2-135m-instruct")}
+    if not a.skip_llamacpp:
+        servers["llama.cpp"] = ([sys.executable, "-m", "llama_cpp.server", "--model", str(embedded_gguf(
+            "smollm2-135m-instruct")), "--n_threads", str(a.threads), "--n_ctx", "2048"], "smollm2")
+    report: dict = {"threads": a.threads, "max_tokens": a.max_tokens, "load_avg_start": os.getloadavg()[0]}
+    for name, (cmd, model) in servers.items():
+        port = _port()
+        srv = Server([*cmd, "--port", str(port)], port, env)
+        try:
+            one(srv.url, model, 4)  # warm-up
+            report[name] = {"levels": [level(srv.url, model, int(c), a.per_client, a.max_tokens)
+                                       for c in a.levels.split(",")]}
+        finally:
+            srv.stop()
+        report[name]["peak_rss_mb"] = round(srv.peak / 2**20)
+    ex = report["extes"]["levels"]
+    report["ratios"] = {"extes_top_vs_own_single": round(ex[-1]["tok_s"] / ex[0]["tok_s"], 2)}
+    if "llama.cpp" in report:
+        ll = report["llama.cpp"]["levels"]
+        report["ratios"].update({"extes_top_vs_llamacpp_top": round(ex[-1]["tok_s"] / ll[-1]["tok_s"], 2),
+                                 "single_latency_extes_over_llamacpp": round(ex[0]["p50_s"] / ll[0]["p50_s"], 2)})
+    report["load_avg_end"] = os.getloadavg()[0]
+    print(json.dumps(report, indent=1) if a.json else report)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""`extes serve` as a process: `extes reply -m openai/...` against it end to end, SIGTERM drains, bad options."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+EXTES = str(Path(sys.executable).with_name("extes"))
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(*args: str, timeout: float = 120):
+    port = _port()
+    proc = subprocess.Popen([EXTES, "serve", "--port", str(port), *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "EXTES_API_KEY": ""})
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"extes serve exited: {proc.stderr.read()}")
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    proc.kill()
+    raise AssertionError("extes serve did not come up")
+
+
+def test_extes_reply_against_extes_serve_and_sigterm_drains():
+    proc, url = start("-m", "scripted@1.5")
+    try:
+        out = subprocess.run([EXTES, "reply", "I failed my exam again, what should I do?", "-m", "openai/scripted",
+                              "--api-base", url + "/v1", "--json"], capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        got = json.loads(out.stdout)
+        assert got["strategy"] == "Suggest Options" and "failed my exam again" in got["reply"]
+
+        result = {}
+
+        def slow():  # in flight when SIGTERM arrives: it must still be answered
+            body = {"messages": [{"role": "user", "content": "a slow one"}]}
+            result["r"] = httpx.post(url + "/v1/chat/completions", json=body, timeout=30)
+
+        t = threading.Thread(target=slow)
+        t.start()
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        t.join(30)
+        assert result["r"].status_code == 200 and "slow one" in result["r"].json()["choices"][0]["message"]["content"]
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--adapter", "nofolder"], "write NAME=DIR"),
+    (["--adapter", "a=/no/such/dir"], "no such folder"),
+    (["--port", "0"], "--port 0"),
+    (["-m", "scripted", "--adapter", "a=."], "needs a local/ base model"),
+])
+def test_bad_options_are_one_line_errors(cli, args, needle):
+    code, _, err = cli("serve", *args)
+    assert code == 2 and needle in err and len(err.strip().splitlines()) == 1
