@@ -8,6 +8,7 @@ import warnings
 import click
 
 from extes import __version__
+from extes.commands.arena_cmd import arena
 from extes.commands.assets_cmd import assets
 from extes.commands.benchmark_cmd import benchmark
 from extes.commands.chat_cmd import chat
@@ -91,6 +92,7 @@ main.add_command(compare_optimizers)
 main.add_command(tune)
 main.add_command(distill)
 main.add_command(benchmark)
+main.add_command(arena)
 
 
 if __name__ == "__main__":
