@@ -18,6 +18,7 @@ from extes.commands.data_cmd import data
 from extes.commands.distill_cmd import distill
 from extes.commands.errors import debug_enabled, describe_failure, one_line
 from extes.commands.evaluate_cmd import evaluate
+from extes.commands.human_eval_cmd import human_eval
 from extes.commands.metrics_cmd import metrics
 from extes.commands.rate_cmd import rate
 from extes.commands.reply_cmd import reply
@@ -93,6 +94,7 @@ main.add_command(tune)
 main.add_command(distill)
 main.add_command(benchmark)
 main.add_command(arena)
+main.add_command(human_eval)
 
 
 if __name__ == "__main__":
