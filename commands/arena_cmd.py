@@ -75,6 +75,8 @@ def cards_cmd(sources, more, n, crisis, out, model, seed, as_json) -> None:
 @click.option("--seeker", default="scripted", show_default=True, help="The seeker simulator's model.")
 @click.option("--judge", default="scripted", show_default=True, help="The judge's model.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Run folder (created, or resumed).")
+@click.option("--judge-program", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="A compiled judge (extes compile judge) to load into the pairwise judge.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--rubrics", is_flag=True, help="Also score each transcript on ESC-Eval's seven 0-4 rubrics.")
 @click.option("--rules-only-safety", is_flag=True, help="Crisis rules without the learned classifier (faster).")
@@ -83,8 +85,8 @@ def cards_cmd(sources, more, n, crisis, out, model, seed, as_json) -> None:
 @click.option("--prices", type=click.Path(path_type=Path), help="A price table like assets/prices.yaml.")
 @quiet_option
 @json_option
-def run_cmd(supporters, cards, turns, seeker, judge, out, seed, rubrics, rules_only_safety, locale, bootstrap,
-            prices, quiet, as_json) -> None:
+def run_cmd(supporters, cards, turns, seeker, judge, judge_program, out, seed, rubrics, rules_only_safety, locale,
+            bootstrap, prices, quiet, as_json) -> None:
     """Play every card with every supporter, judge every pair in both orders, and report ratings.
 
     Rerun the same command to resume after any interruption (finished games are kept, none is played twice).
@@ -106,6 +108,7 @@ def run_cmd(supporters, cards, turns, seeker, judge, out, seed, rubrics, rules_o
     cfg = ArenaConfig(supporters=[s.spec if s.name == s.spec else f"{s.name}={s.spec}" for s in specs],
                       cards=str(cards), out=str(out), seeker=seeker, judge=judge, turns=turns, seed=seed,
                       rubrics=rubrics, rules_only_safety=rules_only_safety, locale=locale,
+                      judge_program=str(judge_program) if judge_program else None,
                       prices=str(prices) if prices else None)
     progress = None if quiet or not sys.stderr.isatty() else _progress
     ArenaRun(cfg, card_list, specs, progress=progress).run()

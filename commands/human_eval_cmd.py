@@ -83,3 +83,27 @@ def report_cmd(study, bootstrap, as_json) -> None:
         click.echo(study_markdown(r))
         for p in r["per_participant"]:
             click.echo(f"{p['code']}: {json.dumps(p['answers'])}")
+
+
+@human_eval.command("agreement")
+@click.argument("study", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--judge", default="scripted", show_default=True, help="The judge's model.")
+@click.option("--program", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="A compiled judge (extes compile judge).")
+@json_option
+def agreement_cmd(study, judge, program, as_json) -> None:
+    """How well the arena's LM judge agrees with the people of STUDY (Cohen's kappa, both orders judged).
+
+    \b
+    Examples:
+      extes human-eval agreement studies/pilot --judge scripted --json
+    """
+    from extes.programs.lm import load_lm
+    from extes.tuning.human_report import judge_agreement
+
+    r = judge_agreement(study, load_lm(judge), str(program) if program else None)
+    if as_json:
+        emit_json(r)
+    else:
+        click.echo(f"{judge} vs people on {r['items']} answers: agreement {r['agreement']:.0%}, Cohen's kappa "
+                   f"{r['cohen_kappa']}, per criterion {r['per_criterion']}; position bias {r['position_bias_rate']}")

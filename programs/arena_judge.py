@@ -57,6 +57,15 @@ class RubricJudge(dspy.Module):
                                        for name, q in RUBRICS.items()})
 
 
-def verdict_metric(example, prediction, trace=None) -> float:
-    """For compiling the judge against human labels: 1 when the judge's verdict is the person's."""
-    return float(getattr(prediction, "verdict", None) == example.verdict)
+class VerdictJudge(dspy.Module):
+    """(question, conversation_a, conversation_b) → Prediction(verdict): the single call that `extes compile judge`
+    optimizes against people's answers. Its predictor is named like PairwiseJudge's, so a compiled VerdictJudge
+    loads into PairwiseJudge (`extes arena run --judge-program FILE`)."""
+
+    def __init__(self):
+        super().__init__()
+        self.judge = dspy.Predict(JudgeSupportPair)
+
+    def forward(self, question: str, conversation_a: str, conversation_b: str) -> dspy.Prediction:
+        return dspy.Prediction(verdict=self.judge(question=question, conversation_a=conversation_a,
+                                                  conversation_b=conversation_b).verdict)

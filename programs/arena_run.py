@@ -31,13 +31,13 @@ from extes.programs.arena_judge import PairwiseJudge, RubricJudge, render_transc
 from extes.programs.arena_supporters import LiveSupporter, LMPool, SupporterSpec
 from extes.programs.costs import cost_usd
 from extes.programs.safety import SafetyChecker, escalation_message
-from extes.programs.seeker import SeekerSimulator
+from extes.programs.seeker import SeekerSimulator, seeker_view
 from extes.signatures.arena import RoleCard
 from extes.signatures.dialogue import Dialogue, Meta, Turn
 
 log = logging.getLogger(__name__)
 FILES = ("transcripts", "judgments", "rubrics", "failed")
-RESUME_KEYS = ("supporters", "seeker", "judge", "turns", "seed", "cards_hash", "rubrics")
+RESUME_KEYS = ("supporters", "seeker", "judge", "turns", "seed", "cards_hash", "rubrics", "judge_program")
 
 
 @dataclass
@@ -54,6 +54,7 @@ class ArenaConfig:
     rubrics: bool = field(default=False, metadata={"help": "Also score each transcript on ESC-Eval's 7 rubrics"})
     rules_only_safety: bool = field(default=False, metadata={"help": "Crisis rules without the learned classifier"})
     locale: str | None = None
+    judge_program: str | None = field(default=None, metadata={"help": "A compiled judge (extes compile judge)"})
     prices: str | None = None
     cards_hash: str = ""
 
@@ -85,6 +86,12 @@ class ArenaRun:
         self.seeker_lm = self.pool.get(cfg.seeker, temperature=0.7, top_p=0.95, max_tokens=60)
         self.judge_lm = self.pool.get(cfg.judge)
         self.seeker, self.judge, self.rubric_judge = SeekerSimulator(), PairwiseJudge(), RubricJudge()
+        if cfg.judge_program:
+            try:
+                self.judge.load(cfg.judge_program)
+            except Exception as e:  # noqa: BLE001 - any load failure is the user's file
+                raise InputError(f"--judge-program {cfg.judge_program}: not a compiled judge ({str(e)[:90]})") \
+                    from None
         self._write_manifest()
 
     # -- manifest -----------------------------------------------------------------------------------------------
@@ -134,7 +141,7 @@ class ArenaRun:
         for turn in range(cfg.turns):
             _seed_torch(card_seed + turn)
             with dspy.context(lm=self.seeker_lm, adapter=SmallChatAdapter()):
-                pred = self.seeker(card=card, history=history, seed=card_seed % 100_000)
+                pred = self.seeker(card=card, history=seeker_view(history), seed=card_seed % 100_000)
             if pred.problems:
                 problems.append({"turn": len(history), "codes": pred.problems})
             if not pred.message:

@@ -30,25 +30,30 @@ def split_end(message: str) -> tuple[str, str | None]:
 
 
 class SeekerSimulator(dspy.Module):
-    """(card, history) → Prediction(message, end, problems, attempts)."""
+    """(card, history in the seeker's view: see `seeker_view`) → Prediction(message, end, problems, attempts).
+
+    `card` is a RoleCard or its rendered text (as in compiled demos); the view is the caller's, so that labelled
+    demos, traces and live calls all show the seeker as the assistant."""
 
     def __init__(self, retries: int = 2):
         super().__init__()
         self.simulate = dspy.Predict(SimulateSeeker)
         self.retries = retries
 
-    def forward(self, card: RoleCard, history: list[dict], seed: int = 0) -> dspy.Prediction:
-        if not history and card.opening:
+    def forward(self, card: RoleCard | str, history: list[dict], seed: int = 0) -> dspy.Prediction:
+        if not history and isinstance(card, RoleCard) and card.opening:
             return dspy.Prediction(message=card.opening, end=None, problems=[], attempts=0)
+        rendered = card.render() if isinstance(card, RoleCard) else card
+        original = seeker_view(history)  # back to the conversation's own roles, for the role checks
         problems, message, end = [], "", None
         for attempt in range(self.retries + 1):
             # The same card, turn and seed give the same rollout for every supporter, so seekers differ only by reply.
-            config = {"rollout_id": seed * 1000 + len(history) * 10 + attempt}
-            raw = self.simulate(card=card.render(), history=seeker_view(history), config=config).message
+            config = {"rollout_id": seed * 1000 + len(history) * 10 + attempt} if attempt or seed else {}
+            raw = self.simulate(card=rendered, history=history, config=config).message
             message, end = split_end(raw)
             if not message and end:
                 return dspy.Prediction(message="", end=end, problems=[], attempts=attempt + 1)
-            problems = check_seeker_message(message, history)
+            problems = check_seeker_message(message, original)
             if not problems:
                 break
             log.info("seeker broke role (%s); sampling again", ", ".join(p.code for p in problems))

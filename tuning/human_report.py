@@ -8,12 +8,16 @@ from itertools import combinations
 from pathlib import Path
 from typing import Any
 
+import dspy
+
 from extes.corpus.rating import fleiss_kappa
 from extes.errors import InputError
+from extes.programs.adapter import SmallChatAdapter
+from extes.programs.arena_judge import PairwiseJudge, VerdictJudge, combine
 from extes.programs.human_eval.store import StudyStore
 from extes.signatures.arena import CRITERIA
 from extes.tuning.arena_report import table9_markdown
-from extes.tuning.ratings import ratings, win_tie_loss
+from extes.tuning.ratings import cohen_kappa, ratings, win_tie_loss
 
 OUTCOME = {"first": "a", "second": "b", "tie": "tie"}
 CATEGORIES = ("a", "tie", "b")
@@ -69,3 +73,65 @@ def study_markdown(r: dict[str, Any]) -> str:
     return "\n".join([f"# Human evaluation: {', '.join(r['supporters'])}", "",
                       f"{r['participants']} participants answered ({r['participants_started']} started).", "",
                       table9_markdown(r["table9"], r["supporters"]), f"Fleiss' kappa: {kappa}", ""])
+
+
+VERDICT = {"first": "A", "second": "B", "tie": "Tie"}
+
+
+def _render(msgs: list[dict]) -> str:
+    return "\n".join(f"{'Seeker' if m['role'] == 'user' else 'Supporter'}: {' '.join(m['text'].split())}"
+                      for m in msgs)
+
+
+def study_examples(folder: Path) -> list[dspy.Example]:
+    """People's answers as judge examples: (question, conversation with the first system, with the second) →
+    A | B | Tie, for `extes compile judge` and for agreement."""
+    if not (Path(folder) / "study.sqlite").exists():
+        raise InputError(f"{folder}: no study.sqlite; give the --out folder of `extes human-eval serve`")
+    store = StudyStore(folder)
+    out = []
+    for p in store.participants():
+        slots = {name: i for i, name in enumerate(p["order"])}
+        for a in (x for x in store.answers() if x["code"] == p["code"]):
+            conv_a = _render(store.messages(p["code"], slots[a["first"]]))
+            conv_b = _render(store.messages(p["code"], slots[a["second"]]))
+            out.append(dspy.Example(question=CRITERIA[a["criterion"]], conversation_a=conv_a, conversation_b=conv_b,
+                                    verdict=VERDICT[a["choice"]], criterion=a["criterion"],
+                                    id=f"{p['code']}:{a['first']}:{a['second']}:{a['criterion']}")
+                       .with_inputs("question", "conversation_a", "conversation_b"))
+    if not out:
+        raise InputError(f"{folder}: no answers yet; participants answer the questions at the end of the study")
+    return out
+
+
+def judge_agreement(folder: Path, lm, program: str | None = None) -> dict[str, Any]:
+    """The judge (both orders, as in the arena) against people on the study's own pairs: Cohen's kappa overall
+    and per criterion, raw agreement and the judge's position bias."""
+    examples = study_examples(folder)
+    single = VerdictJudge()
+    if program:
+        single.load(program)
+    judge = PairwiseJudge()
+    judge.judge = single.judge
+    people, machine, biased = [], [], 0
+    by_criterion: dict[str, tuple[list, list]] = defaultdict(lambda: ([], []))
+    with dspy.context(lm=lm, adapter=SmallChatAdapter()):
+        for ex in examples:
+            first = judge.judge(question=ex.question, conversation_a=ex.conversation_a,
+                                conversation_b=ex.conversation_b).verdict
+            swapped = judge.judge(question=ex.question, conversation_a=ex.conversation_b,
+                                  conversation_b=ex.conversation_a).verdict
+            outcome, bias = combine(first, swapped)
+            got = {"a": "A", "b": "B", "tie": "Tie"}[outcome]
+            biased += int(bias)
+            people.append(ex.verdict)
+            machine.append(got)
+            by_criterion[ex.criterion][0].append(ex.verdict)
+            by_criterion[ex.criterion][1].append(got)
+    kappa = cohen_kappa(people, machine)
+    return {"study": str(folder), "items": len(examples), "program": program,
+            "agreement": round(sum(x == y for x, y in zip(people, machine, strict=True)) / len(people), 4),
+            "cohen_kappa": None if kappa is None else round(kappa, 4),
+            "per_criterion": {c: None if (k := cohen_kappa(*v)) is None else round(k, 4)
+                              for c, v in by_criterion.items()},
+            "position_bias_rate": round(biased / len(examples), 4)}

@@ -16,7 +16,7 @@ HISTORY = [{"role": "user", "text": "I failed two midterms this week and I can't
 
 def simulate(responses, history=HISTORY, retries=0):
     with dspy.context(lm=ScriptedLM(responses), adapter=SmallChatAdapter()):
-        return SeekerSimulator(retries=retries)(card=CARD, history=history)
+        return SeekerSimulator(retries=retries)(card=CARD, history=seeker_view(history))
 
 
 def test_scripted_role_flip_is_caught():
@@ -52,7 +52,7 @@ def test_the_scripted_lm_plays_a_seeker_that_stays_in_role_and_ends():
     with dspy.context(lm=ScriptedLM(), adapter=SmallChatAdapter()):
         sim = SeekerSimulator()
         for _ in range(8):
-            pred = sim(card=CARD, history=history)
+            pred = sim(card=CARD, history=seeker_view(history))
             if pred.end:
                 break
             assert pred.problems == []

@@ -126,3 +126,35 @@ def test_one_participant_through_the_page_then_the_report(server, browser, tmp_p
     assert r["fleiss_kappa"]["echo vs warm"]["kappa"] is None  # one rater: no agreement to report
     status, text, _ = cli("human-eval", "report", study, "--bootstrap", "20")
     assert "| Ove. | 0% | 100% | 0% |" in text and "1 participants answered" in text
+
+
+def test_judge_examples_agreement_and_compile_from_a_study(tmp_path, cli):
+    """Two participants' answers in a study file: Fleiss' kappa, the judge's agreement, a compiled judge."""
+    from extes.programs.human_eval.store import StudyStore
+
+    store = StudyStore(tmp_path / "s")
+    store.save_settings({"supporters": ["short", "long"]})
+    for choice in ("second", "second"):
+        code = store.new_participant(["short", "long"])
+        order = store.participant(code)["order"]
+        for slot, name in enumerate(order):
+            text = "Okay." if name == "short" else "That sounds really hard; I am here, tell me what happened next."
+            store.add_exchange(code, slot, name, "My friend stopped talking to me.",
+                               {"reply": text, "crisis": False, "strategy": None})
+        for c in ("fluency", "identification", "comforting", "suggestion", "overall"):
+            store.add_answer(code, "short", "long", c, choice if c != "fluency" else "tie")
+    code_, out, err = cli("human-eval", "report", tmp_path / "s", "--bootstrap", "10", "--json")
+    r = json.loads(out)
+    assert r["participants"] == 2 and r["fleiss_kappa"]["short vs long"]["raters"] == 2
+    assert r["fleiss_kappa"]["short vs long"]["kappa"] == 1.0  # both people gave the same five answers
+    code_, out, err = cli("human-eval", "agreement", tmp_path / "s", "--judge", "scripted", "--json")
+    a = json.loads(out)
+    # The scripted judge prefers the longer supporter: it agrees on the four "long" answers, not on the ties.
+    assert a["items"] == 10 and a["agreement"] == 0.8 and a["position_bias_rate"] == 0.0
+    prog = tmp_path / "judge.json"
+    code_, out, err = cli("compile", "judge", "--optimizer", "labeled", "--trainset", tmp_path / "s", "--valset",
+                          tmp_path / "s", "-m", "scripted", "--k", "2", "--out", prog, "--json")
+    assert code_ == 0, err
+    assert json.loads(out)["valid_after"]["n"] == 10 and prog.exists()
+    code_, out, err = cli("human-eval", "agreement", tmp_path / "s", "--program", prog, "--json")
+    assert code_ == 0 and json.loads(out)["program"] == str(prog)
