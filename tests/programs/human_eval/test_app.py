@@ -74,6 +74,15 @@ def test_one_participant_through_the_page_then_the_report(server, browser, tmp_p
     shots = tmp_path / "screens"
     shots.mkdir()
 
+    def submit(element_id):
+        # A click that posts a form returns before the next page loads (slow on a busy machine): wait for it.
+        from selenium.webdriver.support import expected_conditions as ec
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        old = browser.find_element(By.TAG_NAME, "html")
+        browser.find_element(By.ID, element_id).click()
+        WebDriverWait(browser, 60).until(ec.staleness_of(old))
+
     def shot(name):
         assert "crisis" in browser.find_element(By.ID, "crisis").text.lower()  # resources on every page
         browser.save_screenshot(str(shots / f"{len(list(shots.iterdir())):02d}-{name}.png"))
@@ -81,31 +90,31 @@ def test_one_participant_through_the_page_then_the_report(server, browser, tmp_p
     browser.get(url)
     assert "at least 2 messages each" in browser.find_element(By.ID, "consent").text
     shot("consent")
-    browser.find_element(By.ID, "agree").click()
+    submit("agree")
     code = browser.find_element(By.ID, "participant-code").text
     shot("issue")
     browser.find_element(By.ID, "issue").send_keys("My best friend stopped talking to me after an argument.")
-    browser.find_element(By.ID, "issue-next").click()
+    submit("issue-next")
     for slot in range(2):
         assert f"System {slot + 1}" in browser.title
         assert browser.find_elements(By.ID, "next") == []  # not before --min-turns messages
         for msg in ("We argued about money and she blocked me.", "I keep checking my phone hoping she writes."):
             browser.find_element(By.ID, "message").send_keys(msg)
-            browser.find_element(By.ID, "send").click()
+            submit("send")
         assert browser.find_element(By.ID, "count").text == "2"
         assert len(browser.find_elements(By.CSS_SELECTOR, ".msg.assistant")) == 2
         shot(f"chat-{slot + 1}")
-        browser.find_element(By.ID, "next").click()
+        submit("next")
     assert "ratings" in browser.title
     shot("questions")
     for c in ("fluency", "identification", "comforting", "suggestion"):
         browser.find_element(By.ID, f"q-0-1-{c}-first").click()
-    browser.find_element(By.ID, "submit-answers").click()  # one left unanswered: asked again, four kept
+    submit("submit-answers")  # one left unanswered: asked again, four kept
     assert "1 left" in browser.find_element(By.CLASS_NAME, "error").text
     browser.find_element(By.ID, "q-0-1-overall-tie").click()
     for c in ("fluency", "identification", "comforting", "suggestion"):
         browser.find_element(By.ID, f"q-0-1-{c}-first").click()
-    browser.find_element(By.ID, "submit-answers").click()
+    submit("submit-answers")
     assert code in browser.find_element(By.ID, "thanks").text
     shot("done")
     assert len(list(shots.glob("*.png"))) == 6
