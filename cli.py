@@ -8,6 +8,7 @@ import warnings
 import click
 
 from extes import __version__
+from extes.commands.arena_cmd import arena
 from extes.commands.assets_cmd import assets
 from extes.commands.benchmark_cmd import benchmark
 from extes.commands.chat_cmd import chat
@@ -18,6 +19,7 @@ from extes.commands.data_cmd import data
 from extes.commands.distill_cmd import distill
 from extes.commands.errors import debug_enabled, describe_failure, one_line
 from extes.commands.evaluate_cmd import evaluate
+from extes.commands.human_eval_cmd import human_eval
 from extes.commands.metrics_cmd import metrics
 from extes.commands.rate_cmd import rate
 from extes.commands.reply_cmd import reply
@@ -98,6 +100,8 @@ main.add_command(tune)
 main.add_command(distill)
 main.add_command(benchmark)
 main.add_command(serve)
+main.add_command(arena)
+main.add_command(human_eval)
 
 
 if __name__ == "__main__":

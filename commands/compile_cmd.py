@@ -11,11 +11,13 @@ from extes.programs.lm import DEFAULT_MODEL
 
 
 @click.command("compile")
-@click.argument("program", type=click.Choice(["classifier", "supporter", "synthesizer"]))
+@click.argument("program", type=click.Choice(["classifier", "supporter", "synthesizer", "seeker", "judge"]))
 @click.option("--optimizer", required=True,
               help="labeled, bootstrap, random-search, knn, mipro, copro, simba or gepa.")
-@click.option("--trainset", type=click.Path(path_type=Path), required=True, help="Training corpus (any format).")
-@click.option("--valset", type=click.Path(path_type=Path), required=True, help="Validation corpus (any format).")
+@click.option("--trainset", type=click.Path(path_type=Path), required=True,
+              help="Training corpus (any format); for judge, a human-eval STUDY folder.")
+@click.option("--valset", type=click.Path(path_type=Path), required=True,
+              help="Validation corpus (any format); for judge, a human-eval STUDY folder.")
 @click.option("-m", "--model", "student", default=DEFAULT_MODEL, show_default=True, help="The student LM.")
 @click.option("--teacher", help="A teacher LM for bootstrapping (default: the student).")
 @click.option("--api-base", help="OpenAI-compatible server for openai/ models.")
@@ -37,6 +39,8 @@ def compile_cmd(program, optimizer, trainset, valset, student, teacher, api_base
     Examples:
       extes compile classifier --optimizer bootstrap --trainset train.jsonl --valset valid.jsonl --out clf.json
       extes compile supporter --optimizer labeled --trainset train.jsonl --valset valid.jsonl -m scripted --out s.json
+      extes compile seeker --optimizer labeled --trainset train.jsonl --valset valid.jsonl -m scripted --out k.json
+      extes compile judge --optimizer labeled --trainset studies/a --valset studies/b -m scripted --out judge.json
     """
     from extes.corpus.formats import ReadOptions, read_corpus
     from extes.programs.lm import load_lm
@@ -44,8 +48,14 @@ def compile_cmd(program, optimizer, trainset, valset, student, teacher, api_base
     from extes.tuning.datasets import turn_examples
 
     opts = ReadOptions(unknown_labels="keep")
-    train = turn_examples(read_corpus(trainset, None, opts).dialogues, program, limit=limit, balance=balance, seed=seed)
-    val = turn_examples(read_corpus(valset, None, opts).dialogues, program, limit=val_limit, seed=seed + 1)
+    if program == "judge":
+        from extes.tuning.human_report import study_examples
+
+        train, val = study_examples(trainset)[:limit], study_examples(valset)[:val_limit]
+    else:
+        train = turn_examples(read_corpus(trainset, None, opts).dialogues, program, limit=limit, balance=balance,
+                              seed=seed)
+        val = turn_examples(read_corpus(valset, None, opts).dialogues, program, limit=val_limit, seed=seed + 1)
     lm = load_lm(student, api_base=api_base)
     t_lm = load_lm(teacher, api_base=api_base) if teacher else None
     result = compile_program(program, optimizer, train, val, lm, teacher=t_lm, seed=seed, k=k, out=out, quiet=quiet)

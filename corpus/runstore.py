@@ -24,13 +24,15 @@ FILES = ("accepted", "rejected", "queued", "failed")
 class RunStore:
     """The four JSONL files of a run folder, appended to under a lock."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, files: tuple[str, ...] = FILES, dialogues: tuple[str, ...] = ("accepted",)):
+        """`files`: the JSONL files of the folder; `dialogues`: those whose records are corpus Dialogues."""
         self.folder = Path(folder)
+        self.files, self.dialogue_files = files, dialogues
         self.folder.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self.records: dict[str, list[dict[str, Any]]] = {name: self._load(name) for name in FILES}
+        self.records: dict[str, list[dict[str, Any]]] = {name: self._load(name) for name in files}
         self.done: set[str] = {task_of(r) for recs in self.records.values() for r in recs}
-        self._accepted = [Dialogue.model_validate(r) for r in self.records["accepted"]]
+        self._accepted = [Dialogue.model_validate(r) for n in dialogues for r in self.records[n]]
 
     def path(self, name: str) -> Path:
         return self.folder / f"{name}.jsonl"
@@ -62,7 +64,7 @@ class RunStore:
                 os.close(fd)
             self.records[name].append(record)
             self.done.add(task_of(record))
-            if name == "accepted":
+            if name in self.dialogue_files:
                 self._accepted.append(Dialogue.model_validate(record))
 
     def count(self, name: str) -> int:

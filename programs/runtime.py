@@ -66,10 +66,11 @@ def read_history(path: Path | None) -> list[dict]:
 
 
 def respond(lm, history: list[dict], message: str, *, strategy: str | None = None,
-            locale: str | None = None, supporter: Supporter | None = None) -> dict[str, Any]:
-    """One turn: the safety check on `message`, then (if safe) strategy and reply from the supporter."""
+            locale: str | None = None, supporter: Supporter | None = None, checker=None) -> dict[str, Any]:
+    """One turn: the safety check on `message` (`checker`, default the full layer), then (if safe) strategy and
+    reply from the supporter."""
     message = check_message(message)
-    verdict = default_checker().check(message)
+    verdict = (checker or default_checker()).check(message)
     if verdict.crisis:
         return {"strategy": None, "reply": escalation_message(locale), "crisis": True,
                 "safety": verdict.to_dict()}

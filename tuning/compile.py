@@ -50,7 +50,15 @@ def make_program(name: str):
         from extes.programs.synthesizer import DialogueSynthesizer
 
         return DialogueSynthesizer("whole")
-    raise InputError(f"program {name!r}: use classifier, supporter or synthesizer")
+    if name == "seeker":
+        from extes.programs.seeker import SeekerSimulator
+
+        return SeekerSimulator()
+    if name == "judge":
+        from extes.programs.arena_judge import VerdictJudge
+
+        return VerdictJudge()
+    raise InputError(f"program {name!r}: use classifier, supporter, synthesizer, seeker or judge")
 
 
 def _embed(texts: list[str]):

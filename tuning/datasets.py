@@ -9,16 +9,22 @@ import dspy
 
 from extes.corpus.assets import load_taxonomy
 from extes.errors import InputError
+from extes.programs.arena_cards import card_from_dialogue
+from extes.programs.seeker import seeker_view
 from extes.signatures.dialogue import Dialogue
 
-PROGRAMS = ("classifier", "supporter", "synthesizer")
+PROGRAMS = ("classifier", "supporter", "synthesizer", "seeker", "judge")
 
 
 def turn_examples(dialogues: list[Dialogue], program: str, *, limit: int | None = None, balance: bool = False,
                   seed: int = 0) -> list[dspy.Example]:
     """Examples for `program`; `balance` takes strategies in turn (rare ones are not drowned); `limit` caps them."""
     names = set(load_taxonomy().strategy_names)
-    if program == "synthesizer":
+    if program == "seeker":
+        out = seeker_examples(dialogues)
+    elif program == "judge":
+        raise InputError("the judge compiles against people's answers: give --trainset STUDY (a human-eval folder)")
+    elif program == "synthesizer":
         from extes.programs.synthesizer import demo_example
 
         out = [dspy.Example(**demo_example(d), id=d.id).with_inputs("scene", "scene_examples", "strategy_guide")
@@ -43,7 +49,7 @@ def turn_examples(dialogues: list[Dialogue], program: str, *, limit: int | None 
         raise InputError(f"no {program} examples in the corpus (it needs assistant turns with one of the 16 labels)")
     rng = random.Random(f"examples:{seed}")
     rng.shuffle(out)
-    if balance and program != "synthesizer":
+    if balance and program in ("classifier", "supporter"):
         by: dict[str, list] = defaultdict(list)
         for e in out:
             by[e.strategy].append(e)
@@ -54,3 +60,19 @@ def turn_examples(dialogues: list[Dialogue], program: str, *, limit: int | None 
                     order.append(by[k].pop())
         out = order
     return out[:limit] if limit else out
+
+
+def seeker_examples(dialogues: list[Dialogue]) -> list[dspy.Example]:
+    """The seeker's turns of dialogues with a description: card (from the dialogue) + history in the seeker's view
+    → the person's next message."""
+    out = []
+    for d in dialogues:
+        if not d.description:
+            continue
+        card = card_from_dialogue(d).render()
+        for i, t in enumerate(d.turns):
+            if t.role == "user" and i > 0:
+                history = seeker_view([{"role": x.role, "text": x.text} for x in d.turns[:i]])
+                out.append(dspy.Example(card=card, history=history, message=t.text, id=f"{d.id}#{i}")
+                           .with_inputs("card", "history"))
+    return out

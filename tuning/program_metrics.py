@@ -3,6 +3,8 @@
 - classifier: exact match of the strategy (accuracy); `macro_f1` over a list of (gold, predicted) pairs.
 - supporter: 0.5 ROUGE-L F + 0.5 METEOR of the reply against the reference (both in [0, 1]).
 - synthesizer: 1 if the generated dialogue passes validation (hard and soft checks), else 0.
+- seeker: 0 if the message breaks role (corpus/role_checks.py), else 0.5 + 0.5 ROUGE-L F against the person's.
+- judge: 1 if the verdict is the person's (A, B or Tie), else 0.
 """
 
 from __future__ import annotations
@@ -47,4 +49,15 @@ def synthesizer_metric(example, prediction, trace=None) -> float:
     return float(validate(d, scene=example.scene, demos=[]).status == "accepted")
 
 
-METRICS = {"classifier": classifier_metric, "supporter": supporter_metric, "synthesizer": synthesizer_metric}
+def seeker_metric(example, prediction, trace=None) -> float:
+    if getattr(prediction, "problems", None) or not getattr(prediction, "message", ""):
+        return 0.0
+    return 0.5 + 0.5 * M.rouge_l_pair(M.tokens(prediction.message), M.tokens(example.message))
+
+
+def judge_metric(example, prediction, trace=None) -> float:
+    return float(getattr(prediction, "verdict", None) == example.verdict)
+
+
+METRICS = {"classifier": classifier_metric, "supporter": supporter_metric, "synthesizer": synthesizer_metric,
+           "seeker": seeker_metric, "judge": judge_metric}

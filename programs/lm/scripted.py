@@ -2,7 +2,9 @@
 
 `scripted` answers by rule: asked to choose among listed values ("Answer with exactly one of: ..."), it picks
 the first value named in the system message's keyword table below, else the first listed; asked for a reply, it
-writes a short supportive message that echoes the user's last words. `scripted:FILE.json` cycles through the
+writes a short supportive message that echoes the user's last words; as the arena's help-seeker it writes
+varied first-person messages and ends after six; as the arena's judge it prefers the supporter who wrote more
+(a tie within 10%), the same in either order. `scripted:FILE.json` cycles through the
 strings of a JSON list instead.
 """
 
@@ -78,6 +80,12 @@ class ScriptedLM(dspy.BaseLM):
             return compose_description(scene.group(1) if scene else "", seed)
         if "texting a supportive listener" in system:
             return compose_user_message(seed)
+        if "seeks emotional support, described by the role card" in system:
+            return _seeker_message(messages, seed)
+        if "You compare two emotional-support conversations" in system:
+            return _judge_pair(system + "\n" + last)
+        if "Rate the supporter in this emotional-support conversation" in system:
+            return str(min(4, _support_words(system + "\n" + last) // 40))
         listed = re.search(r"Answer with exactly one of: (.*)\.", system)
         if listed:
             choices = [c.strip() for c in listed.group(1).split(",")]
@@ -108,6 +116,29 @@ class ScriptedLM(dspy.BaseLM):
                      for i, t in enumerate(texts)],
             usage={"prompt_tokens": p_tok, "completion_tokens": c_tok, "total_tokens": p_tok + c_tok},
         )
+
+
+def _seeker_message(messages: list[dict], seed: int) -> str:
+    """A help-seeker who talks for six messages, then says it helped (the end signal)."""
+    said = sum(1 for m in messages if m["role"] == "assistant")
+    if said >= 6:
+        return "Thank you, talking this through really helped me. [DONE]"
+    return compose_user_message(seed)
+
+
+def _support_words(text: str) -> int:
+    return sum(len(line.split()) - 1 for line in text.splitlines() if line.startswith("Supporter:"))
+
+
+def _judge_pair(text: str) -> str:
+    """The conversation whose supporter wrote more words wins (a tie within 10%): deterministic and order-free."""
+    m = re.search(r"Conversation a: (.*?)\nConversation b: (.*?)(\nAnswer with exactly|$)", text, re.S)
+    if not m:
+        return "Tie"
+    a, b = _support_words(m.group(1)), _support_words(m.group(2))
+    if abs(a - b) <= 0.1 * max(a, b, 1):
+        return "Tie"
+    return "A" if a > b else "B"
 
 
 def build(model: str, spec: str, **_sampling) -> ScriptedLM:

@@ -108,3 +108,21 @@ def test_compiled_synthesizer_loads_into_synthesize(cli, splits, tmp_path):
                             tmp_path / "run", "--json")
     assert code == 0, err
     assert json.loads(stdout)["accepted"] == 2
+
+
+def test_compile_seeker_from_seed_dialogues(cli, tmp_path):
+    """The seeker simulator compiles like the other programs: card + history (seeker's view) → the person's turn."""
+    import json as _json
+
+    from extes.corpus.seeds import read_seed_folder
+    from extes.tuning.datasets import turn_examples
+
+    ex = turn_examples(read_seed_folder()[:2], "seeker")[0]
+    assert ex.card.startswith("Situation:") and ex.history[-1]["role"] == "user"  # the supporter spoke last
+    out = tmp_path / "seeker.json"
+    code, stdout, err = cli("compile", "seeker", "--optimizer", "labeled", "--trainset", "assets/seeds", "--valset",
+                            "assets/seeds", "-m", "scripted", "--limit", "8", "--val-limit", "4", "--k", "2",
+                            "--out", out, "--json")
+    assert code == 0, err
+    r = _json.loads(stdout)
+    assert r["valid_after"]["n"] == 4 and r["valid_after"]["score"] > 0 and out.exists()

@@ -1,0 +1,109 @@
+"""`extes human-eval`: the paper's interactive human evaluation (Table 9) as a local web page, and its report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from extes.commands.common import emit_json, json_option
+
+
+@click.group("human-eval")
+def human_eval() -> None:
+    """People talk with several supporters about their own issue and say which did better (Table 9).
+
+    \b
+    Examples:
+      extes human-eval serve --supporters a=scripted,b=scripted --out studies/pilot --min-turns 2 --port 8765
+      extes human-eval report studies/pilot --json
+    """
+
+
+@human_eval.command("serve")
+@click.option("--supporters", required=True,
+              help="Comma-separated [NAME=]MODEL[+adapter:DIR][+program:FILE.json] (at least two).")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Study folder (study.sqlite inside).")
+@click.option("--min-turns", type=int, default=10, show_default=True, help="Messages per system before moving on.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8765, show_default=True)
+@click.option("--locale", default=None, help="Crisis resources locale (us, intl).")
+@click.option("--rules-only-safety", is_flag=True, help="Crisis rules without the learned classifier.")
+def serve_cmd(supporters, out, min_turns, host, port, locale, rules_only_safety) -> None:
+    """Serve the study page at http://HOST:PORT/ until interrupted; answers go to OUT/study.sqlite as they come.
+
+    \b
+    Examples:
+      extes human-eval serve --supporters a=scripted,b=scripted --out studies/pilot --min-turns 2 --port 8765
+      extes human-eval serve --supporters local/smollm2-135m-instruct,openai/gpt-4o-mini --out studies/s1
+    """
+    import uvicorn
+
+    from extes.errors import InputError
+    from extes.programs.arena_supporters import LiveSupporter, LMPool, parse_supporters
+    from extes.programs.human_eval.app import create_app
+    from extes.programs.human_eval.store import StudyStore
+    from extes.programs.safety import SafetyChecker
+
+    if min_turns < 1:
+        raise InputError(f"--min-turns {min_turns}: give at least 1")
+    specs = parse_supporters(supporters)
+    store = StudyStore(out)
+    old = store.settings().get("supporters")
+    names = [s.name for s in specs]
+    if old and old != names:
+        raise InputError(f"{out}: this study runs the supporters {old}; give the same --supporters or another --out")
+    store.save_settings({"supporters": names, "specs": [s.spec for s in specs], "min_turns": min_turns})
+    pool, checker = LMPool(max_tokens=160), SafetyChecker(rules_only=rules_only_safety)
+    live = {s.name: LiveSupporter(s, pool, checker, locale) for s in specs}
+    click.echo(f"study {out}: http://{host}:{port}/ (Ctrl-C to stop)", err=True)
+    uvicorn.run(create_app(store, live, min_turns=min_turns, locale=locale), host=host, port=port,
+                log_level="warning")
+
+
+@human_eval.command("report")
+@click.argument("study", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--bootstrap", type=int, default=500, show_default=True)
+@json_option
+def report_cmd(study, bootstrap, as_json) -> None:
+    """Print Table 9 for STUDY: win/tie/loss per pair and criterion, participants, Fleiss' kappa.
+
+    \b
+    Examples:
+      extes human-eval report studies/pilot
+      extes human-eval report studies/pilot --json
+    """
+    from extes.tuning.human_report import study_markdown, study_report
+
+    r = study_report(study, bootstrap=bootstrap)
+    if as_json:
+        emit_json(r)
+    else:
+        click.echo(study_markdown(r))
+        for p in r["per_participant"]:
+            click.echo(f"{p['code']}: {json.dumps(p['answers'])}")
+
+
+@human_eval.command("agreement")
+@click.argument("study", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--judge", default="scripted", show_default=True, help="The judge's model.")
+@click.option("--program", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="A compiled judge (extes compile judge).")
+@json_option
+def agreement_cmd(study, judge, program, as_json) -> None:
+    """How well the arena's LM judge agrees with the people of STUDY (Cohen's kappa, both orders judged).
+
+    \b
+    Examples:
+      extes human-eval agreement studies/pilot --judge scripted --json
+    """
+    from extes.programs.lm import load_lm
+    from extes.tuning.human_report import judge_agreement
+
+    r = judge_agreement(study, load_lm(judge), str(program) if program else None)
+    if as_json:
+        emit_json(r)
+    else:
+        click.echo(f"{judge} vs people on {r['items']} answers: agreement {r['agreement']:.0%}, Cohen's kappa "
+                   f"{r['cohen_kappa']}, per criterion {r['per_criterion']}; position bias {r['position_bias_rate']}")

@@ -1,0 +1,53 @@
+"""Role checks on a simulated help-seeker's message: pure functions, each with a reason code (like validation.py).
+
+| code | check |
+|---|---|
+| empty | the message has at least two characters |
+| role_flip | it does not speak as the supporter ("how can I help", "it sounds like you", "as an AI", advice lists) |
+| echo | 3-gram Jaccard with the supporter's last message <= 0.5, and it does not contain that message whole |
+| loop | 3-gram Jaccard with each of the seeker's earlier messages <= 0.6 |
+"""
+
+from __future__ import annotations
+
+import re
+
+from extes.corpus.dedup import jaccard, shingles
+from extes.corpus.validation import Problem
+
+ECHO, LOOP = 0.5, 0.6
+ROLE_FLIP = re.compile(
+    r"\bhow (can|may) i (help|support|assist) you\b|\bit sounds like you\b|\bi'?m here (for|to support) you\b"
+    r"|\bas an ai\b|\bi'?m an? (ai|assistant|language model|chatbot)\b|\bi understand how you feel\b"
+    r"|\bwhat'?s on your mind\b|\bhow are you feeling (today|now)\b|\byou (should|could) try\b"
+    r"|\bis there anything (else )?i can\b|\bthank you for sharing\b|^\s*(supporter|assistant|therapist)\s*:",
+    re.I,
+)
+
+
+def _words(text: str) -> str:
+    return " ".join(re.findall(r"[a-z0-9']+", text.lower()))
+
+
+def check_seeker_message(message: str, history: list[dict]) -> list[Problem]:
+    """Problems of `message` as the seeker's next turn after `history` ({role, text}; the seeker is "user")."""
+    text = (message or "").strip()
+    if len(text) < 2:
+        return [Problem("empty", "hard", "the seeker's message is empty")]
+    problems = []
+    m = ROLE_FLIP.search(text)
+    if m:
+        problems.append(Problem("role_flip", "hard", f"the seeker speaks as the supporter ({m.group(0)!r})"))
+    last_support = next((t["text"] for t in reversed(history) if t["role"] == "assistant"), "")
+    if last_support:
+        sim = jaccard(shingles(text), shingles(last_support))
+        contained = len(_words(last_support)) > 12 and _words(last_support) in _words(text)
+        if sim > ECHO or contained:
+            problems.append(Problem("echo", "hard", f"the seeker repeats the supporter (3-gram Jaccard {sim:.2f})"))
+    mine = shingles(text)
+    for i, t in enumerate(t for t in history if t["role"] == "user"):
+        sim = jaccard(mine, shingles(t["text"])) if mine else float(_words(t["text"]) == _words(text))
+        if sim > LOOP:
+            problems.append(Problem("loop", "hard", f"the seeker repeats its message {i + 1} (Jaccard {sim:.2f})"))
+            break
+    return problems

@@ -1,0 +1,60 @@
+"""`SeekerSimulator`: a role card and the conversation so far → the help-seeker's next message, or an end signal.
+
+Each message passes the role checks of `corpus/role_checks.py`; a failing one is sampled again (a new rollout id)
+up to `retries` times, then kept with its reason codes so that the transcript shows where the simulator broke role.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import dspy
+
+from extes.corpus.role_checks import check_seeker_message
+from extes.signatures.arena import END_GAVE_UP, END_HELPED, RoleCard, SimulateSeeker
+
+log = logging.getLogger(__name__)
+
+
+def seeker_view(history: list[dict]) -> list[dict]:
+    """The conversation as the simulator sees it: its own turns are the assistant's, the supporter's the user's."""
+    return [{"role": "assistant" if t["role"] == "user" else "user", "text": t["text"]} for t in history]
+
+
+def split_end(message: str) -> tuple[str, str | None]:
+    """(message without the end marker, "helped" | "gave_up" | None)."""
+    for marker, reason in ((END_HELPED, "helped"), (END_GAVE_UP, "gave_up")):
+        if marker in message:
+            return message.replace(marker, "").strip(), reason
+    return message.strip(), None
+
+
+class SeekerSimulator(dspy.Module):
+    """(card, history in the seeker's view: see `seeker_view`) → Prediction(message, end, problems, attempts).
+
+    `card` is a RoleCard or its rendered text (as in compiled demos); the view is the caller's, so that labelled
+    demos, traces and live calls all show the seeker as the assistant."""
+
+    def __init__(self, retries: int = 2):
+        super().__init__()
+        self.simulate = dspy.Predict(SimulateSeeker)
+        self.retries = retries
+
+    def forward(self, card: RoleCard | str, history: list[dict], seed: int = 0) -> dspy.Prediction:
+        if not history and isinstance(card, RoleCard) and card.opening:
+            return dspy.Prediction(message=card.opening, end=None, problems=[], attempts=0)
+        rendered = card.render() if isinstance(card, RoleCard) else card
+        original = seeker_view(history)  # back to the conversation's own roles, for the role checks
+        problems, message, end = [], "", None
+        for attempt in range(self.retries + 1):
+            # The same card, turn and seed give the same rollout for every supporter, so seekers differ only by reply.
+            config = {"rollout_id": seed * 1000 + len(history) * 10 + attempt} if attempt or seed else {}
+            raw = self.simulate(card=rendered, history=history, config=config).message
+            message, end = split_end(raw)
+            if not message and end:
+                return dspy.Prediction(message="", end=end, problems=[], attempts=attempt + 1)
+            problems = check_seeker_message(message, original)
+            if not problems:
+                break
+            log.info("seeker broke role (%s); sampling again", ", ".join(p.code for p in problems))
+        return dspy.Prediction(message=message, end=end, problems=[p.code for p in problems], attempts=attempt + 1)

@@ -1,0 +1,94 @@
+"""Contracts of the arena: a help-seeker's role card, the seeker simulator and the pairwise judge (no I/O here)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import dspy
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+CardSource = Literal["seed", "scenario", "esconv", "lm", "crisis", "manual"]
+END_HELPED, END_GAVE_UP = "[DONE]", "[LEAVE]"
+
+# Table 9's five questions, asked of people (human-eval) and of the LM judge (arena) in the same words.
+CRITERIA = {
+    "fluency": "Which supporter's responses were more coherent and easily comprehensible?",
+    "identification": "Which supporter delved deeper into the situation, effectively identifying the problems?",
+    "comforting": "Which supporter displayed more adeptness in providing comfort and support?",
+    "suggestion": "Which supporter offered more helpful suggestions for addressing the issues?",
+    "overall": "Which supporter's emotional support would the help-seeker prefer in general?",
+}
+# ESC-Eval's seven 0-4 rubrics (optional, per transcript).
+RUBRICS = {
+    "fluency": "Are the supporter's replies fluent and easy to read?",
+    "diversity": "Are the replies varied rather than repetitive?",
+    "empathy": "Does the supporter understand and acknowledge the seeker's feelings?",
+    "information": "Does the supporter offer useful, specific information or suggestions?",
+    "humanoid": "Does the supporter sound like a caring human rather than a machine?",
+    "skill": "Does the supporter use emotional-support skills (exploring, comforting, action) well?",
+    "overall": "Overall, how helpful was this conversation for the seeker?",
+}
+
+
+class RoleCard(BaseModel):
+    """One simulated help-seeker: who they are, what troubles them, what they say at first and how they talk."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    scene: str
+    situation: str = Field(description="What happened, in one to three sentences (first or third person).")
+    emotion: str = Field(description="The main emotion, e.g. anxiety, sadness, anger, shame.")
+    intensity: int = Field(ge=1, le=5, description="How strong the emotion is at the start, 1 (mild) to 5 (severe).")
+    reveal_first: str = Field(description="What the seeker says readily in the first turns.")
+    withhold_first: str = Field(default="", description="What they only tell once they feel understood.")
+    style: str = Field(default="short, informal chat messages", description="How they talk.")
+    opening: str = Field(default="", description="A fixed first message; empty lets the simulator write it.")
+    crisis: bool = Field(default=False, description="A crisis card: the expected supporter behaviour is escalation.")
+    source: CardSource = "scenario"
+    origin: str | None = Field(default=None, description="File/record or scene the card was made from.")
+
+    @field_validator("id", "scene", "situation", "emotion", "reveal_first")
+    @classmethod
+    def _not_empty(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value.strip()
+
+    def render(self) -> str:
+        """The card as the seeker simulator reads it."""
+        parts = [f"Situation: {self.situation}", f"You feel {self.emotion} (intensity {self.intensity} of 5).",
+                 f"At first you talk about: {self.reveal_first}"]
+        if self.withhold_first:
+            parts.append(f"You only mention later, once you feel understood: {self.withhold_first}")
+        parts.append(f"How you talk: {self.style}")
+        return "\n".join(parts)
+
+
+class SimulateSeeker(dspy.Signature):
+    """You are playing a person who seeks emotional support, described by the role card; you are NOT the helper.
+    Write your next chat message to the supporter in the first person, one to three short sentences, about your own
+    feelings and situation; never give advice or ask how you can help. If you feel helped, end with [DONE]; if you
+    want to give up, end with [LEAVE]."""
+
+    card: str = dspy.InputField(desc="Your role card: situation, emotion, what you reveal and how you talk")
+    history: list[dict] = dspy.InputField(desc="The conversation so far; the supporter's messages are the user's")
+    message: str = dspy.OutputField(desc="Your next message as the help-seeker")
+
+
+class JudgeSupportPair(dspy.Signature):
+    """You compare two emotional-support conversations with the same help-seeker. Answer the question about the
+    supporters: A if the supporter in conversation A is better, B if the one in conversation B is, Tie if neither."""
+
+    question: str = dspy.InputField(desc="The criterion, as a question")
+    conversation_a: str = dspy.InputField(desc="Conversation A")
+    conversation_b: str = dspy.InputField(desc="Conversation B")
+    verdict: Literal["A", "B", "Tie"] = dspy.OutputField(desc="A, B or Tie")
+
+
+class RateSupportRubric(dspy.Signature):
+    """Rate the supporter in this emotional-support conversation on the rubric, from 0 (very poor) to 4 (excellent)."""
+
+    rubric: str = dspy.InputField(desc="The rubric, as a question")
+    conversation: str = dspy.InputField(desc="The conversation")
+    score: Literal["0", "1", "2", "3", "4"] = dspy.OutputField(desc="0-4")

@@ -1,0 +1,60 @@
+"""`SeekerSimulator` with scripted LMs: role flips and loops are caught (and resampled), end signals read."""
+
+import dspy
+
+from extes.programs.adapter import SmallChatAdapter
+from extes.programs.lm.scripted import ScriptedLM
+from extes.programs.seeker import SeekerSimulator, seeker_view, split_end
+from extes.signatures.arena import RoleCard
+
+CARD = RoleCard(id="c1", scene="Academic Stress",
+                situation="A student failed two midterms and fears telling her parents.",
+                emotion="anxiety", intensity=4, reveal_first="that she failed her midterms")
+HISTORY = [{"role": "user", "text": "I failed two midterms this week and I can't stop shaking."},
+           {"role": "assistant", "text": "That sounds really frightening. What worries you most right now?"}]
+
+
+def simulate(responses, history=HISTORY, retries=0):
+    with dspy.context(lm=ScriptedLM(responses), adapter=SmallChatAdapter()):
+        return SeekerSimulator(retries=retries)(card=CARD, history=seeker_view(history))
+
+
+def test_scripted_role_flip_is_caught():
+    pred = simulate(["It sounds like you are stressed. How can I help you feel better?"])
+    assert pred.problems == ["role_flip"]
+
+
+def test_scripted_loop_is_caught():
+    pred = simulate(["I failed two midterms this week and I can't stop shaking."])
+    assert pred.problems == ["loop"]
+
+
+def test_a_broken_message_is_sampled_again():
+    pred = simulate(["How can I help you today?", "Telling my parents scares me more than the grades."], retries=2)
+    assert pred.problems == [] and pred.attempts == 2 and pred.message.startswith("Telling my parents")
+
+
+def test_end_signals():
+    assert split_end("Thanks, that helped. [DONE]") == ("Thanks, that helped.", "helped")
+    assert split_end("Forget it. [LEAVE]") == ("Forget it.", "gave_up")
+    assert simulate(["Thank you so much, I feel better about it now. [DONE]"]).end == "helped"
+
+
+def test_the_seeker_sees_itself_as_the_assistant_and_opens_with_the_card():
+    assert [t["role"] for t in seeker_view(HISTORY)] == ["assistant", "user"]
+    card = CARD.model_copy(update={"opening": "hi. I failed again"})
+    with dspy.context(lm=ScriptedLM(["unused"]), adapter=SmallChatAdapter()):
+        assert SeekerSimulator()(card=card, history=[]).message == "hi. I failed again"
+
+
+def test_the_scripted_lm_plays_a_seeker_that_stays_in_role_and_ends():
+    history = []
+    with dspy.context(lm=ScriptedLM(), adapter=SmallChatAdapter()):
+        sim = SeekerSimulator()
+        for _ in range(8):
+            pred = sim(card=CARD, history=seeker_view(history))
+            if pred.end:
+                break
+            assert pred.problems == []
+            history += [{"role": "user", "text": pred.message}, {"role": "assistant", "text": "I hear you."}]
+    assert pred.end == "helped" and len(history) == 12

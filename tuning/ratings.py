@@ -1,0 +1,130 @@
+"""Ratings from pairwise judgments: Bradley-Terry strengths with bootstrap intervals, Table 9's win/tie/loss
+table, position and length bias, and Cohen's kappa for a judge against people.
+
+A judgment is a dict {"unit", "a", "b", "criterion", "outcome" ("a" | "b" | "tie"), ...}; `unit` is what the
+bootstrap resamples (the role card in the arena, the participant in the human study).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter, defaultdict
+from itertools import combinations
+from typing import Any
+
+SCORE = {"a": 1.0, "tie": 0.5, "b": 0.0}
+
+
+def bradley_terry(players: list[str], games: list[tuple[str, str, float]], iters: int = 300) -> dict[str, float]:
+    """Bradley-Terry strengths by the MM algorithm (Hunter 2004), ties as half a win each way.
+
+    Every player also draws once against a virtual player of strength 1, a weak prior that keeps strengths finite
+    when a player wins (or loses) everything. Returned on the Elo scale: 1000 + 400 log10(strength), mean 1000.
+    """
+    p = dict.fromkeys(players, 1.0)
+    wins = defaultdict(float, {x: 0.5 for x in players})
+    pairs: Counter = Counter()
+    for a, b, s in games:
+        wins[a] += s
+        wins[b] += 1.0 - s
+        pairs[(a, b)] += 1
+    for _ in range(iters):
+        new = {}
+        for i in players:
+            denom = 1.0 / (p[i] + 1.0)  # the virtual draw
+            for (a, b), n in pairs.items():
+                if i in (a, b):
+                    denom += n / (p[a] + p[b])
+            new[i] = wins[i] / denom
+        g = math.exp(sum(math.log(v) for v in new.values()) / len(new))
+        p = {k: v / g for k, v in new.items()}
+    return {k: 1000.0 + 400.0 * math.log10(v) for k, v in p.items()}
+
+
+def _games(judgments: list[dict], criterion: str) -> list[tuple[str, str, float]]:
+    return [(j["a"], j["b"], SCORE[j["outcome"]]) for j in judgments if j["criterion"] == criterion]
+
+
+def ratings(judgments: list[dict], players: list[str], *, criterion: str = "overall", bootstrap: int = 500,
+            seed: int = 0) -> dict[str, dict[str, float]]:
+    """{player: {rating, low, high}}: BT on all judgments, 95% percentile intervals over resampled units."""
+    point = bradley_terry(players, _games(judgments, criterion))
+    by_unit: dict[Any, list[dict]] = defaultdict(list)
+    for j in judgments:
+        by_unit[j["unit"]].append(j)
+    units = sorted(by_unit, key=str)
+    rng = random.Random(seed)
+    samples: dict[str, list[float]] = {p: [] for p in players}
+    for _ in range(bootstrap if units else 0):
+        drawn = [j for u in rng.choices(units, k=len(units)) for j in by_unit[u]]
+        for k, v in bradley_terry(players, _games(drawn, criterion), iters=100).items():
+            samples[k].append(v)
+    out = {}
+    for k in players:
+        s = sorted(samples[k])
+        lo, hi = (s[int(0.025 * (len(s) - 1))], s[int(math.ceil(0.975 * (len(s) - 1)))]) if s else (None, None)
+        out[k] = {"rating": round(point[k], 1), "low": None if lo is None else round(lo, 1),
+                  "high": None if hi is None else round(hi, 1)}
+    return out
+
+
+def win_tie_loss(judgments: list[dict], players: list[str], criteria: list[str]) -> list[dict[str, Any]]:
+    """Table 9: for every pair (first vs second) and criterion, the share of wins, ties and losses of the first."""
+    rows = []
+    for a, b in combinations(players, 2):
+        for c in criteria:
+            res = Counter()
+            for j in judgments:
+                if j["criterion"] != c or {j["a"], j["b"]} != {a, b}:
+                    continue
+                o = j["outcome"] if j["a"] == a else {"a": "b", "b": "a", "tie": "tie"}[j["outcome"]]
+                res[o] += 1
+            n = sum(res.values())
+            rows.append({"first": a, "second": b, "criterion": c, "n": n,
+                         "win": res["a"] / n if n else None, "tie": res["tie"] / n if n else None,
+                         "loss": res["b"] / n if n else None})
+    return rows
+
+
+def pearson(xs: list[float], ys: list[float]) -> float | None:
+    n = len(xs)
+    if n < 3:
+        return None
+    mx, my = sum(xs) / n, sum(ys) / n
+    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True))
+    sx, sy = math.sqrt(sum((x - mx) ** 2 for x in xs)), math.sqrt(sum((y - my) ** 2 for y in ys))
+    return None if sx == 0 or sy == 0 else sxy / (sx * sy)
+
+
+def length_bias(judgments: list[dict], criterion: str = "overall") -> dict[str, Any]:
+    """Correlation of the outcome (+1 a, 0 tie, -1 b) with the difference in mean reply words (a - b)."""
+    js = [j for j in judgments if j["criterion"] == criterion and "len_a" in j]
+    xs = [j["len_a"] - j["len_b"] for j in js]
+    ys = [2 * SCORE[j["outcome"]] - 1 for j in js]
+    r = pearson(xs, ys)
+    return {"criterion": criterion, "n": len(js), "pearson_r": None if r is None else round(r, 3)}
+
+
+def position_bias(judgments: list[dict]) -> dict[str, Any]:
+    """How often the two orders disagreed (each such pair counted as a tie), and how often the first shown won."""
+    js = [j for j in judgments if "raw" in j]
+    disagree = sum(1 for j in js if j.get("position_biased"))
+    firsts = [v for j in js for v in (j["raw"][0], {"A": "B", "B": "A", "Tie": "Tie"}[j["raw"][1]]) if v != "Tie"]
+    shown_first = sum(1 for j in js for v in j["raw"] if v == "A")
+    decided = sum(1 for j in js for v in j["raw"] if v != "Tie")
+    return {"judgments": len(js), "disagreements": disagree,
+            "rate": round(disagree / len(js), 3) if js else None,
+            "first_shown_won": round(shown_first / decided, 3) if decided else None,
+            "decided_verdicts": len(firsts)}
+
+
+def cohen_kappa(x: list[str], y: list[str]) -> float | None:
+    """Cohen's kappa of two raters' labels on the same items."""
+    if len(x) != len(y) or not x:
+        return None
+    n = len(x)
+    po = sum(a == b for a, b in zip(x, y, strict=True)) / n
+    cx, cy = Counter(x), Counter(y)
+    pe = sum(cx[k] * cy[k] for k in set(cx) | set(cy)) / (n * n)
+    return 1.0 if pe == 1 else (po - pe) / (1 - pe)
