@@ -3,6 +3,7 @@
 | model string | backend |
 |---|---|
 | `local/<name-or-path>` | `LocalLM`: a Hugging Face causal LM in-process (default `local/smollm2-135m-instruct`) |
+| `local/qwen2.5-coder-1.5b-instruct` | the offline teacher (`make teacher`): `TeacherLM` (llama.cpp), else `LocalLM` |
 | `openai/<model>` | DSPy's LM client (LiteLLM) against OpenAI or any OpenAI-compatible server (`api_base`) |
 | `scripted`, `scripted:FILE.json` | `ScriptedLM`: deterministic, for tests and demos |
 """
@@ -15,6 +16,7 @@ from urllib.parse import urlsplit
 
 from extes.corpus.provenance import redact
 from extes.errors import ModelError
+from extes.programs.lm.split_gguf import SPLIT_MODELS, assemble
 
 DEFAULT_MODEL = "local/smollm2-135m-instruct"
 
@@ -25,6 +27,12 @@ def load_lm(model: str = DEFAULT_MODEL, *, adapter: str | None = None, api_base:
         raise ModelError(f"--adapter works with local/ models only; {model!r} is not local")
     if adapter and not os.path.isdir(adapter):
         raise ModelError(f"--adapter {adapter}: no such folder; give the folder written by `extes tune`")
+    if model.startswith("local/") and _runs_on_llamacpp(model.split("/", 1)[1], adapter):
+        from extes.programs.lm.teacher import TeacherLM
+
+        kwargs.pop("precision", None)
+        name = model.split("/", 1)[1]
+        return TeacherLM(assemble(SPLIT_MODELS[name]), model_id=model, **kwargs)
     if model.startswith("local/"):
         from extes.programs.lm.local import LocalLM
 
@@ -65,3 +73,13 @@ def check_reachable(api_base: str, timeout: float = 3.0) -> None:
         why = e.strerror or type(e).__name__
         raise ModelError(f"--api-base {shown}: cannot connect to {parts.hostname}:{port} ({why}); start the server "
                          "there, or fix --api-base") from None
+
+
+def _runs_on_llamacpp(name: str, adapter: str | None) -> bool:
+    """A split GGUF runs on llama.cpp when it is installed, unless an adapter (a peft folder, which only
+    transformers applies) is given or EXTES_LOCAL_BACKEND=transformers asks for the fallback."""
+    if name not in SPLIT_MODELS or adapter or os.environ.get("EXTES_LOCAL_BACKEND") == "transformers":
+        return False
+    from extes.programs.lm.teacher import available
+
+    return available()
