@@ -96,7 +96,8 @@ def synthesize(model, mode, target, out, workers, demos, round_size, uniform, sc
         kwargs["num_retries"] = 0  # the run retries with backoff itself and records every failure
         kwargs["temperature"] = 1.0
     if model.startswith("local/"):
-        kwargs.update(max_tokens=120, temperature=0.8, top_p=0.95)
+        # turns mode caps each call itself; a whole dialogue as JSON needs room (~60 tokens per utterance).
+        kwargs.update(max_tokens=120 if mode == "turns" else 1600, temperature=0.8, top_p=0.95)
     lm = load_lm(model, api_base=api_base, **kwargs)
     bar = _progress(target, quiet)
     run = SynthesisRun(cfg, lm, progress=bar.update if bar else None)
