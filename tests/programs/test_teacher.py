@@ -11,11 +11,11 @@ import os
 
 import pytest
 
+from extes.errors import ModelError
 from extes.programs.lm import load_lm, teacher
 from extes.programs.lm.split_gguf import SPLIT_MODELS, assemble
 from extes.signatures.support import STRATEGY_NAMES
 
-pytestmark = pytest.mark.model
 SPEC = SPLIT_MODELS["qwen2.5-coder-1.5b-instruct"]
 MODEL = "local/qwen2.5-coder-1.5b-instruct"
 HAVE_PARTS = all(importlib.util.find_spec(p) is not None for p in SPEC.packages)
@@ -29,6 +29,7 @@ def lm():
     return load_lm(MODEL, max_tokens=48)
 
 
+@pytest.mark.model
 @needs_parts
 def test_the_assembled_gguf_is_the_published_file():
     path = assemble(SPEC)
@@ -42,6 +43,7 @@ def test_the_assembled_gguf_is_the_published_file():
         assert fh.read(4) == b"GGUF"
 
 
+@pytest.mark.model
 @needs_llamacpp
 def test_reply_cli_answers_with_the_teacher(cli):
     code, out, err = cli("reply", "-m", MODEL, "--strategy", "Emotional Validation", "--json",
@@ -52,6 +54,7 @@ def test_reply_cli_answers_with_the_teacher(cli):
     assert len(result["reply"].split()) >= 8 and not result["crisis"]
 
 
+@pytest.mark.model
 @needs_llamacpp
 def test_generation_is_deterministic_and_counts_tokens(lm):
     messages = [{"role": "user", "content": "Say one short kind sentence to a friend who lost a job."}]
@@ -62,6 +65,7 @@ def test_generation_is_deterministic_and_counts_tokens(lm):
     assert lm.count_tokens("hello there") in (2, 3)
 
 
+@pytest.mark.model
 @needs_llamacpp
 def test_scores_reuse_the_prompt_cache_without_changing_the_numbers(lm):
     history = [{"role": "user", "content": "My dog died yesterday. Which word fits how I feel: sad or hungry?"}]
@@ -73,6 +77,7 @@ def test_scores_reuse_the_prompt_cache_without_changing_the_numbers(lm):
     assert first[0] > first[1]
 
 
+@pytest.mark.model
 @needs_llamacpp
 def test_strategy_chosen_by_likelihood_among_all_16(lm):
     import dspy
@@ -87,6 +92,7 @@ def test_strategy_chosen_by_likelihood_among_all_16(lm):
     assert pred.strategy in STRATEGY_NAMES
 
 
+@pytest.mark.model
 @pytest.mark.skipif(not (HAVE_PARTS and os.environ.get("EXTES_TEACHER_TRANSFORMERS") == "1"),
                     reason="the transformers fallback of the 1.5B teacher takes minutes on 2 cores; "
                            "set EXTES_TEACHER_TRANSFORMERS=1 (with the teacher wheels installed) to run it")
@@ -98,3 +104,16 @@ def test_transformers_fallback_replies_without_llamacpp(monkeypatch):
     assert isinstance(lm, LocalLM) and lm.hf_model.dtype.is_floating_point
     text, _, completion_tokens = lm.generate([{"role": "user", "content": "Say hello to a sad friend."}])
     assert text and 0 < completion_tokens <= 12
+
+
+def test_threads_default_to_one_per_physical_core_and_the_env_is_checked(monkeypatch):
+    monkeypatch.delenv("EXTES_LLAMACPP_THREADS", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert teacher.default_threads() == 1
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    assert teacher.default_threads() == 8
+    monkeypatch.setenv("EXTES_LLAMACPP_THREADS", "3")
+    assert teacher.default_threads() == 3
+    monkeypatch.setenv("EXTES_LLAMACPP_THREADS", "two")
+    with pytest.raises(ModelError, match="EXTES_LLAMACPP_THREADS='two': give a positive number"):
+        teacher.default_threads()
