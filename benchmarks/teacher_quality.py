@@ -48,7 +48,9 @@ def agreement(lm, examples, task: str) -> dict:
             if task == "classify":
                 inputs["utterance"] = ex.utterance
             pairs.append((ex.strategy, predict(**inputs).strategy))
-            print(f"{task} {i + 1}/{len(examples)}", file=sys.stderr, flush=True)
+            # The pair goes to stderr as it comes, so a run cut short still shows what it measured.
+            print(f"{task} {i + 1}/{len(examples)} {time.perf_counter() - t0:.0f}s gold={pairs[-1][0]!r} "
+                  f"pred={pairs[-1][1]!r}", file=sys.stderr, flush=True)
     n = len(pairs)
     return {"n": n, "accuracy": round(100 * sum(g == p for g, p in pairs) / n, 1),
             "macro_f1": round(100 * macro_f1(pairs), 1), "seconds_per_turn": round((time.perf_counter() - t0) / n, 2),

@@ -9,6 +9,7 @@ tokenizer, and `score_choices` so the project's adapter picks `Literal` outputs 
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
@@ -235,5 +236,15 @@ def _load(gguf: Path, n_ctx: int, threads: int | None):
         raise ModelError(f"{gguf}: llama.cpp could not load it ({str(e).splitlines()[0][:120]}); "
                          "give a valid GGUF file") from None
     log.info("loaded %s through llama.cpp in %.1f s", gguf.name, time.perf_counter() - t0)
+    if not _LOADED:
+        atexit.register(_close_all)
     _LOADED[key] = llm
     return llm
+
+
+def _close_all() -> None:
+    """Free the models before the interpreter tears down llama_cpp's bindings (else `Llama.__del__` prints a
+    TypeError at exit)."""
+    for llm in _LOADED.values():
+        llm.close()
+    _LOADED.clear()

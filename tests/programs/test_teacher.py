@@ -46,7 +46,7 @@ def test_the_assembled_gguf_is_the_published_file():
 @pytest.mark.model
 @needs_llamacpp
 def test_reply_cli_answers_with_the_teacher(cli):
-    code, out, err = cli("reply", "-m", MODEL, "--strategy", "Emotional Validation", "--json",
+    code, out, err = cli("reply", "-m", MODEL, "--strategy", "Emotional Validation", "--json", "--max-tokens", "40",
                          "I failed my driving test for the third time and I feel stupid")
     assert code == 0, err
     result = json.loads(out)
