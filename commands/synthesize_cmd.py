@@ -94,7 +94,8 @@ def synthesize(model, mode, target, out, workers, demos, round_size, uniform, sc
     if backend.accepts("num_retries"):  # a client that retries by itself: the run retries with backoff instead
         kwargs.update(num_retries=0, temperature=1.0, timeout=timeout_s or None)
     if backend.capabilities.in_process:  # small local models: short turns, some variety
-        kwargs.update(max_tokens=120, temperature=0.8, top_p=0.95)
+        # turns mode caps each call itself; a whole dialogue as JSON needs room (~60 tokens per utterance).
+        kwargs.update(max_tokens=120 if mode == "turns" else 1600, temperature=0.8, top_p=0.95)
     lm = load_lm(model, api_base=api_base, **kwargs)
     bar = _progress(target, quiet)
     run = SynthesisRun(cfg, lm, progress=bar.update if bar else None)

