@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo test lint install clean teacher
+.PHONY: demo test lint install clean teacher browser
 
 install: $(STAMP)
 
@@ -52,7 +52,12 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-test: $(STAMP)
+# The web pages' tests drive Debian's chromium through selenium (never a browser download); they skip without it.
+browser:
+	@command -v chromedriver >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; } \
+		|| echo "chromium not installed: the browser tests will be skipped"
+
+test: $(STAMP) browser
 	$(BIN)/ruff check .
 	# The layer contracts of pyproject.toml (ARCHITECTURE.md): an upward import fails the build.
 	$(BIN)/lint-imports
