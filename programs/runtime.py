@@ -13,7 +13,7 @@ from extes.corpus.labels import normalizer
 from extes.errors import InputError
 from extes.programs.adapter import SmallChatAdapter
 from extes.programs.lm.registry import capabilities
-from extes.programs.safety import default_checker, escalation_message
+from extes.programs.safety import checker_for, escalation_message
 from extes.programs.supporter import Supporter
 
 MAX_MESSAGE_CHARS = 4000
@@ -67,12 +67,12 @@ def read_history(path: Path | None) -> list[dict]:
 
 def respond(lm, history: list[dict], message: str, *, strategy: str | None = None,
             locale: str | None = None, supporter: Supporter | None = None, checker=None) -> dict[str, Any]:
-    """One turn: the safety check on `message` (`checker`, default the full layer), then (if safe) strategy and
-    reply from the supporter."""
+    """One turn: the safety check on `message` read with `history` (`checker`, default the layer for `lm`), then
+    (if safe) strategy and reply from the supporter."""
     message = check_message(message)
-    verdict = (checker or default_checker()).check(message)
+    verdict = (checker or checker_for(lm)).check(message, history)
     if verdict.crisis:
-        return {"strategy": None, "reply": escalation_message(locale), "crisis": True,
+        return {"strategy": None, "reply": escalation_message(locale, verdict.category), "crisis": True,
                 "safety": verdict.to_dict()}
     turns = [*history, {"role": "user", "text": message}]
     supporter = supporter or Supporter()

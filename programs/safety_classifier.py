@@ -1,11 +1,13 @@
-"""A learned crisis classifier over the embedded model's hidden states, behind the rule layer.
+"""A learned crisis classifier over the embedded model's hidden states, behind the rule and context layers.
 
 Rules catch what they were written for; phrasings they were not written for need meaning, not words. Features:
 the mean of the last and of the middle hidden layer of the embedded SmolLM2 over the message's tokens (1152
-numbers); model: multinomial logistic regression (L2 1e-2, L-BFGS from zeros, so training is deterministic) over
-six classes, `none` and the five crisis categories. Defaults (L2 1e-2, flag at P(crisis) >= 0.5) are standard ones,
-not tuned on any evaluation set. Weights live in assets/safety/classifier.json with the data they came from;
-`extes safety train` rebuilds them.
+numbers), computed on the text the rules leave (normalized, idioms and negations removed); model: multinomial
+logistic regression (L2 1e-2, L-BFGS from zeros, so training is deterministic) over seven classes, `none` and the
+six crisis categories. The threshold on P(crisis) is calibrated by cross-validation on the training data
+(`calibrate`), never on an evaluation set. A long message is read as at most MAX_WINDOWS windows of at most
+MAX_TOKENS tokens (the highest P(crisis) wins), so its cost is bounded. Weights live in
+assets/safety/classifier.json with the data they came from; `extes safety train` rebuilds them.
 """
 
 from __future__ import annotations
@@ -17,31 +19,69 @@ from typing import Any
 
 from extes.corpus.atomic import write_text_atomic
 
-CLASSES = ("none", "medical_emergency", "abuse_violence", "harm_to_others", "self_harm", "suicide")
+CLASSES = ("none", "medical_emergency", "abuse_violence", "third_party", "harm_to_others", "self_harm", "suicide")
 THRESHOLD = 0.5
 L2 = 1e-2
+MAX_TOKENS, MAX_WINDOWS, WINDOW_CHARS = 256, 8, 1000
+TARGET_PRECISION = 0.95  # calibration: the lowest threshold whose cross-validated precision reaches this
+FOLDS = 5
+
+
+def windows_of(text: str) -> list[str]:
+    """At most MAX_WINDOWS evenly spread slices of WINDOW_CHARS (the first and the last always among them)."""
+    if len(text) <= WINDOW_CHARS:
+        return [text]
+    starts = list(range(0, len(text) - WINDOW_CHARS + 1, WINDOW_CHARS // 2)) + [len(text) - WINDOW_CHARS]
+    if len(starts) > MAX_WINDOWS:
+        step = (len(starts) - 1) / (MAX_WINDOWS - 1)
+        starts = [starts[round(i * step)] for i in range(MAX_WINDOWS)]
+    return [text[s:s + WINDOW_CHARS] for s in starts]
 
 
 def features(lm, texts: list[str]):
-    """(n, 2·hidden) tensor: mean-pooled last and middle hidden layers of `lm` (a LocalLM)."""
+    """(n, 2·hidden) tensor: mean-pooled last and middle hidden layers of `lm` (a LocalLM), MAX_TOKENS at most."""
     import torch
 
     model = lm.hf_model
     rows = []
     with torch.inference_mode():
         for text in texts:
-            ids = lm.tokenizer(text, return_tensors="pt")
+            ids = lm.tokenizer(text or " ", return_tensors="pt", truncation=True, max_length=MAX_TOKENS)
             hidden = model(**ids, output_hidden_states=True).hidden_states
             rows.append(torch.cat([hidden[-1][0].mean(0), hidden[len(hidden) // 2][0].mean(0)]))
     return torch.stack(rows).float()
 
 
-def train(lm, rows: list[dict[str, Any]], sources: list[str]) -> dict[str, Any]:
-    """Fit the classifier on labelled rows ({"text", "crisis", "category"}); returns the JSON-able weights."""
+def cached_features(lm, texts: list[str], cache: Path | None):
+    """`features`, reusing the rows of earlier runs stored in `cache` (a .pt file keyed by model and text), so a
+    retrain after a few new messages costs only those; the cache is rewritten atomically."""
     import torch
 
-    x = features(lm, [r["text"] for r in rows])
-    y = torch.tensor([CLASSES.index(r.get("category") or "suicide") if r["crisis"] else 0 for r in rows])
+    if cache is None:
+        return features(lm, texts)
+    store = torch.load(cache) if cache.exists() else {}
+    keys = [hashlib.sha256(f"{lm.model}\t{MAX_TOKENS}\t{t}".encode()).hexdigest() for t in texts]
+    todo = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in store}.items())
+    for i in range(0, len(todo), 32):  # saved every 32 rows: an interrupted run keeps what it computed
+        chunk = todo[i:i + 32]
+        for (k, _), row in zip(chunk, features(lm, [t for _, t in chunk]), strict=True):
+            store[k] = row
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(".tmp")
+        torch.save(store, tmp)
+        tmp.replace(cache)
+    return torch.stack([store[k] for k in keys])
+
+
+def _labels(rows: list[dict[str, Any]]):
+    import torch
+
+    return torch.tensor([CLASSES.index(r.get("category") or "suicide") if r["crisis"] else 0 for r in rows])
+
+
+def _fit(x, y):
+    import torch
+
     mu, sd = x.mean(0), x.std(0) + 1e-6
     z = (x - mu) / sd
     w = torch.zeros(z.shape[1], len(CLASSES), requires_grad=True)
@@ -55,11 +95,53 @@ def train(lm, rows: list[dict[str, Any]], sources: list[str]) -> dict[str, Any]:
         return loss
 
     opt.step(closure)
+    return mu, sd, w.detach(), b.detach()
+
+
+def calibrate(x, y, caught: list[bool]) -> tuple[float, list[dict[str, float]]]:
+    """Threshold from FOLDS-fold out-of-fold P(crisis): the lowest whose precision, with the rules' hits
+    (`caught`) counted too, reaches TARGET_PRECISION. Returns it and the sweep it was read from."""
+    import torch
+
+    n = len(y)
+    p = torch.zeros(n)
+    for k in range(FOLDS):
+        test = torch.tensor([i % FOLDS == k for i in range(n)])
+        mu, sd, w, b = _fit(x[~test], y[~test])
+        p[test] = 1 - torch.softmax(((x[test] - mu) / sd) @ w + b, -1)[:, 0]
+    truth = (y > 0).tolist()
+    sweep = [sweep_point(t / 20, p.tolist(), truth, caught) for t in range(2, 20)]
+    good = [s for s in sweep if s["precision"] >= TARGET_PRECISION]
+    return (good[0]["threshold"] if good else THRESHOLD), sweep
+
+
+def sweep_point(t: float, p: list[float], truth: list[bool], caught: list[bool]) -> dict[str, float]:
+    """Recall and precision when messages the rules missed are flagged at P(crisis) >= t."""
+    flag = [c or (q is not None and q >= t) for q, c in zip(p, caught, strict=True)]
+    tp = sum(f and y for f, y in zip(flag, truth, strict=True))
+    fp = sum(f and not y for f, y in zip(flag, truth, strict=True))
+    fn = sum(y and not f for f, y in zip(flag, truth, strict=True))
+    return {"threshold": round(t, 2), "recall": round(tp / (tp + fn), 4) if tp + fn else 1.0,
+            "precision": round(tp / (tp + fp), 4) if tp + fp else 1.0, "fp": fp, "fn": fn}
+
+
+def train(lm, rows: list[dict[str, Any]], sources: list[str], prepare=lambda t: t,
+          caught: list[bool] | None = None, cache: Path | None = None) -> dict[str, Any]:
+    """Fit the classifier on labelled rows ({"text", "crisis", "category"}); returns the JSON-able weights.
+
+    `prepare` is what the checker does to a message before the classifier reads it; `caught` marks the rows the
+    rules already flag (for calibration; none when not given); `cache` keeps computed features between runs."""
+    x = cached_features(lm, [prepare(r["text"]) for r in rows], cache)
+    y = _labels(rows)
+    threshold, sweep = calibrate(x, y, caught or [False] * len(rows))
+    mu, sd, w, b = _fit(x, y)
     digest = hashlib.sha256("\n".join(f"{r['text']}\t{r['crisis']}" for r in rows).encode()).hexdigest()
     return {
-        "version": 1, "model": lm.model, "classes": list(CLASSES), "threshold": THRESHOLD, "l2": L2,
+        "version": 2, "model": lm.model, "classes": list(CLASSES), "threshold": threshold, "l2": L2,
+        "calibration": {"method": f"{FOLDS}-fold out-of-fold on the training data, rules' hits counted",
+                        "target_precision": TARGET_PRECISION, "sweep": sweep},
         "trained_on": sources, "n": len(rows), "data_sha256": digest,
-        "mu": _round(mu), "sd": _round(sd), "w": _round(w.detach()), "b": _round(b.detach()),
+        "mu": _round(mu), "sd": _round(sd), "w": _round(w), "b": _round(b),
     }
 
 
@@ -87,17 +169,21 @@ class SafetyClassifier:
         self.w, self.b = torch.tensor(weights["w"]), torch.tensor(weights["b"])
 
     def probabilities(self, text: str) -> dict[str, float]:
+        """Class probabilities of `text`: of its window with the highest P(crisis) when it is long."""
         import torch
 
-        z = (features(self.lm, [text])[0] - self.mu) / self.sd
+        z = (features(self.lm, windows_of(text)) - self.mu) / self.sd
         p = torch.softmax(z @ self.w + self.b, dim=-1)
-        return {c: float(p[i]) for i, c in enumerate(self.classes)}
+        row = p[int(torch.argmin(p[:, 0]))]
+        return {c: float(row[i]) for i, c in enumerate(self.classes)}
+
+    def decide(self, probs: dict[str, float], threshold: float | None = None) -> tuple[bool, str | None, float]:
+        """(crisis, category, P(crisis)) at `threshold` (default: the calibrated one)."""
+        p_crisis = 1.0 - probs["none"]
+        if p_crisis < (self.threshold if threshold is None else threshold):
+            return False, None, p_crisis
+        return True, max((c for c in self.classes if c != "none"), key=lambda c: probs[c]), p_crisis
 
     def predict(self, text: str) -> tuple[bool, str | None, float]:
         """(crisis, category, P(crisis))."""
-        probs = self.probabilities(text)
-        p_crisis = 1.0 - probs["none"]
-        if p_crisis < self.threshold:
-            return False, None, p_crisis
-        category = max((c for c in self.classes if c != "none"), key=lambda c: probs[c])
-        return True, category, p_crisis
+        return self.decide(self.probabilities(text))

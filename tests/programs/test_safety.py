@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from extes.errors import InputError
-from extes.programs.safety import SafetyChecker, escalation_message, evaluate, load_labelled
+from extes.programs.safety import SafetyChecker, default_checker, escalation_message
+from extes.programs.safety_eval import evaluate, load_labelled
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "assets" / "safety" / "labelled.jsonl"
@@ -31,14 +32,14 @@ def test_shipped_set_size_and_mix():
 @pytest.mark.parametrize("rules_only", [True, False])
 def test_recall_and_precision(path, rules_only):
     r = evaluate(load_labelled(path), SafetyChecker(rules_only=rules_only))
-    assert r["recall"] >= 0.95 and r["precision"] >= 0.9, (r["misses"], r["false_alarms"])
+    assert r["recall"] >= 0.95 and r["precision"] >= 0.9, r["errors"]
 
 
 @pytest.mark.model
 def test_fresh_set_generalization():
     """Phrasings nobody wrote rules or training data for: rules alone 0.46/0.86, rules + classifier 0.93/0.86."""
-    r = evaluate(load_labelled(DATA / "safety_fresh.jsonl"))
-    assert r["recall"] >= 0.9 and r["precision"] >= 0.8, (r["misses"], r["false_alarms"])
+    r = evaluate(load_labelled(DATA / "safety_fresh.jsonl"), default_checker())
+    assert r["recall"] >= 0.9 and r["precision"] >= 0.8, r["errors"]
     rules = evaluate(load_labelled(DATA / "safety_fresh.jsonl"), SafetyChecker(rules_only=True))
     assert rules["recall"] < r["recall"]
 
@@ -60,8 +61,8 @@ def test_training_is_deterministic_on_a_small_set():
     a, b = train(LocalLM(), rows, ["x"]), train(LocalLM(), rows, ["x"])
     assert a["w"] == b["w"] and a["n"] == len(rows)
     clf = SafetyClassifier(a, LocalLM())
-    assert set(clf.probabilities("hello")) == {"none", "medical_emergency", "abuse_violence", "harm_to_others",
-                                               "self_harm", "suicide"}
+    assert set(clf.probabilities("hello")) == {"none", "medical_emergency", "abuse_violence", "third_party",
+                                               "harm_to_others", "self_harm", "suicide"}
 
 
 @pytest.mark.parametrize("text, category", [
