@@ -75,7 +75,7 @@ class SafetyChecker:
         hit = read_context(self.rules, self.context_rules, text, check_context(context))
         if hit:
             return SafetyResult(True, hit.category, hit.matched, hit.rule, source="context"), None
-        clf = None if self.rules_only else self.classifier()
+        clf = None if self.rules_only or self.context_rules.is_ordinary(text) else self.classifier()
         return None, (clf.probabilities(self.rules.prepare(text)) if clf is not None else None)
 
     def classifier(self):

@@ -41,6 +41,14 @@ class ContextRules:
     affirmative: re.Pattern
     negative: re.Pattern
     carry_over: list[re.Pattern]
+    ordinary_chars: int
+    ordinary_request: re.Pattern
+    risk_words: re.Pattern
+
+    def is_ordinary(self, text: str) -> bool:
+        """A short request for next steps that names nothing of a crisis (the classifier is not asked)."""
+        t = normalize(text)
+        return len(t) <= self.ordinary_chars and bool(self.ordinary_request.search(t)) and not self.risk_words.search(t)
 
     @classmethod
     def load(cls, path: Path) -> ContextRules:
@@ -52,6 +60,9 @@ class ContextRules:
                 affirmative=re.compile(data["affirmative"]),
                 negative=re.compile(data["negative"]),
                 carry_over=[re.compile(p) for p in data["carry_over"]],
+                ordinary_chars=int(data["ordinary"]["max_chars"]),
+                ordinary_request=re.compile(data["ordinary"]["request"]),
+                risk_words=re.compile(data["ordinary"]["risk_words"]),
             )
         except (KeyError, TypeError, ValueError, AttributeError, re.error) as e:
             raise AssetError(f"{path}: {e}; see the comments in the shipped context.yaml for its shape") from None

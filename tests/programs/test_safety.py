@@ -104,3 +104,26 @@ def test_safety_cli(cli):
     code, out, _ = cli("safety", "eval", SHIPPED, "--json")
     obj = json.loads(out)
     assert obj["n"] >= 150 and obj["recall"] >= 0.95 and obj["precision"] >= 0.9
+
+
+def test_scripted_reply_never_loads_the_model():
+    """`reply -m scripted` screens with rules and context alone: no torch, no transformers, a second of CPU."""
+    import subprocess
+    import sys
+
+    code = (
+        "import resource, sys\n"
+        "from click.testing import CliRunner\n"
+        "from extes.cli import main\n"
+        "r = CliRunner().invoke(main, ['reply', 'what should I do next?', '-m', 'scripted', '--json'])\n"
+        "assert r.exit_code == 0, r.output\n"
+        "r = CliRunner().invoke(main, ['reply', 'i want to kill my self', '-m', 'scripted', '--json'])\n"
+        "assert '\"crisis\": true' in r.output, r.output\n"
+        "heavy = [m for m in ('torch', 'transformers', 'extes.programs.lm.local') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+        "u = resource.getrusage(resource.RUSAGE_SELF)\n"
+        "print(u.ru_utime + u.ru_stime)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert float(out.stdout.split()[-1]) < 8  # CPU seconds (wall time depends on the machine's load)
