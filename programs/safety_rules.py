@@ -31,7 +31,8 @@ CONTRACTIONS = {
     r"\bisnt\b": "isn't", r"\bdidnt\b": "didn't", r"\bwasnt\b": "wasn't", r"\bthats\b": "that's",
     r"\b(my|your|her|him|them|our) (self|selves)\b(?![- ]?(esteem|worth|confidence|care|image|control|respect|doubt))":
         r"\1\2",
-    r"\bthots?\b": "thoughts", r"\blyfe\b": "life", r"\bthoughs\b": "thoughts", r"\bkil\b": "kill", r"\bkilll+\b": "kill",
+    r"\bthots?\b": "thoughts", r"\blyfe\b": "life", r"\bthoughs\b": "thoughts", r"\bkil\b": "kill",
+    r"\bkilll+\b": "kill",
     r"\brn\b": "right now", r"\btn\b": "tonight", r"\btmrw\b": "tomorrow", r"\bpls\b": "please",
     r"\bsewer ?slide\b": "suicide", r"\bk\.?m\.?s\b": "kms",
 }

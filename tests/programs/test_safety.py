@@ -1,8 +1,8 @@
 """The crisis-safety layer: the shipped set, a development set, and a fresh set written by someone else.
 
 `assets/safety/development.jsonl` was held out at first and then used to develop the rules, so it is a
-development set now. `tests/data/safety_fresh.jsonl` was written afterwards by a writer who never saw the rules;
-it measures generalization honestly, and shows the lexical layer's limit (see README, Safety).
+development set now, as is `assets/safety/development_fresh1.jsonl` (the previous round's fresh set). The honest
+generalization figure needs a new fresh set (see README, Safety).
 """
 
 import json
@@ -16,7 +16,6 @@ from extes.programs.safety_eval import evaluate, load_labelled
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "assets" / "safety" / "labelled.jsonl"
-DATA = ROOT / "tests" / "data"
 
 
 def test_shipped_set_size_and_mix():
@@ -36,12 +35,10 @@ def test_recall_and_precision(path, rules_only):
 
 
 @pytest.mark.model
-def test_fresh_set_generalization():
-    """Phrasings nobody wrote rules or training data for: rules alone 0.46/0.86, rules + classifier 0.93/0.86."""
-    r = evaluate(load_labelled(DATA / "safety_fresh.jsonl"), default_checker())
-    assert r["recall"] >= 0.9 and r["precision"] >= 0.8, r["errors"]
-    rules = evaluate(load_labelled(DATA / "safety_fresh.jsonl"), SafetyChecker(rules_only=True))
-    assert rules["recall"] < r["recall"]
+def test_previous_fresh_set_with_the_classifier():
+    """The previous round's fresh set (development data now): the classifier must not undo what the rules get."""
+    r = evaluate(load_labelled(ROOT / "assets" / "safety" / "development_fresh1.jsonl"), default_checker())
+    assert r["recall"] >= 0.95 and r["precision"] >= 0.9, r["errors"]
 
 
 @pytest.mark.model
@@ -54,13 +51,13 @@ def test_classifier_catches_what_no_rule_matches():
 
 @pytest.mark.model
 def test_training_is_deterministic_on_a_small_set():
-    from extes.programs.lm.local import LocalLM
-    from extes.programs.safety_classifier import SafetyClassifier, train
+    from extes.programs.safety_classifier import HiddenStates, SafetyClassifier, train
 
     rows = load_labelled(SHIPPED)[::15]
-    a, b = train(LocalLM(), rows, ["x"]), train(LocalLM(), rows, ["x"])
+    lm = HiddenStates()
+    a, b = train(lm, rows, ["x"]), train(lm, rows, ["x"])
     assert a["w"] == b["w"] and a["n"] == len(rows)
-    clf = SafetyClassifier(a, LocalLM())
+    clf = SafetyClassifier(a, lm)
     assert set(clf.probabilities("hello")) == {"none", "medical_emergency", "abuse_violence", "third_party",
                                                "harm_to_others", "self_harm", "suicide"}
 

@@ -52,7 +52,7 @@ def test_a_100000_character_message_costs_bounded_forward_passes(tiny_lm):
         ("see you tomorrow", False, None)] * 2]
     a = sc.train(tiny_lm, rows, ["x"])
     assert a == sc.train(tiny_lm, rows, ["x"])  # deterministic, threshold and sweep included
-    assert 0 < a["threshold"] < 1 and a["calibration"]["sweep"]
+    assert 0 < a["threshold"] < 1 and a["calibration"]["sweep"]["classifier_alone"]
     clf = sc.SafetyClassifier(a, tiny_lm)
     tiny_lm.lengths.clear()
     probs = clf.probabilities("x" * 100_000)
