@@ -50,10 +50,11 @@ def test_a_100000_character_message_costs_bounded_forward_passes(tiny_lm):
         ("i want to die", True, "suicide"), ("i cut my arm", True, "self_harm"), ("nice day", False, None),
         ("lunch was good", False, None), ("my friend wants to die now", True, "third_party"),
         ("see you tomorrow", False, None)] * 2]
-    a = sc.train(tiny_lm, rows, ["x"])
-    assert a == sc.train(tiny_lm, rows, ["x"])  # deterministic, threshold and sweep included
+    ext = sc.HiddenStates(tiny_lm)
+    a = sc.train(ext, rows, ["x"])
+    assert a == sc.train(ext, rows, ["x"])  # deterministic, threshold and sweep included
     assert 0 < a["threshold"] < 1 and a["calibration"]["sweep"]["classifier_alone"]
-    clf = sc.SafetyClassifier(a, tiny_lm)
+    clf = sc.SafetyClassifier(a, ext)
     tiny_lm.lengths.clear()
     probs = clf.probabilities("x" * 100_000)
     assert len(tiny_lm.lengths) == sc.MAX_WINDOWS and max(tiny_lm.lengths) <= sc.MAX_TOKENS
@@ -62,8 +63,9 @@ def test_a_100000_character_message_costs_bounded_forward_passes(tiny_lm):
 
 def test_feature_cache_reuses_rows(tiny_lm, tmp_path):
     cache = tmp_path / "f.pt"
-    first = sc.cached_features(tiny_lm, ["a", "b"], cache)
+    ext = sc.HiddenStates(tiny_lm)
+    first = sc.cached_features(ext, ["a", "b"], cache)
     tiny_lm.lengths.clear()
-    again = sc.cached_features(tiny_lm, ["b", "a", "c"], cache)
+    again = sc.cached_features(ext, ["b", "a", "c"], cache)
     assert len(tiny_lm.lengths) == 1  # only "c" was computed
     assert (again[0] == first[1]).all() and (again[1] == first[0]).all()
