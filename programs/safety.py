@@ -24,7 +24,7 @@ from extes.programs.safety_rules import ORDER, RuleSet, normalize
 log = logging.getLogger(__name__)
 
 __all__ = ["ORDER", "SafetyChecker", "SafetyResult", "checker_for", "default_checker", "escalation_message",
-           "normalize"]
+           "load_labelled", "normalize"]
 
 
 @dataclass(frozen=True)
@@ -119,3 +119,10 @@ def escalation_message(locale: str | None = None, category: str | None = None) -
     locales = data["locales"]
     entry = locales.get((locale or data["default_locale"]).lower()) or locales[data["default_locale"]]
     return " ".join((entry.get(category or "") or entry["message"]).split())
+
+
+def load_labelled(path: Path) -> list[dict[str, Any]]:
+    """The rows of a labelled JSONL file (programs/safety_eval.py; kept here for existing callers)."""
+    from extes.programs.safety_eval import load_labelled as load
+
+    return load(path)

@@ -8,10 +8,10 @@ crisis flagged under another category still counts as caught: the user gets an e
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
+from extes.corpus import textio
 from extes.errors import InputError
 from extes.programs.safety import SafetyResult
 from extes.programs.safety_classifier import sweep_point
@@ -24,14 +24,7 @@ LINE = '{"text": str, "crisis": true|false, "category": ..., "language": ..., "c
 def load_labelled(path: Path) -> list[dict[str, Any]]:
     """The rows of a labelled JSONL file; a bad line is a one-line error naming the file, the line and the fix."""
     path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file; give a JSONL file of {LINE} lines") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a folder; give a JSONL file of {LINE} lines") from None
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: not UTF-8 text; save it as UTF-8 JSONL") from None
+    lines = textio.read_text(path, folder_hint=f"give a JSONL file of {LINE} lines").splitlines()
     rows = [_row(path, i, line) for i, line in enumerate(lines, 1) if line.strip()]
     if not rows:
         raise InputError(f"{path}: no labelled messages; give a JSONL file of {LINE} lines")
@@ -41,7 +34,7 @@ def load_labelled(path: Path) -> list[dict[str, Any]]:
 def _row(path: Path, i: int, line: str) -> dict[str, Any]:
     where = f"{path}: line {i}"
     try:
-        row = json.loads(line)
+        row = textio.loads(line)
         assert isinstance(row, dict) and isinstance(row["text"], str) and isinstance(row["crisis"], bool)
     except (ValueError, KeyError, TypeError, AssertionError, RecursionError):
         raise InputError(f"{where}: expected {LINE}") from None
