@@ -43,7 +43,7 @@ def test_previous_fresh_set_with_the_classifier():
 
 @pytest.mark.model
 def test_classifier_catches_what_no_rule_matches():
-    text = "lately I lie in bed and wish I just wouldn't wake up. not dramatic, just quietly stop."
+    text = "i want to dye, nothing is worth it"  # a misspelling no rule reads
     assert not SafetyChecker(rules_only=True).check(text).crisis
     v = SafetyChecker().check(text)
     assert v.crisis and v.source == "classifier" and v.category == "suicide"
