@@ -8,6 +8,7 @@ import re
 import subprocess
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 
 def git_hash() -> str | None:
@@ -54,6 +55,23 @@ def redact(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return type(value)(redact(v) for v in value)
     return value
+
+
+def scrub(text: str, url: str | None) -> str:
+    """`text` (a library's error message) with `url`'s credentials replaced by `***` wherever they appear, even
+    where the library quotes them without the scheme (`cannot connect to user:secret@host`)."""
+    text = redact(text)
+    if not url:
+        return text
+    parts = urlsplit(url)
+    secrets = []
+    if "@" in parts.netloc:
+        userinfo = parts.netloc.rpartition("@")[0]
+        secrets += [userinfo, *userinfo.split(":")]
+    secrets += [v for k, v in parse_qsl(parts.query) if _SECRET_QUERY.search(f"?{k}={v}")]
+    for secret in sorted({s for s in secrets if len(s) >= 3}, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
 
 
 def recorded_argv(argv: list[str]) -> list[str]:

@@ -29,7 +29,7 @@ from extes.corpus.assets import load_taxonomy
 from extes.corpus.atomic import claim_output_dir, write_text_atomic
 from extes.corpus.dedup import DedupIndex
 from extes.corpus.formats.base import RecordError
-from extes.corpus.provenance import git_hash, recorded_argv, redact, versions
+from extes.corpus.provenance import git_hash, recorded_argv, redact, scrub, versions
 from extes.corpus.runstore import RunStore
 from extes.corpus.seeds import read_seed_folder
 from extes.corpus.validation import check_duplicate, dialogue_text, validate
@@ -226,7 +226,7 @@ class SynthesisRun:
                 last_error = ("parse", str(e))
                 usage["program_calls"] += 1
             except Exception as e:  # noqa: BLE001 - LM and network errors of every kind are recorded, not raised
-                first_line = str(e).splitlines()[0][:200] if str(e) else ""
+                first_line = scrub(str(e).splitlines()[0][:200], cfg.api_base) if str(e) else ""
                 last_error = (classify_error(e), f"{type(e).__name__}: {first_line}")
                 usage["program_calls"] += 1
                 time.sleep(cfg.backoff_s * (2**attempt))

@@ -1,6 +1,8 @@
 """Credentials inside URLs never reach a manifest, a log or a message: one helper, used wherever a URL is recorded."""
 
 import json
+import socket
+import threading
 
 from extes.corpus.provenance import recorded_argv, redact
 
@@ -21,10 +23,14 @@ def test_recorded_argv_drops_key_arguments_and_redacts_urls():
 
 
 def test_synthesis_manifest_has_no_password(cli, tmp_path):
-    run = tmp_path / "run"
-    code, _, err = cli("synthesize", "-m", "scripted", "--target", "1", "--out", run,
-                       "--api-base", "http://me:hunter2@127.0.0.1:9/v1?api_key=sk-abc")
-    assert code == 0, err
+    # A server that accepts and hangs up: the run starts (manifest written), then stops in one line, resumable.
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        threading.Thread(target=lambda: [server.accept()[0].close() for _ in range(50)], daemon=True).start()
+        run = tmp_path / "run"
+        code, _, err = cli("synthesize", "-m", "openai/gpt-4o-mini", "--target", "1", "--out", run, "--retries", "0",
+                           "--api-base", f"http://me:hunter2@127.0.0.1:{port}/v1?api_key=sk-abc")
+    assert code == 2 and "hunter2" not in err and "sk-abc" not in err
     text = (run / "manifest.json").read_text()
     assert "hunter2" not in text and "sk-abc" not in text
-    assert json.loads(text)["config"]["api_base"] == "http://***@127.0.0.1:9/v1?api_key=***"
+    assert json.loads(text)["config"]["api_base"] == f"http://***@127.0.0.1:{port}/v1?api_key=***"
