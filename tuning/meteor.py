@@ -216,11 +216,22 @@ def _match(h_left, r_left, hw, rw, matches):
 _WORKER: Meteor | None = None
 
 
-def _score_chunk(chunk: tuple[list[list[str]], list[list[str]]]) -> list[float]:
+def worker_meteor() -> Meteor:
+    """This process's Meteor (its word caches persist across calls and, after a fork, start from the parent's)."""
     global _WORKER
     if _WORKER is None:
         _WORKER = Meteor()
-    return [_WORKER.score(h, r) for h, r in zip(*chunk, strict=True)]
+    return _WORKER
+
+
+def _meteor_chunk(h: list[list[str]], r: list[list[str]]) -> list[float]:
+    m = worker_meteor()
+    return [m.score(a, b) for a, b in zip(h, r, strict=True)]
+
+
+def _run_chunk(job):
+    fn, h, r = job
+    return fn(h, r)
 
 
 def default_workers() -> int:
@@ -231,19 +242,23 @@ def default_workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def meteor_scores(hyps: Sequence[Sequence[str]], refs: Sequence[Sequence[str]],
-                  workers: int | None = None) -> list[float]:
-    """Per-pair METEOR of token lists, in order; inputs of POOL_MIN_PAIRS pairs or more use a process pool."""
-    global _WORKER
+def map_pairs(fn, hyps: Sequence, refs: Sequence, workers: int | None = None) -> list:
+    """`fn(hyp_chunk, ref_chunk) -> list` over chunks of the pairs, concatenated in order; a process pool (fork,
+    so workers inherit the loaded WordNet table) for POOL_MIN_PAIRS pairs or more. `fn` must be module-level."""
     workers = default_workers() if workers is None else workers
-    wordnet_table()  # load (or build) before forking, so workers inherit it
     if workers <= 1 or len(hyps) < POOL_MIN_PAIRS:
-        _WORKER = _WORKER or Meteor()
-        return _score_chunk((list(hyps), list(refs)))
+        return fn(list(hyps), list(refs))
     import multiprocessing as mp
 
     ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
     step = -(-len(hyps) // (workers * 4))  # a few chunks per worker evens out uneven chunks
-    chunks = [(list(hyps[k:k + step]), list(refs[k:k + step])) for k in range(0, len(hyps), step)]
+    jobs = [(fn, list(hyps[k:k + step]), list(refs[k:k + step])) for k in range(0, len(hyps), step)]
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        return [s for part in pool.map(_score_chunk, chunks) for s in part]
+        return [x for part in pool.map(_run_chunk, jobs) for x in part]
+
+
+def meteor_scores(hyps: Sequence[Sequence[str]], refs: Sequence[Sequence[str]],
+                  workers: int | None = None) -> list[float]:
+    """Per-pair METEOR of token lists, in order; inputs of POOL_MIN_PAIRS pairs or more use a process pool."""
+    worker_meteor()  # load (or build) the table before forking, so workers inherit it
+    return map_pairs(_meteor_chunk, hyps, refs, workers)

@@ -27,13 +27,14 @@ sacrebleu and rouge-score computations (tests/tuning/test_metrics.py, test_meteo
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from collections import Counter
 from collections.abc import Sequence
 
 from extes.corpus.stats import word_tokens
 from extes.errors import InputError
-from extes.tuning.meteor import meteor_scores
+from extes.tuning.meteor import map_pairs, meteor_scores, worker_meteor
 
 BLEU_MAX_N = 4
 
@@ -161,24 +162,28 @@ def _embeddings():
 
 
 def extrema_vectors(texts: list[list[str]], batch: int = 1024):
-    """(Vector Extrema of each token list as float64 rows, whether the text had any token); numpy batches."""
+    """(Vector Extrema of each token list as float64 rows, whether the text had any token); numpy batches, each
+    distinct text once."""
     import numpy as np
 
     tok, matrix = _embeddings()
-    ids = [e.ids for e in tok.encode_batch([" ".join(t) for t in texts], add_special_tokens=False)]
-    out = np.zeros((len(texts), matrix.shape[1]), dtype=np.float64)
-    has = np.array([bool(x) for x in ids])
-    for k in range(0, len(texts), batch):
+    joined = [" ".join(t) for t in texts]
+    uniq = list(dict.fromkeys(joined))
+    ids = [e.ids for e in tok.encode_batch(uniq, add_special_tokens=False)]
+    vecs = np.zeros((len(uniq), matrix.shape[1]), dtype=np.float64)
+    has = np.array([bool(x) for x in ids], dtype=bool)
+    for k in range(0, len(uniq), batch):
         part = [x for x in ids[k:k + batch] if x]
         if not part:
             continue
-        flat = np.fromiter((i for x in part for i in x), dtype=np.int64)
-        starts = np.cumsum([0] + [len(x) for x in part[:-1]])
-        vecs = matrix[flat]
-        hi, lo = np.maximum.reduceat(vecs, starts), np.minimum.reduceat(vecs, starts)
-        rows = np.nonzero(has[k:k + batch])[0] + k
-        out[rows] = np.where(np.abs(hi) >= np.abs(lo), hi, lo)
-    return out, has
+        lens = [len(x) for x in part]
+        rows = matrix[np.fromiter(itertools.chain.from_iterable(part), dtype=np.int64, count=sum(lens))]
+        starts = np.cumsum([0, *lens[:-1]])
+        hi, lo = np.maximum.reduceat(rows, starts), np.minimum.reduceat(rows, starts)
+        vecs[np.nonzero(has[k:k + batch])[0] + k] = np.where(np.abs(hi) >= np.abs(lo), hi, lo)
+    where = {t: i for i, t in enumerate(uniq)}
+    pick = np.fromiter((where[t] for t in joined), dtype=np.int64, count=len(joined))
+    return vecs[pick], has[pick]
 
 
 def extrema_vector(text: str):
@@ -205,15 +210,27 @@ def extrema(hyps: Sequence[str], refs: Sequence[str]) -> float:
     return _extrema_tok(tokenize_all(hyps), tokenize_all(refs))
 
 
+def _pair_chunk(h: list[list[str]], r: list[list[str]]) -> list[tuple[float, float, tuple]]:
+    """(METEOR, ROUGE-L, BLEU counts) of each pair: the per-pair work `all_metrics` spreads over processes."""
+    m = worker_meteor()
+    return [(m.score(a, b), rouge_l_pair(a, b), bleu_stats(a, b)) for a, b in zip(h, r, strict=True)]
+
+
 def all_metrics(hyps: Sequence[str], refs: Sequence[str], workers: int | None = None) -> dict[str, float]:
     """Every metric but PPL, x100, rounded to 4 decimals; each text tokenized once."""
     _check(hyps, refs)
     h, r = tokenize_all(hyps), tokenize_all(refs)
-    # METEOR first: its pool forks, and forking after the Rust tokenizer's threads have run is what it warns about
-    met = 100 * sum(meteor_scores(h, r, workers)) / len(h)
-    bleu2, bleu4 = _bleu_tok(h, r, [2, 4])
+    # The per-pair work first, in a process pool for large inputs: it forks, and forking after the Rust
+    # tokenizer's threads have run (Extrema) is what `tokenizers` warns about.
+    worker_meteor()  # the WordNet table, loaded before the fork so workers inherit it
+    per_pair = map_pairs(_pair_chunk, h, r, workers)
+    hl, rl = sum(map(len, h)), sum(map(len, r))
+    stats = [p[2] for p in per_pair]
     out = {
-        "bleu2": bleu2, "bleu4": bleu4, "rouge_l": _rouge_tok(h, r), "meteor": met, "extrema": _extrema_tok(h, r),
+        "bleu2": 100 * corpus_bleu_from_stats(stats, hl, rl, 2),
+        "bleu4": 100 * corpus_bleu_from_stats(stats, hl, rl, 4),
+        "rouge_l": 100 * sum(p[1] for p in per_pair) / len(h), "meteor": 100 * sum(p[0] for p in per_pair) / len(h),
+        "extrema": _extrema_tok(h, r),
         "dist1": _distinct_tok(h, 1), "dist2": _distinct_tok(h, 2), "dist3": _distinct_tok(h, 3),
     }
     return {k: round(v, 4) for k, v in out.items()} | {"n": len(hyps)}

@@ -190,3 +190,17 @@ def test_fast_extrema_equals_the_torch_per_text_computation(esconv_pairs):
         assert torch.equal(M.extrema_vector(a), vecs[0])
         total += float(torch.nn.functional.cosine_similarity(vecs[0], vecs[1], dim=0))
     assert M.extrema(hyps, refs) == pytest.approx(100 * total / len(hyps), abs=1e-5)
+
+
+@pytest.mark.model
+def test_all_metrics_pooled_equals_serial_and_the_per_metric_functions(esconv_pairs, monkeypatch):
+    from extes.tuning import meteor as F
+
+    hyps, refs = esconv_pairs
+    serial = M.all_metrics(hyps, refs, workers=1)
+    monkeypatch.setattr(F, "POOL_MIN_PAIRS", 10)
+    assert M.all_metrics(hyps, refs, workers=2) == serial
+    each = {"bleu2": M.bleu(hyps, refs, 2), "bleu4": M.bleu(hyps, refs, 4), "rouge_l": M.rouge_l(hyps, refs),
+            "meteor": M.meteor(hyps, refs, workers=1), "extrema": M.extrema(hyps, refs),
+            "dist1": M.distinct(hyps, 1), "dist2": M.distinct(hyps, 2), "dist3": M.distinct(hyps, 3)}
+    assert serial == {k: round(v, 4) for k, v in each.items()} | {"n": 300}
