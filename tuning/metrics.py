@@ -8,9 +8,11 @@ lower-cased. Scores are x100, as in Table 6.
   over pairs. Equals `rouge-score`'s rougeL F-measure when both see the same tokens; rouge-score's own tokenizer
   drops non-alphanumeric tokens (so punctuation never matches there), which the tests check explicitly.
 - METEOR: `nltk.translate.meteor_score.meteor_score` (alpha 0.9, beta 3, gamma 0.5; exact, Porter-stem and
-  WordNet-synonym matching), averaged over pairs; WordNet 3.0 offline (tuning/wordnet.py). Known difference:
-  NLTK 3.10.4's full alignment does not credit WordNet synonyms (its synonym matcher alone does), so in practice
-  it scores exact and stem matches; a test pins this, so an NLTK fix will show up.
+  WordNet-synonym matching), averaged over pairs; WordNet 3.0 offline (tuning/wordnet.py), computed by
+  tuning/meteor.py with equal scores. Known difference: in NLTK 3.10.4's full alignment the synonym stage sees
+  the Porter stems the stem stage leaves, so a synonym counts only where the reference word's stem is itself
+  that synonym ("big"/"large" do not match: stem "larg"); its synonym matcher alone does match them. A test
+  pins this, so an NLTK fix will show up.
 - Vector Extrema (Forgues et al., 2014): per text, each dimension takes the value of largest magnitude over its
   token vectors; score = cosine(hypothesis, reference), averaged over pairs. Token vectors: the input embedding
   table of the embedded SmolLM2-135M (576 dimensions, over its BPE tokens), since no GloVe-style word vectors
