@@ -18,6 +18,7 @@ costs seconds per process. Here:
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import pickle
 import threading
@@ -41,6 +42,7 @@ SUBSTITUTIONS = {
 TABLE_VERSION = 1
 POOL_MIN_PAIRS = 2000  # below this a pool's start-up costs more than it saves
 ALPHA, BETA, GAMMA = 0.9, 3.0, 0.5
+log = logging.getLogger(__name__)
 
 
 class WordNetTable:
@@ -123,6 +125,7 @@ def _load_table() -> WordNetTable:
             return WordNetTable(index, names, exceptions)
         except (OSError, pickle.UnpicklingError, EOFError, ValueError):
             pass  # a damaged cache is rebuilt below
+    log.info("building METEOR's WordNet table once into %s (later runs load it in a fraction of a second)", path)
     table = WordNetTable.build()
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         pickle.dump((table.index, table.names, table.exceptions), f, protocol=pickle.HIGHEST_PROTOCOL)

@@ -49,6 +49,7 @@ def test_morphology_rules_are_nltks():
 
 def test_table_is_cached_and_survives_a_damaged_file(tmp_path, monkeypatch):
     """The pickle exists after first use; a truncated one is read as missing (rebuilt), never crashes."""
+    F.wordnet_table()
     assert F.table_path().exists()
     damaged = tmp_path / "wordnet.pkl"
     damaged.write_bytes(F.table_path().read_bytes()[:1000])
