@@ -137,3 +137,70 @@ def test_perplexity_counts_reply_tokens_only(tmp_path):
         loss = lm.hf_model(input_ids=ids, labels=labels).loss.item()  # HF's own shifted cross-entropy
     assert n == len(reply) and nll / n == pytest.approx(loss, rel=1e-4)
     assert math.exp(nll / n) > 1
+
+
+def _lcs_table(a, b):
+    """The textbook O(len(a) * len(b)) dynamic programme, to check the bit-parallel LCS."""
+    t = [[0] * (len(b) + 1) for _ in range(len(a) + 1)]
+    for i, x in enumerate(a, 1):
+        for j, y in enumerate(b, 1):
+            t[i][j] = t[i - 1][j - 1] + 1 if x == y else max(t[i - 1][j], t[i][j - 1])
+    return t[-1][-1]
+
+
+def test_fast_paths_equal_the_direct_computations_on_real_esconv_pairs(esconv_pairs):
+    """BLEU from shared n-gram counts equals NLTK's corpus_bleu; the bit-parallel LCS equals the DP table."""
+    from nltk.translate.bleu_score import SmoothingFunction, corpus_bleu
+
+    hyps, refs = esconv_pairs
+    h, r = M.tokenize_all(hyps), M.tokenize_all(refs)
+    assert h == [M.tokens(x) for x in hyps]
+    for n in (2, 4):
+        direct = corpus_bleu([[b] for b in r], h, weights=tuple([1.0 / n] * n),
+                             smoothing_function=SmoothingFunction().method1)
+        assert M.bleu(hyps, refs, n) == 100 * direct
+    assert all(M.lcs(a, b) == _lcs_table(a, b) for a, b in zip(h, r, strict=True))
+    assert M.lcs("a b c a b b".split(), "c b a b a".split()) == _lcs_table("abcabb", "cbaba") == 3  # "bab"
+    assert M.distinct(hyps, 2) == pytest.approx(
+        100 * len({g for t in h for g in zip(t, t[1:], strict=False)}) / sum(max(0, len(t) - 1) for t in h))
+    assert M.bleu(["x y"], ["a b"], 2) == 0.0  # no unigram match: NLTK returns 0 before smoothing
+
+
+@pytest.mark.model
+def test_fast_extrema_equals_the_torch_per_text_computation(esconv_pairs):
+    """Token ids from tokenizer.json equal AutoTokenizer's; numpy batches equal torch's per-pair cosine."""
+    import torch
+    from transformers import AutoTokenizer
+
+    from extes.programs.lm.weights import converted_folder, embedded_gguf
+
+    hyps, refs = (x[:100] for x in esconv_pairs)
+    tok, matrix = M._embeddings()
+    auto = AutoTokenizer.from_pretrained(converted_folder(embedded_gguf("smollm2-135m-instruct")))
+    emb = torch.from_numpy(matrix)
+    total = 0.0
+    for a, b in zip(hyps, refs, strict=True):
+        vecs = []
+        for text in (a, b):
+            ids = auto(" ".join(M.tokens(text)), add_special_tokens=False)["input_ids"]
+            assert tok.encode(" ".join(M.tokens(text)), add_special_tokens=False).ids == ids
+            v = emb[torch.tensor(ids)]
+            hi, lo = v.max(dim=0).values, v.min(dim=0).values
+            vecs.append(torch.where(hi.abs() >= lo.abs(), hi, lo))
+        assert torch.equal(M.extrema_vector(a), vecs[0])
+        total += float(torch.nn.functional.cosine_similarity(vecs[0], vecs[1], dim=0))
+    assert M.extrema(hyps, refs) == pytest.approx(100 * total / len(hyps), abs=1e-5)
+
+
+@pytest.mark.model
+def test_all_metrics_pooled_equals_serial_and_the_per_metric_functions(esconv_pairs, monkeypatch):
+    from extes.tuning import meteor as F
+
+    hyps, refs = esconv_pairs
+    serial = M.all_metrics(hyps, refs, workers=1)
+    monkeypatch.setattr(F, "POOL_MIN_PAIRS", 10)
+    assert M.all_metrics(hyps, refs, workers=2) == serial
+    each = {"bleu2": M.bleu(hyps, refs, 2), "bleu4": M.bleu(hyps, refs, 4), "rouge_l": M.rouge_l(hyps, refs),
+            "meteor": M.meteor(hyps, refs, workers=1), "extrema": M.extrema(hyps, refs),
+            "dist1": M.distinct(hyps, 1), "dist2": M.distinct(hyps, 2), "dist3": M.distinct(hyps, 3)}
+    assert serial == {k: round(v, 4) for k, v in each.items()} | {"n": 300}
