@@ -1,7 +1,8 @@
 """Reading the conversation around a message: what the last message means given the turns before it.
 
-Two signals, both from `assets/safety/context.yaml`: a yes to the assistant's own risk question ("are you thinking
-of ending your life?" → "yes, most nights") and a message that continues an earlier crisis turn ("I have the pills
+Three signals, all from `assets/safety/context.yaml`: a yes to the assistant's own risk question ("are you thinking
+of ending your life?" → "yes, most nights"), a no to its safety question ("are you safe at home right now?" →
+"not really. he's drinking now") and a message that continues an earlier crisis turn ("I have the pills
 in front of me" → "I just want to sleep"). Context only ever adds a crisis; it never clears what the message alone
 shows, and an ordinary follow-up after support ("what should I do next?") stays ordinary because nothing before it
 was a crisis and it answers no risk question.
