@@ -141,4 +141,4 @@ def train_cmd(files, out, features, as_json) -> None:
 
 
 TRAINING_FILES = ("labelled.jsonl", "development.jsonl", "development_context.jsonl", "development_multilingual.jsonl",
-                  "development_fresh1.jsonl")
+                  "development_fresh1.jsonl", "development_fresh2.jsonl")

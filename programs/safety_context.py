@@ -1,7 +1,8 @@
 """Reading the conversation around a message: what the last message means given the turns before it.
 
-Two signals, both from `assets/safety/context.yaml`: a yes to the assistant's own risk question ("are you thinking
-of ending your life?" → "yes, most nights") and a message that continues an earlier crisis turn ("I have the pills
+Three signals, all from `assets/safety/context.yaml`: a yes to the assistant's own risk question ("are you thinking
+of ending your life?" → "yes, most nights"), a no to its safety question ("are you safe at home right now?" →
+"not really. he's drinking now") and a message that continues an earlier crisis turn ("I have the pills
 in front of me" → "I just want to sleep"). Context only ever adds a crisis; it never clears what the message alone
 shows, and an ordinary follow-up after support ("what should I do next?") stays ordinary because nothing before it
 was a crisis and it answers no risk question.
@@ -44,6 +45,7 @@ class ContextRules:
     ordinary_chars: int
     ordinary_request: re.Pattern
     risk_words: re.Pattern
+    safety_questions: dict[str, list[re.Pattern]]
 
     def is_ordinary(self, text: str) -> bool:
         """A short request for next steps that names nothing of a crisis (the classifier is not asked)."""
@@ -63,6 +65,8 @@ class ContextRules:
                 ordinary_chars=int(data["ordinary"]["max_chars"]),
                 ordinary_request=re.compile(data["ordinary"]["request"]),
                 risk_words=re.compile(data["ordinary"]["risk_words"]),
+                safety_questions={cat: [re.compile(p) for p in pats]
+                                  for cat, pats in (data.get("safety_questions") or {}).items()},
             )
         except (KeyError, TypeError, ValueError, AttributeError, re.error) as e:
             raise AssetError(f"{path}: {e}; see the comments in the shipped context.yaml for its shape") from None
@@ -82,6 +86,13 @@ def read_context(rules: RuleSet, ctx: ContextRules, text: str, context: list[dic
             for pat in pats:
                 if pat.search(question):
                     return RuleHit(cat, text[:80], f"yes to the risk question {pat.pattern}")
+    # A no to "are you safe (at home) right now?" is the user saying they are not safe.
+    if last["role"] == "assistant" and "?" in last["text"] and ctx.negative.search(t):
+        question = normalize(last["text"])
+        for cat, pats in ctx.safety_questions.items():
+            for pat in pats:
+                if pat.search(question):
+                    return RuleHit(cat, text[:80], f"no to the safety question {pat.pattern}")
     for turn in [turn for turn in recent if turn["role"] == "user"][-2:][::-1]:  # the user's last two turns
         earlier = rules.match(turn["text"])
         if earlier:

@@ -35,8 +35,13 @@ CONTRACTIONS = {
     r"\bkilll+\b": "kill",
     r"\brn\b": "right now", r"\btn\b": "tonight", r"\btmrw\b": "tomorrow", r"\bpls\b": "please",
     r"\bsewer ?slide\b": "suicide", r"\bk\.?m\.?s\b": "kms",
+    # Key words split or abbreviated to get past filters ("sui cide", "s/h", "clean from sh").
+    r"\bsui[ .\-*]+cid(e|al)\b": r"suicid\1", r"\bs/h\b": "self harm",
+    r"\b(from|with|about|my|the|of) sh\b": r"\1 self harm",
+    # "ill" before a verb of harm is "i'll" typed without the apostrophe ("i swear ill stab him").
+    r"\bill(?= (stab|kill|hurt|shoot|murder|end|beat|punch|burn|jump|cut|poison|strangle|make|do it|never))": "i'll",
 }
-LEET = str.maketrans({"1": "i", "3": "e", "0": "o", "4": "a", "@": "a", "$": "s", "5": "s", "7": "t"})
+LEET = str.maketrans({"!": "i", "1": "i", "3": "e", "0": "o", "4": "a", "@": "a", "$": "s", "5": "s", "7": "t"})
 # Words whose misspellings matter most; a token within one edit of one of these (two for the long ones) is read as it.
 # ("overdose" is not one: "overdone" is a word.)
 KEY_WORDS = ("suicide", "suicidal", "myself", "killing", "unalive", "selfharm")
@@ -72,7 +77,7 @@ def _edits_within(a: str, b: str, k: int) -> bool:
 
 def _fix_word(m: re.Match) -> str:
     word = m.group(0)
-    if word[0].isalpha() and any(c.isdigit() or c in "@$" for c in word):
+    if word[0].isalpha() and any(c.isdigit() or c in "@$!" for c in word):
         word = word.translate(LEET)
     if len(word) >= 5 and word not in KEY_WORDS:
         for key in KEY_WORDS:
@@ -85,7 +90,7 @@ def normalize(text: str) -> str:
     """Lower case, quotes straightened, accents dropped, chat spellings expanded, near-misses of key words fixed."""
     t = text.lower().replace("\u2019", "'").replace("\u2018", "'").replace("\u201c", '"').replace("\u201d", '"')
     t = _strip_accents(t).replace("\u00df", "ss")
-    t = re.sub(r"[a-z0-9@$]+", _fix_word, t)
+    t = re.sub(r"[a-z0-9@$]+(?:![a-z0-9@$]+)*", _fix_word, t)
     for pat, rep in CONTRACTIONS.items():
         t = re.sub(pat, rep, t)
     return re.sub(r"\s+", " ", t).strip()

@@ -71,3 +71,11 @@ def test_third_party_gets_its_own_message(rules):
     msg = escalation_message("intl", v.category)
     assert msg != escalation_message("intl") and "stay with them" in msg
     assert "988" in escalation_message("us", "third_party")
+
+
+def test_a_no_to_are_you_safe_is_a_crisis(rules):
+    asked = [{"role": "assistant", "text": "I hear you. Are you safe where you are right now?"}]
+    assert rules.check("not really", asked).crisis
+    assert not rules.check("not really", SUPPORT + [{"role": "assistant", "text": "How was your day?"}]).crisis
+    de = [{"role": "assistant", "text": "Bist du gerade sicher?"}]
+    assert rules.check("nein", de).source == "context"

@@ -78,3 +78,57 @@ def test_a_100000_character_message_is_screened_in_bounded_time(rules):
     assert v.crisis and v.category == "suicide"
     assert not rules.check(filler[:100_000]).crisis
     assert time.process_time() - start < 20  # linear: ~1 s on a quiet core (109 s before windows)
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ("thinking about how to k!ll myself", "thinking about how to kill myself"),
+    ("sui-cidal again", "suicidal again"),
+    ("s/h urges", "self harm urges"),
+    ("i swear ill hurt him", "i swear i'll hurt him"),
+    ("i feel ill today", "i feel ill today"),  # "ill" stays a word before anything but a verb of harm
+])
+def test_normalize_filter_dodges(raw, expected):
+    assert normalize(raw) == expected
+
+
+# Written for the rule families of the second round, in other words than the messages they came from.
+@pytest.mark.parametrize("text", [
+    "my dad is having a heart attack i think",  # medical: events by name
+    "swallowed half a bottle of my nan's sleeping tablets",
+    "took 25 advil this morning and my ears are ringing",
+    "my little brother drank bleach from under the sink",
+    "she's barely breathing and her lips look grey",
+    "i'm 30 weeks pregnant and bleeding heavily",
+    "my son is standing on the railing of the balcony",  # third party
+    "he messaged 'don't try to stop me' and switched his phone off",
+    "my friend is cutting herself in her room and won't let me in",
+    "i've got a knife in my pocket and i'll stab him if he shows up",  # harm to others
+    "what poison wouldn't anyone notice in a cup of coffee",
+    "i keep having thoughts to smother my newborn",
+    "someone is breaking into my house through the kitchen",  # abuse / violence
+    "my employer took my passport and won't let me leave",
+    "a stranger slipped something into my drink",
+    "bought fresh razor blades on the way home",  # self-harm
+    "i deserve to bleed for what i did",
+    "i'm going to get it right this time",  # suicide: a previous attempt
+    "mi marido me está golpeando",
+    "il m'a écrit 'merci pour tout, adieu' et il ne répond pas",
+    "tomei uma caixa inteira de remédio",
+    "ich bringe meinen Chef um, ich hab die Waffe dabei",
+])
+def test_second_round_families(rules, text):
+    assert rules.check(text).crisis, text
+
+
+@pytest.mark.parametrize("text", [
+    "not really suicidal, just burnt out at work",
+    "if my sister takes my charger one more time i'll strangle her lol",
+    "my mum is going to kill me, I forgot her birthday",
+    "I could die of embarrassment after that presentation",
+    "that film's ending really hit me",
+    "i'd sooner jump off a bridge than sing karaoke again",
+    "un vecino que se suicidó hace años",  # the past death of someone else, not a crisis now
+    "ich bin nicht suizidal, nur erschöpft",
+])
+def test_second_round_exemptions(rules, text):
+    assert not rules.check(text).crisis, rules.check(text)
