@@ -79,3 +79,11 @@ def test_a_no_to_are_you_safe_is_a_crisis(rules):
     assert not rules.check("not really", SUPPORT + [{"role": "assistant", "text": "How was your day?"}]).crisis
     de = [{"role": "assistant", "text": "Bist du gerade sicher?"}]
     assert rules.check("nein", de).source == "context"
+
+
+@pytest.mark.parametrize("question", ["Are you safe where you are right now?", "¿Estás a salvo ahora?",
+                                      "Es-tu en sécurité en ce moment ?"])
+def test_a_yes_to_are_you_safe_is_not_a_crisis(rules, question):
+    asked = [{"role": "user", "text": "my dad was yelling again tonight"}, {"role": "assistant", "text": question}]
+    assert not rules.check("yes, I'm safe, he went to bed", asked).crisis
+    assert not rules.check("oui", asked).crisis and not rules.check("sí", asked).crisis
