@@ -13,13 +13,13 @@ import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import dspy
 
 from extes.errors import ModelError
 from extes.programs.lm.registry import Backend, Capabilities, Option
+from extes.programs.lm.response import chat_response
 from extes.programs.lm.weights import EMBEDDED, embedded_gguf
 
 INSTALL_HINT = "pip install 'extes[llamacpp]' (llama-cpp-python)"
@@ -115,19 +115,10 @@ class LlamaCppLM(dspy.BaseLM):
                     yield piece
 
     def forward(self, prompt=None, messages=None, **kwargs):
-        messages = messages or [{"role": "user", "content": prompt or ""}]
-        n = int(kwargs.pop("n", 1) or 1)
         kwargs.pop("rollout_id", None)
         kwargs.pop("cache", None)
-        choices, p_tok, c_tok = [], 0, 0
-        for _ in range(n):
-            text, p_tok, c = self.generate(messages, **kwargs)
-            c_tok += c
-            choices.append({"index": len(choices), "finish_reason": "stop",
-                            "message": {"role": "assistant", "content": text}})
-        return SimpleNamespace(model=self.model, choices=choices,
-                               usage={"prompt_tokens": p_tok, "completion_tokens": c_tok,
-                                      "total_tokens": p_tok + c_tok})
+        n = int(kwargs.pop("n", 1) or 1)
+        return chat_response(self, messages or [{"role": "user", "content": prompt or ""}], n, **kwargs)
 
     # -- scoring ----------------------------------------------------------------------------------------------
     def _last_logprobs(self):

@@ -10,7 +10,6 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import dspy
@@ -19,12 +18,12 @@ from extes.errors import ModelError
 from extes.programs.lm.batching import batcher_for
 from extes.programs.lm.context import fit_messages
 from extes.programs.lm.registry import Backend, Capabilities, Option
+from extes.programs.lm.response import memoized_forward
 from extes.programs.lm.split_gguf import SPLIT_MODELS, assemble
 from extes.programs.lm.weights import resolve_local
 
 log = logging.getLogger(__name__)
 
-MEMO_SIZE = 4096
 
 
 class LocalLM(dspy.BaseLM):
@@ -155,31 +154,7 @@ class LocalLM(dspy.BaseLM):
         worker.join()
 
     def forward(self, prompt=None, messages=None, **kwargs):
-        messages = messages or [{"role": "user", "content": prompt or ""}]
-        n = int(kwargs.pop("n", 1) or 1)
-        rollout = kwargs.pop("rollout_id", None)
-        use_cache = kwargs.pop("cache", self.cache)
-        # DSPy does not cache legacy BaseLM calls, so identical calls are cached here (in memory, per process, the
-        # most recent MEMO_SIZE); a call with a rollout_id asks for a fresh sample and is neither served nor kept.
-        use_cache = use_cache and rollout is None
-        key = json.dumps([messages, {**self.kwargs, **kwargs}, n], sort_keys=True, default=str)
-        if use_cache and key in self._memo:
-            self._memo.move_to_end(key)
-            return self._memo[key]
-        choices, p_tok, c_tok = [], 0, 0
-        for _ in range(n):
-            text, p_tok, c = self.generate(messages, **kwargs)
-            c_tok += c
-            choices.append({"index": len(choices), "finish_reason": "stop",
-                            "message": {"role": "assistant", "content": text}})
-        response = SimpleNamespace(model=self.model, choices=choices,
-                                   usage={"prompt_tokens": p_tok, "completion_tokens": c_tok,
-                                          "total_tokens": p_tok + c_tok})
-        if use_cache:
-            self._memo[key] = response
-            if len(self._memo) > MEMO_SIZE:
-                self._memo.popitem(last=False)
-        return response
+        return memoized_forward(self, self._memo, prompt, messages, **kwargs)
 
     # -- scoring ----------------------------------------------------------------------------------------------
     def score_choices(self, messages: list[dict[str, str]], choices: list[str], prefix: str = "") -> list[float]:

@@ -10,7 +10,6 @@ tokenizer, and `score_choices` so the project's adapter picks `Literal` outputs 
 from __future__ import annotations
 
 import atexit
-import json
 import logging
 import os
 import threading
@@ -18,17 +17,16 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import dspy
 
 from extes.errors import ModelError
+from extes.programs.lm.response import memoized_forward
 
 log = logging.getLogger(__name__)
 
 INSTALL = 'CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_OPENMP=OFF" pip install "llama-cpp-python>=0.3" (or: make teacher)'
-MEMO_SIZE = 4096
 _LOADED: dict[tuple[str, int], Any] = {}
 
 
@@ -112,30 +110,7 @@ class TeacherLM(dspy.BaseLM):
                     yield piece
 
     def forward(self, prompt=None, messages=None, **kwargs):
-        messages = messages or [{"role": "user", "content": prompt or ""}]
-        n = int(kwargs.pop("n", 1) or 1)
-        rollout = kwargs.pop("rollout_id", None)
-        # Identical calls are served from memory (DSPy does not cache BaseLM subclasses); a rollout_id asks for a
-        # fresh sample, so it is neither served nor kept.
-        use_cache = kwargs.pop("cache", self.cache) and rollout is None
-        key = json.dumps([messages, {**self.kwargs, **kwargs}, n], sort_keys=True, default=str)
-        if use_cache and key in self._memo:
-            self._memo.move_to_end(key)
-            return self._memo[key]
-        choices, p_tok, c_tok = [], 0, 0
-        for _ in range(n):
-            text, p_tok, c = self.generate(messages, **kwargs)
-            c_tok += c
-            choices.append({"index": len(choices), "finish_reason": "stop",
-                            "message": {"role": "assistant", "content": text}})
-        response = SimpleNamespace(model=self.model, choices=choices,
-                                   usage={"prompt_tokens": p_tok, "completion_tokens": c_tok,
-                                          "total_tokens": p_tok + c_tok})
-        if use_cache:
-            self._memo[key] = response
-            if len(self._memo) > MEMO_SIZE:
-                self._memo.popitem(last=False)
-        return response
+        return memoized_forward(self, self._memo, prompt, messages, **kwargs)
 
     # -- scoring ----------------------------------------------------------------------------------------------
     def prompt_tokens(self, messages: list[dict[str, str]]) -> list[int]:
