@@ -59,12 +59,12 @@ def _options(f):
 def _run(method, data, valid, variant, base, out, max_steps, batch_size, grad_accum, lr, seq_len, lora_r,
          lora_targets, adapter_len, adapter_layers, last_turn_only, gradient_checkpointing, checkpoint_layers,
          compile_, log_every, eval_every, save_every, resume, stop_after, precision, seed, quiet, as_json):
-    from extes.corpus.atomic import claim_output_dir
+    from extes.corpus.atomic import check_output_dir, claim_output_dir
     from extes.corpus.formats import ReadOptions, read_corpus
     from extes.corpus.provenance import content_sha256
     from extes.corpus.split import split_dialogues
     from extes.tuning.sft import chat_samples, clm_samples
-    from extes.tuning.trainer import TuneConfig, load_base, train
+    from extes.tuning.trainer import TuneConfig, check_lora_targets, load_base, train
 
     cfg = TuneConfig(method=method, base=base, variant=variant, max_steps=max_steps, batch_size=batch_size,
                      grad_accum=grad_accum, lr=lr, seq_len=seq_len, lora_r=lora_r,
@@ -75,7 +75,7 @@ def _run(method, data, valid, variant, base, out, max_steps, batch_size, grad_ac
                      eval_every=eval_every,
                      save_every=save_every, resume=resume, stop_after=stop_after, precision=precision,
                      seed=seed, data_sha256=":".join(filter(None, (content_sha256(data), content_sha256(valid)))))
-    claim_output_dir(out, "tune")
+    check_output_dir(out, "tune")  # before any compute; the folder is made only once the inputs have been read
     opts = ReadOptions(unknown_labels="keep")
     dialogues = read_corpus(data, None, opts).dialogues
     if valid:
@@ -84,6 +84,9 @@ def _run(method, data, valid, variant, base, out, max_steps, batch_size, grad_ac
         parts = split_dialogues(dialogues, seed=seed, ratios=(0.9, 0.1, 0.0))
         dialogues, valid_d = parts["train"], parts["valid"]
     tok, model, model_id, _ = load_base(base)
+    if method == "lora":
+        check_lora_targets(model, cfg.lora_targets)
+    claim_output_dir(out, "tune")
     if method == "clm":
         tr, va = clm_samples(dialogues, tok, variant=variant, max_len=seq_len), \
             clm_samples(valid_d, tok, variant=variant, max_len=seq_len)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from extes.corpus.assets import assets_dir, read_yaml
-from extes.corpus.atomic import write_text_atomic
+from extes.corpus.atomic import claim_output_dir, write_text_atomic
 from extes.corpus.formats import ReadOptions, read_corpus
 from extes.corpus.formats.esconv_tsv import read_tsv_samples
 from extes.corpus.labels import extes_to_esconv, normalizer
@@ -123,7 +123,7 @@ def run_benchmark(lm, test: Path, out: Path, *, limit: int | None = None, predic
     sha = file_sha256(test)
     samples = load_test(test, limit)
     check_resume(out, test, sha)
-    out.mkdir(parents=True, exist_ok=True)
+    claim_output_dir(out, "evaluate")  # a benchmark folder is an evaluate run with benchmark.json beside it
     pinned = {"test": str(test), "test_sha256": sha, "n": len(samples), "limit": limit, "predictor": predictor,
               "sample_ids": [s["id"] for s in samples], "gold": [s["gold_strategy"] for s in samples],
               "metric_variants": METRIC_VARIANTS,
