@@ -42,8 +42,8 @@ class Handler(JSONHandlerBase, BaseHTTPRequestHandler):
             return self.send_json(429, {"error": {"message": "Rate limit reached", "type": "rate_limit_error"}})
         if fault == "500":
             return self.send_json(500, {"error": {"message": "internal error", "type": "server_error"}})
-        if fault == "timeout":
-            time.sleep(3)
+        if fault == "timeout":  # far past the client's --timeout, so a slow (busy) machine cannot blur the two
+            time.sleep(8)
             return self.send_json(200, chat_completion(body["model"], "{}", 1200, 700))
         if fault == "malformed":
             content = '{"scene": "Anxiety and Panic", "description": "cut off'
@@ -71,7 +71,7 @@ def test_every_fault_gets_its_reason_code(cli, server, tmp_path, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     run = tmp_path / "run"
     code, out, err = cli("synthesize", "-m", "openai/gpt-4o-mini", "--api-base", server, "--target", "4",
-                         "--workers", "8", "--retries", "1", "--backoff", "0.05", "--timeout", "1",
+                         "--workers", "8", "--retries", "1", "--backoff", "0.05", "--timeout", "3",
                          "--scenes", ";".join(FAULTS),
                          "--out", run, "--json")
     assert code == 0, err
