@@ -49,16 +49,9 @@ def reply(message, strategy, model, adapter, api_base, history, locale, program,
     canonical_strategy(strategy)
     turns = read_history(history)
     lm = load_lm(model, adapter=str(adapter) if adapter else None, api_base=api_base, max_tokens=max_tokens)
-    supporter = None
-    if program:
-        from extes.errors import InputError
-        from extes.programs.supporter import Supporter
+    from extes.programs.supporter import load_supporter
 
-        supporter = Supporter()
-        try:
-            supporter.load(str(program))
-        except Exception as e:  # noqa: BLE001 - any load failure is the user's file
-            raise InputError(f"--program {program}: not a saved Supporter ({str(e)[:120]})") from None
+    supporter = load_supporter(program) if program else None
     out = respond(lm, turns, message, strategy=strategy, locale=locale, supporter=supporter)
     if as_json:
         emit_json({"model": model, **out})

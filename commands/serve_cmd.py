@@ -40,7 +40,7 @@ def build_engine(model: str, adapters: dict[str, Path], program: Path | None, ap
     """Load the base model, every adapter (each on its own merged copy) and the program; check all before serving."""
     from extes.programs.lm import load_lm
     from extes.programs.serve.engine import Engine
-    from extes.programs.supporter import Supporter
+    from extes.programs.supporter import load_supporter
 
     if adapters and not model.startswith("local/"):
         raise InputError(f"--adapter needs a local/ base model; {model!r} is not local")
@@ -48,13 +48,7 @@ def build_engine(model: str, adapters: dict[str, Path], program: Path | None, ap
     models = {served_name(model): load_lm(model, api_base=api_base, **kwargs)}
     for name, folder in adapters.items():
         models[name] = load_lm(model, adapter=str(folder), **kwargs)
-    supporter = None
-    if program:
-        supporter = Supporter()
-        try:
-            supporter.load(str(program))
-        except Exception as e:  # noqa: BLE001 - any load failure is the user's file
-            raise InputError(f"--program {program}: not a saved Supporter ({str(e)[:120]})") from None
+    supporter = load_supporter(program) if program else None
     return Engine(models, program=supporter, locale=locale, log_messages=log_messages)
 
 

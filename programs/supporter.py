@@ -8,6 +8,7 @@ import re
 import dspy
 
 from extes.corpus.assets import load_taxonomy
+from extes.errors import InputError
 from extes.signatures.support import RespondWithStrategy, SelectStrategy
 
 log = logging.getLogger(__name__)
@@ -50,3 +51,13 @@ class Supporter(dspy.Module):
         # A model tuned on the `strategies` variant starts its reply with "[Strategy]"; the label is shown apart.
         reply = re.sub(r"^\s*\[[^\]\n]{2,48}\]\s*", "", reply)
         return dspy.Prediction(strategy=strategy, reply=reply, strategy_fallback=fallback)
+
+
+def load_supporter(path, option: str = "--program") -> Supporter:
+    """A compiled or distilled Supporter saved at `path`, or a one-line InputError naming `option` and the file."""
+    supporter = Supporter()
+    try:
+        supporter.load(str(path))
+    except Exception as e:  # noqa: BLE001 - any load failure is the user's file
+        raise InputError(f"{option} {path}: not a saved Supporter ({str(e)[:120]})") from None
+    return supporter
