@@ -23,21 +23,12 @@ from typing import Any
 from extes.corpus.atomic import write_text_atomic
 from extes.errors import InputError, ModelError
 from extes.programs.lm import DEFAULT_MODEL, backend_for
+from extes.programs.lm.q4 import cpu_has_native_bf16
 from extes.programs.lm.weights import resolve_local
 
 log = logging.getLogger(__name__)
 METHODS = ("lora", "adapter", "clm")
 PRECISIONS = ("auto", "fp32", "bf16")
-
-
-def cpu_has_native_bf16() -> bool:
-    """True on x86 CPUs with AVX-512-BF16 or AMX (Linux /proc/cpuinfo), where bf16 autocast speeds matmuls up;
-    elsewhere bf16 on the CPU is emulated and slower than fp32."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
 def autocast_dtype(precision: str):

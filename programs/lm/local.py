@@ -250,7 +250,9 @@ def _load(folder: Path, adapter: str | None, precision: str = "fp32"):
     kernel and keeps the rest in bf16: a quarter of bf16's bytes, weights within bf16 rounding of the GGUF's.
     Requantizing (int8) (dynamic or
     per-channel) broke SmolLM2-135M's output and is not offered (benchmarks/README.md). `auto` is q4 where the
-    kernel exists, else bf16. An adapter is merged into the weights before the cast (its merged linears are no
+    kernel exists and the CPU has native bf16 (AVX-512-BF16, AMX), fp32 on other CPUs (AVX2: bf16 and the int4
+    kernel are emulated there, ~8x slower prefill; measured in benchmarks/README.md), else bf16. An adapter is
+    merged into the weights before the cast (its merged linears are no
     longer 4-bit, so they stay bf16).
     """
     key = (str(folder), adapter, precision)
@@ -269,14 +271,17 @@ def _load(folder: Path, adapter: str | None, precision: str = "fp32"):
     stored = json.loads((Path(folder) / "config.json").read_text()).get("dtype")
     dtype = torch.bfloat16 if stored == "bfloat16" and precision != "fp32" else torch.float32
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
+    from extes.programs.lm import q4
+
+    if precision == "auto" and not q4.cpu_has_native_bf16() and dtype == torch.float32:
+        # Without native bf16 (AVX2 CPUs) fp32 is the fastest: the int4 kernel and bf16 are emulated there.
+        precision = "fp32"
     if adapter:
         model = apply_adapter(model, Path(adapter))
         if precision != "fp32":
             model = model.merge_and_unload()
     model.eval()
     if precision in ("auto", "q4"):
-        from extes.programs.lm import q4
-
         if q4.available():
             packed, kept = q4.pack_q4(model, None if adapter else Path(folder) / q4.cache_name())
             log.info("q4: %d linears packed from their 4-bit codes, %d kept as floats", packed, kept)
