@@ -12,21 +12,17 @@ project's trainer in fp32, so the gain can be told apart: padding, head, precisi
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import sys
 import tempfile
 import time
 
+from _common import parse_options
+
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--steps", type=int, default=10)
-    ap.add_argument("--batch-size", type=int, default=4)
-    ap.add_argument("--seq-len", type=int, default=512)
-    ap.add_argument("--json", action="store_true")
-    args = ap.parse_args()
+    args = parse_options(__doc__, steps=10, batch_size=4, seq_len=512)
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import Trainer, TrainingArguments

@@ -9,7 +9,6 @@ per-sample hypotheses and the aggregate scores are identical and prints the spee
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -17,6 +16,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _common import parse_options
 
 EXTES = str(Path(sys.executable).with_name("extes"))
 
@@ -26,12 +27,7 @@ def run(args: list[str]) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--limit", type=int, default=16)
-    ap.add_argument("--max-tokens", type=int, default=48)
-    ap.add_argument("--workers", type=int, default=8)
-    ap.add_argument("--json", action="store_true")
-    a = ap.parse_args()
+    a = parse_options(__doc__, limit=16, max_tokens=48, workers=8)
     tmp = Path(tempfile.mkdtemp(prefix="extes-evalbench-"))
     run(["data", "split", "assets/seeds", str(tmp / "splits"), "--seed", "0"])
     out = {}

@@ -15,12 +15,12 @@ matrices are left out), against a bf16 8192³ matmul measured in the same run.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import time
 
 import torch
+from _common import parse_options
 
 
 def matmul_peak() -> float:
@@ -90,14 +90,8 @@ def run(model, *, compiled: bool, ckpt: bool, bs: int, seq: int, steps: int, war
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--bs", type=int, default=8)
-    ap.add_argument("--seq", type=int, default=512)
-    ap.add_argument("--steps", type=int, default=10)
-    ap.add_argument("--warm", type=int, default=3)
-    ap.add_argument("--recipes", default="plain,plain_ckpt,compiled,compiled_ckpt,compiled_ckpt16,compiled_ckpt12")
-    ap.add_argument("--json", action="store_true")
-    args = ap.parse_args()
+    args = parse_options(__doc__, bs=8, seq=512, steps=10, warm=3,
+                         recipes="plain,plain_ckpt,compiled,compiled_ckpt,compiled_ckpt16,compiled_ckpt12")
     out = os.environ.get("OUT")
     result = {"card": torch.cuda.get_device_name(), "torch": torch.__version__}
     import peft

@@ -10,7 +10,6 @@ also for the bf16 and fp32 rows); llama.cpp decodes the same chat with the same 
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import json
 import os
@@ -19,6 +18,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from _common import parse_options
 
 PROMPT = [{"role": "user", "content": "I failed my exam again and I feel worthless. What should I do?"}]
 
@@ -83,10 +84,7 @@ def reply_peak_rss_mb() -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--tokens", type=int, default=128)
-    ap.add_argument("--json", action="store_true")
-    args = ap.parse_args()
+    args = parse_options(__doc__, tokens=128)
     # First, while this process is still small: a forked child's peak RSS counts the parent's pages it started with.
     peak_rss = reply_peak_rss_mb()
     import torch

@@ -11,7 +11,6 @@ level. Peak RSS of each server process is sampled every 50 ms.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import socket
@@ -25,6 +24,7 @@ from pathlib import Path
 
 import httpx
 import psutil
+from _common import parse_options
 
 EXTES = str(Path(sys.executable).with_name("extes"))
 MSG = [{"role": "user", "content": "I failed my exam again and I feel like I'm letting everyone down."}]
@@ -98,14 +98,7 @@ def level(url: str, model: str, clients: int, per_client: int, max_tokens: int) 
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--levels", default="1,4,16")
-    ap.add_argument("--per-client", type=int, default=2)
-    ap.add_argument("--max-tokens", type=int, default=32)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--skip-llamacpp", action="store_true")
-    ap.add_argument("--json", action="store_true")
-    a = ap.parse_args()
+    a = parse_options(__doc__, levels="1,4,16", per_client=2, max_tokens=32, threads=2, skip_llamacpp=False)
     from extes.programs.lm.weights import embedded_gguf
 
     env = {**os.environ, "EXTES_THREADS": str(a.threads)}

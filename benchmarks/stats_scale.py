@@ -8,7 +8,6 @@ averages 18.2 utterances of 26 tokens) and written once to a temporary folder; e
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import resource
@@ -17,6 +16,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _common import parse_options
 
 
 def build(n: int, path: Path) -> None:
@@ -68,10 +69,7 @@ def tokenizer_baseline(path: Path) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sizes", default="10000,30000,100000")
-    ap.add_argument("--json", action="store_true")
-    args = ap.parse_args()
+    args = parse_options(__doc__, sizes="10000,30000,100000")
     rows, baseline = [], None
     with tempfile.TemporaryDirectory() as tmp:
         for n in [int(x) for x in args.sizes.split(",")]:

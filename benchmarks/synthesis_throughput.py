@@ -9,7 +9,6 @@ Ideal throughput with W workers and a server delay D is W / D calls per second; 
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import socket
@@ -17,6 +16,8 @@ import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from _common import parse_options
 
 from extes.programs.lm.scripted_dialogues import compose_record
 
@@ -74,12 +75,7 @@ def run(workers: int, target: int, base: str, round_size: int = 0) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--workers", type=int, default=16)
-    ap.add_argument("--target", type=int, default=160)
-    ap.add_argument("--delay", type=float, default=0.3)
-    ap.add_argument("--json", action="store_true")
-    args = ap.parse_args()
+    args = parse_options(__doc__, workers=16, target=160, delay=0.3)
     Handler.delay = args.delay
     os.environ.setdefault("OPENAI_API_KEY", "sk-local-benchmark")
     srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

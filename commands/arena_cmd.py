@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from extes.commands.common import emit_json, json_option, quiet_option
+from extes.commands.common import bootstrap_option, emit_json, folder_argument, json_option, quiet_option
 
 
 @click.group("arena")
@@ -81,7 +81,7 @@ def cards_cmd(sources, more, n, crisis, out, model, seed, as_json) -> None:
 @click.option("--rubrics", is_flag=True, help="Also score each transcript on ESC-Eval's seven 0-4 rubrics.")
 @click.option("--rules-only-safety", is_flag=True, help="Crisis rules without the learned classifier (faster).")
 @click.option("--locale", default=None, help="Crisis resources locale (us, intl).")
-@click.option("--bootstrap", type=int, default=500, show_default=True, help="Bootstrap resamples of the cards.")
+@bootstrap_option("Bootstrap resamples of the cards.")
 @click.option("--prices", type=click.Path(path_type=Path), help="A price table like assets/prices.yaml.")
 @quiet_option
 @json_option
@@ -121,8 +121,8 @@ def run_cmd(supporters, cards, turns, seeker, judge, judge_program, out, seed, r
 
 
 @arena.command("report")
-@click.argument("run", type=click.Path(path_type=Path, exists=True, file_okay=False))
-@click.option("--bootstrap", type=int, default=500, show_default=True)
+@folder_argument("run")
+@bootstrap_option()
 @json_option
 def report_cmd(run, bootstrap, as_json) -> None:
     """Recompute the report of an arena RUN folder (Table 9, ratings, biases).

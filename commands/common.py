@@ -14,6 +14,7 @@ import os
 import sys
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import click
@@ -37,6 +38,16 @@ PROBABILITY = _Float(0, 1)  # a threshold or ratio in [0, 1]
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress output on stderr.")
+
+
+def bootstrap_option(help: str = "Bootstrap resamples for the confidence intervals."):  # noqa: A002 - click's name
+    """`--bootstrap N` (default 500) of every report with confidence intervals."""
+    return click.option("--bootstrap", type=int, default=500, show_default=True, help=help)
+
+
+def folder_argument(name: str):
+    """A positional argument naming a folder that must exist (a run folder, a study)."""
+    return click.argument(name, type=click.Path(path_type=Path, exists=True, file_okay=False))
 
 
 def emit_json(obj: Any) -> None:

@@ -40,41 +40,47 @@ def _api_base(ctx: click.Context) -> str | None:
     return None
 
 
+# The fix for an OSError, by its kind or its errno: the first row that matches answers.
+_OS_FIXES: tuple[tuple[tuple[type[OSError], ...], tuple[int, ...], str], ...] = (
+    ((PermissionError,), (errno.EACCES, errno.EPERM),
+     "permission denied; choose a path you can write (or read), or fix its permissions"),
+    ((IsADirectoryError,), (), "is a folder; give a file path"),
+    ((FileExistsError,), (), "exists and is not a folder; choose another path"),
+    ((NotADirectoryError,), (), "a part of this path is a file, not a folder; choose another path"),
+    ((FileNotFoundError,), (),
+     "no such file or folder; check the path (a folder to write in must exist or be creatable)"),
+    ((), (errno.ENOSPC,), "no space left on the device; free some space and rerun"),
+    ((), (errno.EROFS,), "the file system is read-only; write somewhere else"),
+)
+
+# What an LM failure means, by DSPy's exception class (in dspy.utils.exceptions); the first match answers.
+_LM_FIXES = (
+    ("LMTransportError", "cannot reach {where} ({first}); start the server (or fix --api-base, or check the network)"),
+    ("LMAuthError", "{where} refused the key ({first}); set a valid OPENAI_API_KEY"),
+    ("LMRateLimitError", "{where} is rate-limiting ({first}); wait and rerun, or lower --workers"),
+    ("LMTimeoutError", "{where} timed out ({first}); rerun, or raise --timeout"),
+)
+
+
 def _os_error(e: OSError) -> str:
     path = e.filename if e.filename is not None else "a file"
     if e.filename2 is not None:
         path = f"{path} -> {e.filename2}"
-    if isinstance(e, PermissionError) or e.errno in (errno.EACCES, errno.EPERM):
-        return f"{path}: permission denied; choose a path you can write (or read), or fix its permissions"
-    if isinstance(e, IsADirectoryError):
-        return f"{path}: is a folder; give a file path"
-    if isinstance(e, FileExistsError):
-        return f"{path}: exists and is not a folder; choose another path"
-    if isinstance(e, NotADirectoryError):
-        return f"{path}: a part of this path is a file, not a folder; choose another path"
-    if isinstance(e, FileNotFoundError):
-        return f"{path}: no such file or folder; check the path (a folder to write in must exist or be creatable)"
-    if e.errno == errno.ENOSPC:
-        return f"{path}: no space left on the device; free some space and rerun"
-    if e.errno == errno.EROFS:
-        return f"{path}: the file system is read-only; write somewhere else"
+    for kinds, errnos, fix in _OS_FIXES:
+        if isinstance(e, kinds) or e.errno in errnos:
+            return f"{path}: {fix}"
     return f"{path}: {e.strerror or type(e).__name__}; check the path"
 
 
 def _lm_error(e: Exception, ctx: click.Context) -> str:
-    from dspy.utils.exceptions import LMAuthError, LMRateLimitError, LMTimeoutError, LMTransportError
+    from dspy.utils import exceptions
 
     base = _api_base(ctx)
     where = f"the LM server at {redact(base)}" if base else "the LM provider"
     first = one_line(str(e).splitlines()[0] if str(e) else type(e).__name__, 200)
-    if isinstance(e, LMTransportError):
-        return f"cannot reach {where} ({first}); start the server (or fix --api-base, or check the network)"
-    if isinstance(e, LMAuthError):
-        return f"{where} refused the key ({first}); set a valid OPENAI_API_KEY"
-    if isinstance(e, LMRateLimitError):
-        return f"{where} is rate-limiting ({first}); wait and rerun, or lower --workers"
-    if isinstance(e, LMTimeoutError):
-        return f"{where} timed out ({first}); rerun, or raise --timeout"
+    for name, fix in _LM_FIXES:
+        if isinstance(e, getattr(exceptions, name)):
+            return fix.format(where=where, first=first)
     return f"the LM call to {where} failed ({first}); check the model name and the server"
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from extes.commands.common import emit_json, json_option
+from extes.commands.common import bootstrap_option, emit_json, folder_argument, json_option
 
 
 @click.group("human-eval")
@@ -63,8 +63,8 @@ def serve_cmd(supporters, out, min_turns, host, port, locale, rules_only_safety)
 
 
 @human_eval.command("report")
-@click.argument("study", type=click.Path(path_type=Path, exists=True, file_okay=False))
-@click.option("--bootstrap", type=int, default=500, show_default=True)
+@folder_argument("study")
+@bootstrap_option()
 @json_option
 def report_cmd(study, bootstrap, as_json) -> None:
     """Print Table 9 for STUDY: win/tie/loss per pair and criterion, participants, Fleiss' kappa.
@@ -86,7 +86,7 @@ def report_cmd(study, bootstrap, as_json) -> None:
 
 
 @human_eval.command("agreement")
-@click.argument("study", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@folder_argument("study")
 @click.option("--judge", default="scripted", show_default=True, help="The judge's model.")
 @click.option("--program", type=click.Path(path_type=Path, exists=True, dir_okay=False),
               help="A compiled judge (extes compile judge).")

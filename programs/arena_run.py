@@ -31,6 +31,7 @@ from extes.programs.arena_judge import PairwiseJudge, RubricJudge, render_transc
 from extes.programs.arena_supporters import LiveSupporter, LMPool, SupporterSpec
 from extes.programs.costs import cost_usd
 from extes.programs.safety import SafetyChecker, escalation_message
+from extes.programs.saved import load_saved
 from extes.programs.seeker import SeekerSimulator, seeker_view
 from extes.signatures.arena import RoleCard
 from extes.signatures.dialogue import Dialogue, Meta, Turn
@@ -87,11 +88,7 @@ class ArenaRun:
         self.judge_lm = self.pool.get(cfg.judge)
         self.seeker, self.judge, self.rubric_judge = SeekerSimulator(), PairwiseJudge(), RubricJudge()
         if cfg.judge_program:
-            try:
-                self.judge.load(cfg.judge_program)
-            except Exception as e:  # noqa: BLE001 - any load failure is the user's file
-                raise InputError(f"--judge-program {cfg.judge_program}: not a compiled judge ({str(e)[:90]})") \
-                    from None
+            load_saved(self.judge, cfg.judge_program, "--judge-program", "a compiled judge")
         self._write_manifest()
 
     # -- manifest -----------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from pathlib import Path
 from extes.errors import InputError
 from extes.programs.lm import load_lm
 from extes.programs.runtime import respond
-from extes.programs.supporter import Supporter
+from extes.programs.supporter import Supporter, load_supporter
 
 
 @dataclass(frozen=True)
@@ -93,13 +93,7 @@ class LiveSupporter:
     def __init__(self, spec: SupporterSpec, pool: LMPool, checker, locale: str | None = None):
         self.spec, self.checker, self.locale = spec, checker, locale
         self.lm = pool.get(spec.model, spec.adapter)
-        self.program = Supporter()
-        if spec.program:
-            try:
-                self.program.load(spec.program)
-            except Exception as e:  # noqa: BLE001 - any load failure is the user's file
-                raise InputError(f"--supporters: program {spec.program}: not a saved Supporter ({str(e)[:90]})") \
-                    from None
+        self.program = load_supporter(spec.program, "--supporters: program") if spec.program else Supporter()
 
     def reply(self, history: list[dict], message: str) -> dict:
         """{reply, strategy, crisis, ...} for `message` after `history`."""

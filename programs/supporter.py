@@ -8,7 +8,7 @@ import re
 import dspy
 
 from extes.corpus.assets import load_taxonomy
-from extes.errors import InputError
+from extes.programs.saved import load_saved
 from extes.signatures.support import RespondWithStrategy, SelectStrategy
 
 log = logging.getLogger(__name__)
@@ -55,9 +55,4 @@ class Supporter(dspy.Module):
 
 def load_supporter(path, option: str = "--program") -> Supporter:
     """A compiled or distilled Supporter saved at `path`, or a one-line InputError naming `option` and the file."""
-    supporter = Supporter()
-    try:
-        supporter.load(str(path))
-    except Exception as e:  # noqa: BLE001 - any load failure is the user's file
-        raise InputError(f"{option} {path}: not a saved Supporter ({str(e)[:120]})") from None
-    return supporter
+    return load_saved(Supporter(), path, option, "a saved Supporter")

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
 
 from extes.corpus import textio
+from extes.corpus.formats.jsonerr import parse_array_prefix
 from extes.corpus.labels import esconv_to_extes, normalizer
 from extes.errors import InputError
-from extes.signatures.dialogue import Turn
+from extes.signatures.dialogue import Dialogue, Turn
 
 
 class RecordError(Exception):
@@ -37,6 +42,21 @@ class ReadResult:
         if not opts.skip_invalid:
             raise InputError(f"{where}: {problem}")
         self.skipped.append(f"{where}: {problem}")
+
+    def add(self, opts: ReadOptions, where: str, build: Callable[..., Dialogue], *args: Any) -> None:
+        """The one record step of every reader: `build(*args)` appended, or its RecordError raised or skipped."""
+        try:
+            self.dialogues.append(build(*args))
+        except RecordError as e:
+            self.skip_or_raise(opts, where, str(e))
+
+
+def build_dialogue(**fields: Any) -> Dialogue:
+    """A Dialogue from its fields; pydantic's refusal becomes a RecordError (the reader adds file and index)."""
+    try:
+        return Dialogue(**fields)
+    except ValidationError as e:
+        raise RecordError(e.errors()[0]["msg"]) from None
 
 
 def record_where(path: Path, index: int, line: int | None = None) -> str:
@@ -78,8 +98,6 @@ def read_text(path: Path) -> str:
 
 def load_json_list(path: Path, opts: ReadOptions, result: ReadResult) -> list:
     """The records of a file holding one JSON list; a broken file names the record and line where it breaks."""
-    from extes.corpus.formats.jsonerr import parse_array_prefix
-
     text = read_text(path)
     items, bad, message = parse_array_prefix(text)
     if bad is not None:
@@ -90,3 +108,11 @@ def load_json_list(path: Path, opts: ReadOptions, result: ReadResult) -> list:
             raise InputError(f"{where}: {message}; the file is truncated or malformed, re-export it or fix the JSON")
         result.skipped.append(f"{where}: {message}; this record and everything after it were skipped")
     return items
+
+
+def read_json_records(path: Path, opts: ReadOptions, to_dialogue: Callable[..., Dialogue]) -> ReadResult:
+    """Read a file holding one JSON list: `to_dialogue(record, index, path, opts)` for each record."""
+    result = ReadResult()
+    for i, rec in enumerate(load_json_list(path, opts, result)):
+        result.add(opts, record_where(path, i), to_dialogue, rec, i, path, opts)
+    return result

@@ -11,16 +11,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from extes.corpus.atomic import write_text_atomic
 from extes.corpus.formats.base import (
     ReadOptions,
     ReadResult,
     RecordError,
+    build_dialogue,
     labelled_turn,
-    load_json_list,
-    record_where,
+    read_json_records,
 )
 from extes.signatures.dialogue import Dialogue, Meta
 
@@ -67,29 +65,18 @@ def record_to_dialogue(rec: object, index: int, path: Path, opts: ReadOptions) -
         flags=flags,
         esconv={**{k: rec[k] for k in KEPT if k in rec}, "feedback": feedback, "stripped": stripped},
     )
-    try:
-        return Dialogue(
-            id=str(rec.get("id") or f"{path.stem}-{index:04d}"),
-            scene=str(rec.get("problem_type") or "unknown").strip(),
-            description=str(rec.get("situation") or "").strip(),
-            turns=turns,
-            meta=meta,
-        )
-    except ValidationError as e:
-        raise RecordError(e.errors()[0]["msg"]) from None
+    return build_dialogue(
+        id=str(rec.get("id") or f"{path.stem}-{index:04d}"),
+        scene=str(rec.get("problem_type") or "unknown").strip(),
+        description=str(rec.get("situation") or "").strip(),
+        turns=turns,
+        meta=meta,
+    )
 
 
 def read_esconv(path: Path, opts: ReadOptions) -> ReadResult:
     """Read an ESConv.json-format file."""
-    result = ReadResult()
-    for i, rec in enumerate(load_json_list(path, opts, result)):
-        try:
-            d = record_to_dialogue(rec, i, path, opts)
-        except RecordError as e:
-            result.skip_or_raise(opts, record_where(path, i), str(e))
-            continue
-        result.dialogues.append(d)
-    return result
+    return read_json_records(path, opts, record_to_dialogue)
 
 
 def dialogue_to_session(d: Dialogue) -> dict:

@@ -22,9 +22,15 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import ValidationError
-
-from extes.corpus.formats.base import ReadOptions, ReadResult, RecordError, labelled_turn, read_text, record_where
+from extes.corpus.formats.base import (
+    ReadOptions,
+    ReadResult,
+    RecordError,
+    build_dialogue,
+    labelled_turn,
+    read_text,
+    record_where,
+)
 from extes.corpus.labels import normalizer
 from extes.errors import InputError
 from extes.signatures.dialogue import Dialogue, Meta
@@ -122,11 +128,7 @@ def read_esconv_tsv(path: Path, opts: ReadOptions) -> ReadResult:
     for n, turns, dialogue in _lines(path, opts, result):
         groups.setdefault(dialogue, []).append((n, turns))
     for dialogue, lines in groups.items():
-        first = lines[0][0]
-        try:
-            result.dialogues.append(_rebuild(path, dialogue, lines, opts))
-        except RecordError as e:
-            result.skip_or_raise(opts, record_where(path, dialogue, first), str(e))
+        result.add(opts, record_where(path, dialogue, lines[0][0]), _rebuild, path, dialogue, lines, opts)
     return result
 
 
@@ -148,7 +150,4 @@ def _rebuild(path: Path, dialogue: int, lines: list[tuple[int, list[TsvTurn]]], 
     meta = Meta(source="imported", label_set="extes" if opts.map_esconv else "esconv",
                 origin=f"{path.name}:{lines[0][0]}", flags=flags,
                 esconv={"lines": [n for n, _ in lines], "missing_turns": missing})
-    try:
-        return Dialogue(id=f"{path.stem}-{dialogue:04d}", scene="unknown", turns=built, meta=meta)
-    except ValidationError as e:
-        raise RecordError(e.errors()[0]["msg"]) from None
+    return build_dialogue(id=f"{path.stem}-{dialogue:04d}", scene="unknown", turns=built, meta=meta)

@@ -10,16 +10,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from extes.corpus.atomic import write_text_atomic
 from extes.corpus.formats.base import (
     ReadOptions,
     ReadResult,
     RecordError,
+    build_dialogue,
     labelled_turn,
-    load_json_list,
-    record_where,
+    read_json_records,
 )
 from extes.signatures.dialogue import Dialogue, Meta
 
@@ -63,29 +61,18 @@ def record_to_dialogue(rec: object, index: int, path: Path, opts: ReadOptions) -
     scene = rec.get(keys.get("scene", "scene"))
     if not isinstance(scene, str) or not scene.strip():
         raise RecordError("no 'scene'; every dialogue names its scenario")
-    try:
-        return Dialogue(
-            id=str(rec.get(keys.get("id", "id")) or f"{path.stem}-{index:05d}"),
-            scene=scene.strip(),
-            description=str(rec.get(keys.get("description", "description")) or "").strip(),
-            turns=turns,
-            meta=Meta(source="imported", origin=f"{path.name}#{index}", flags=flags),
-        )
-    except ValidationError as e:
-        raise RecordError(e.errors()[0]["msg"]) from None
+    return build_dialogue(
+        id=str(rec.get(keys.get("id", "id")) or f"{path.stem}-{index:05d}"),
+        scene=scene.strip(),
+        description=str(rec.get(keys.get("description", "description")) or "").strip(),
+        turns=turns,
+        meta=Meta(source="imported", origin=f"{path.name}#{index}", flags=flags),
+    )
 
 
 def read_extes_json(path: Path, opts: ReadOptions) -> ReadResult:
     """Read an ExTES release JSON file."""
-    result = ReadResult()
-    for i, rec in enumerate(load_json_list(path, opts, result)):
-        try:
-            d = record_to_dialogue(rec, i, path, opts)
-        except RecordError as e:
-            result.skip_or_raise(opts, record_where(path, i), str(e))
-            continue
-        result.dialogues.append(d)
-    return result
+    return read_json_records(path, opts, record_to_dialogue)
 
 
 def dialogue_to_record(d: Dialogue, *, with_id: bool = True) -> dict:

@@ -12,7 +12,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from extes.corpus.atomic import atomic_path
-from extes.corpus.formats.base import ReadOptions, ReadResult
+from extes.corpus.formats.base import ReadOptions, ReadResult, RecordError
 from extes.errors import InputError
 from extes.signatures.dialogue import Dialogue
 
@@ -60,14 +60,18 @@ def from_hf_dataset(ds, *, origin: str = "dataset", opts: ReadOptions | None = N
     index = 0
     for part in parts:
         for row in part:
-            try:
-                meta = json.loads(row["meta"]) if isinstance(row.get("meta"), str) else (row.get("meta") or {})
-                result.dialogues.append(Dialogue.model_validate({**row, "meta": meta}))
-            except (ValidationError, json.JSONDecodeError, TypeError) as e:
-                problem = f"not a dialogue row ({str(e).splitlines()[0]})"
-                result.skip_or_raise(opts, f"{origin}: record {index}", problem)
+            result.add(opts, f"{origin}: record {index}", row_to_dialogue, row)
             index += 1
     return result
+
+
+def row_to_dialogue(row: dict) -> Dialogue:
+    """One dataset row → Dialogue (meta is JSON text; raises RecordError on a row of another shape)."""
+    try:
+        meta = json.loads(row["meta"]) if isinstance(row.get("meta"), str) else (row.get("meta") or {})
+        return Dialogue.model_validate({**row, "meta": meta})
+    except (ValidationError, json.JSONDecodeError, TypeError) as e:
+        raise RecordError(f"not a dialogue row ({str(e).splitlines()[0]})") from None
 
 
 def read_hf(path: Path, opts: ReadOptions) -> ReadResult:

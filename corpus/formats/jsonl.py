@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from extes.corpus.atomic import atomic_path
-from extes.corpus.formats.base import ReadOptions, ReadResult, read_text, record_where
+from extes.corpus.formats.base import ReadOptions, ReadResult, RecordError, read_text, record_where
 from extes.corpus.labels import normalizer
 from extes.signatures.dialogue import Dialogue
 
@@ -31,28 +31,28 @@ def read_jsonl(path: Path, opts: ReadOptions) -> ReadResult:
     result = ReadResult()
     index = 0
     for lineno, line in enumerate(read_text(path).splitlines(), 1):
-        if not line.strip():
-            continue
-        where = record_where(path, index, lineno)
-        index += 1
-        try:
-            d = Dialogue.model_validate_json(line)  # pydantic-core parses and validates in one pass
-        except ValidationError as e:
-            err = e.errors()[0]
-            if err["type"] == "json_invalid":
-                why = str((err.get("ctx") or {}).get("error", err["msg"]))
-                col = re.search(r"column (\d+)", why)
-                problem = f"invalid JSON at column {col.group(1) if col else '?'} ({why}); fix or remove the line"
-            else:
-                problem = f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
-            result.skip_or_raise(opts, where, problem)
-            continue
-        problem = _check_labels(d, opts)
-        if problem:
-            result.skip_or_raise(opts, where, problem)
-            continue
-        result.dialogues.append(d)
+        if line.strip():
+            result.add(opts, record_where(path, index, lineno), line_to_dialogue, line, opts)
+            index += 1
     return result
+
+
+def line_to_dialogue(line: str, opts: ReadOptions) -> Dialogue:
+    """One JSONL line → Dialogue (raises RecordError naming the column or field that is wrong)."""
+    try:
+        d = Dialogue.model_validate_json(line)  # pydantic-core parses and validates in one pass
+    except ValidationError as e:
+        err = e.errors()[0]
+        if err["type"] == "json_invalid":
+            why = str((err.get("ctx") or {}).get("error", err["msg"]))
+            col = re.search(r"column (\d+)", why)
+            at = col.group(1) if col else "?"
+            raise RecordError(f"invalid JSON at column {at} ({why}); fix or remove the line") from None
+        raise RecordError(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}") from None
+    problem = _check_labels(d, opts)
+    if problem:
+        raise RecordError(problem)
+    return d
 
 
 def dialogue_line(d: Dialogue) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 import dspy
 
 from extes.errors import ModelError
-from extes.programs.lm.registry import Backend, Capabilities, Option
+from extes.programs.lm.registry import Backend, Capabilities, Option, sampling_options
 from extes.programs.lm.response import chat_response
 from extes.programs.lm.weights import EMBEDDED, embedded_gguf
 
@@ -171,9 +171,7 @@ BACKEND = Backend(
     usage="llamacpp/<file.gguf>",
     build=build,
     options=(
-        Option("max_tokens", int, "Longest reply, in tokens.", min=1, max=32768),
-        Option("temperature", float, "Sampling temperature (0: greedy).", min=0.0, max=2.0),
-        Option("top_p", float, "Nucleus sampling mass.", min=0.0, max=1.0),
+        *sampling_options(),
         Option("n_ctx", int, "Context window, in tokens.", min=256, max=131072),
         Option("cache", bool, "Accepted for compatibility (llama.cpp reuses a shared prompt prefix itself)."),
     ),

@@ -17,7 +17,7 @@ import dspy
 from extes.errors import ModelError
 from extes.programs.lm.batching import batcher_for
 from extes.programs.lm.context import fit_messages
-from extes.programs.lm.registry import Backend, Capabilities, Option
+from extes.programs.lm.registry import Backend, Capabilities, Option, sampling_options
 from extes.programs.lm.response import memoized_forward
 from extes.programs.lm.split_gguf import SPLIT_MODELS, assemble
 from extes.programs.lm.weights import resolve_local
@@ -336,9 +336,7 @@ BACKEND = Backend(
     build=build,
     options=(
         Option("adapter", str, "A peft adapter folder (from `extes tune` or `extes distill`)."),
-        Option("max_tokens", int, "Longest reply, in tokens.", min=1, max=32768),
-        Option("temperature", float, "Sampling temperature (0: greedy).", min=0.0, max=2.0),
-        Option("top_p", float, "Nucleus sampling mass.", min=0.0, max=1.0),
+        *sampling_options(),
         Option("cache", bool, "Serve identical calls from the in-memory cache."),
         Option("precision", str, "Weights in memory.", choices=PRECISIONS),
     ),

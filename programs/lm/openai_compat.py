@@ -10,7 +10,7 @@ import dspy
 
 from extes.corpus.provenance import redact
 from extes.errors import ModelError
-from extes.programs.lm.registry import Backend, Capabilities, Option
+from extes.programs.lm.registry import Backend, Capabilities, Option, sampling_options
 
 
 def build(model: str, name: str, *, api_base: str | None = None, **options) -> dspy.LM:
@@ -48,9 +48,7 @@ BACKEND = Backend(
     build=build,
     options=(
         Option("api_base", str, "An OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1."),
-        Option("max_tokens", int, "Longest reply, in tokens.", min=1),
-        Option("temperature", float, "Sampling temperature.", min=0.0, max=2.0),
-        Option("top_p", float, "Nucleus sampling mass.", min=0.0, max=1.0),
+        *sampling_options(max_tokens=None),
         Option("cache", bool, "Serve identical calls from DSPy's cache.", default=True),
         Option("num_retries", int, "LiteLLM's own retries on 429/5xx.", default=2, min=0, max=20),
         Option("timeout", float, "Seconds per request.", min=0.001),

@@ -10,7 +10,7 @@ and one `register(...)` line in `programs/lm/__init__.py`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from extes.errors import ModelError
@@ -47,6 +47,17 @@ class Option:
             bounds = f"{'' if self.min is None else self.min} .. {'' if self.max is None else self.max}".strip()
             raise ModelError(f"{flag} {value!r} for {model}: give a value in {bounds}")
         return value
+
+
+def sampling_options(max_tokens: int | None = 32768, help: str | None = None) -> tuple[Option, ...]:
+    """`max_tokens`, `temperature` and `top_p`, declared once for every backend: `max_tokens` capped at `max_tokens`
+    (None: the server's own cap); `help` replaces each help text where the backend accepts them to no effect."""
+    options = (
+        Option("max_tokens", int, "Longest reply, in tokens.", min=1, max=max_tokens),
+        Option("temperature", float, "Sampling temperature (0: greedy).", min=0.0, max=2.0),
+        Option("top_p", float, "Nucleus sampling mass.", min=0.0, max=1.0),
+    )
+    return options if help is None else tuple(replace(o, help=help) for o in options)
 
 
 @dataclass(frozen=True)

