@@ -22,6 +22,7 @@ from extes.commands.evaluate_cmd import evaluate
 from extes.commands.human_eval_cmd import human_eval
 from extes.commands.metrics_cmd import metrics
 from extes.commands.rate_cmd import rate
+from extes.commands.recipe_cmd import recipe
 from extes.commands.reply_cmd import reply
 from extes.commands.review_cmd import review
 from extes.commands.safety_cmd import safety
@@ -98,6 +99,7 @@ main.add_command(compile_cmd)
 main.add_command(compare_optimizers)
 main.add_command(tune)
 main.add_command(distill)
+main.add_command(recipe)
 main.add_command(benchmark)
 main.add_command(serve)
 main.add_command(arena)

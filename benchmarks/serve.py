@@ -105,7 +105,9 @@ def main() -> None:
     servers = {"extes": ([EXTES, "serve", "--max-tokens", str(a.max_tokens)], "smollm2-135m-instruct")}
     if not a.skip_llamacpp:
         servers["llama.cpp"] = ([sys.executable, "-m", "llama_cpp.server", "--model", str(embedded_gguf(
-            "smollm2-135m-instruct")), "--n_threads", str(a.threads), "--n_ctx", "2048"], "smollm2")
+            "smollm2-135m-instruct")), "--n_threads", str(a.threads), "--n_ctx", "2048",
+            # by default a new request interrupts the one streaming (its client gets a cut stream): queue them instead
+            "--interrupt_requests", "False"], "smollm2")
     report: dict = {"threads": a.threads, "max_tokens": a.max_tokens, "load_avg_start": os.getloadavg()[0]}
     for name, (cmd, model) in servers.items():
         port = _port()

@@ -26,11 +26,13 @@ from extes.tuning.distill import OPTIMIZERS
               help="BetterTogether's steps: p (few-shot demos from the teacher) and w (LoRA), joined by ->.")
 @click.option("--val-limit", type=NON_NEGATIVE_INT, default=4, show_default=True,
               help="BetterTogether: held-out examples (from other dialogues) that score each candidate.")
+@click.option("--program", "program_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A compiled program (extes compile ... --out) the teacher runs, its demos included.")
 @click.option("--api-base", help="OpenAI-compatible server for an openai/ teacher.")
 @click.option("--out", type=click.Path(path_type=Path), required=True)
 @json_option
-def distill(program, teacher, student, trainset, limit, max_steps, optimizer, strategy, val_limit, api_base, out,
-            as_json) -> None:
+def distill(program, teacher, student, trainset, limit, max_steps, optimizer, strategy, val_limit, program_file,
+            api_base, out, as_json) -> None:
     """Run PROGRAM with --teacher on training examples, fine-tune --student on the traces (dspy.BootstrapFinetune
     with the project's local provider), and save the distilled program and its adapter in --out. With
     --optimizer better-together, prompt (p) and weight (w) steps run in --strategy order and the candidate that
@@ -40,8 +42,9 @@ def distill(program, teacher, student, trainset, limit, max_steps, optimizer, st
     Examples:
       extes distill classifier --teacher openai/gpt-4o-mini --out runs/distilled-classifier
       extes distill supporter --teacher scripted --limit 8 --max-steps 5 --out runs/d
+      extes distill supporter --teacher scripted --program s.json --limit 8 --max-steps 5 --out runs/d2
       extes reply "I failed again" --adapter runs/d/adapter
-      extes distill classifier --teacher openai/gpt-4o-mini --optimizer better-together --strategy "p -> w" \
+      extes distill classifier --teacher openai/gpt-4o-mini --optimizer better-together --strategy "p -> w" \\
           --out runs/bt
     """
     from extes.corpus.formats import ReadOptions, read_corpus
@@ -66,7 +69,8 @@ def distill(program, teacher, student, trainset, limit, max_steps, optimizer, st
         valset = turn_examples(parts["valid"], program, limit=val_limit, balance=program == "classifier")
     examples = turn_examples(dialogues, program, limit=limit, balance=program == "classifier")
     result = run(program, load_lm(teacher, api_base=api_base), load_lm(student), examples, out, max_steps=max_steps,
-                 optimizer=optimizer, strategy=strategy, valset=valset)
+                 optimizer=optimizer, strategy=strategy, valset=valset,
+                 teacher_program=program_file)
     if as_json:
         emit_json(result)
     else:

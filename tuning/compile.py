@@ -32,33 +32,36 @@ from extes.corpus.atomic import write_text_atomic
 from extes.corpus.provenance import git_hash, versions
 from extes.errors import InputError
 from extes.programs.adapter import SmallChatAdapter
+from extes.programs.saved import load_saved
 from extes.tuning.program_metrics import METRICS, macro_f1
 
 OPTIMIZERS = ("labeled", "bootstrap", "random-search", "knn", "mipro", "copro", "simba", "gepa")
 
 
+# Every compilable program: its module, class and constructor arguments (one row to add a program).
+PROGRAMS: dict[str, tuple[str, str, tuple]] = {
+    "classifier": ("extes.programs.classifier", "StrategyClassifier", ()),
+    "supporter": ("extes.programs.supporter", "Supporter", ()),
+    "synthesizer": ("extes.programs.synthesizer", "DialogueSynthesizer", ("whole",)),
+    "seeker": ("extes.programs.seeker", "SeekerSimulator", ()),
+    "judge": ("extes.programs.arena_judge", "VerdictJudge", ()),
+}
+
+
 def make_program(name: str):
-    if name == "classifier":
-        from extes.programs.classifier import StrategyClassifier
+    """A fresh, uncompiled program by name (see PROGRAMS)."""
+    import importlib
 
-        return StrategyClassifier()
-    if name == "supporter":
-        from extes.programs.supporter import Supporter
+    if name not in PROGRAMS:
+        raise InputError(f"program {name!r}: use {', '.join(PROGRAMS)}")
+    module, cls, args = PROGRAMS[name]
+    return getattr(importlib.import_module(module), cls)(*args)
 
-        return Supporter()
-    if name == "synthesizer":
-        from extes.programs.synthesizer import DialogueSynthesizer
 
-        return DialogueSynthesizer("whole")
-    if name == "seeker":
-        from extes.programs.seeker import SeekerSimulator
-
-        return SeekerSimulator()
-    if name == "judge":
-        from extes.programs.arena_judge import VerdictJudge
-
-        return VerdictJudge()
-    raise InputError(f"program {name!r}: use classifier, supporter, synthesizer, seeker or judge")
+def load_program(name: str, path: Path, *, option: str = "--program"):
+    """The program `name` with the compiled state saved at `path` (Module.save JSON), or a one-line InputError
+    naming `option` and the file."""
+    return load_saved(make_program(name), path, option, f"a saved {name} program")
 
 
 def _embed(texts: list[str]):

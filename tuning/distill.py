@@ -134,13 +134,15 @@ class _StepErrors(logging.Handler):
 
 def distill(program_name: str, teacher_lm, student_lm, trainset: list, out: Path, *, max_steps: int = 20,
             metric=None, optimizer: str = "bootstrap-finetune", strategy: str = "p -> w",
-            valset: list | None = None) -> dict[str, Any]:
+            valset: list | None = None, teacher_program: Path | None = None) -> dict[str, Any]:
     """Distill `program_name` run by `teacher_lm` into a LoRA adapter on the local `student_lm`.
 
     bootstrap-finetune: run the program with the teacher on `trainset`, fine-tune the student on the traces that
     pass `metric` (all traces when None). better-together: `strategy` is a sequence of `p` (BootstrapFewShot: demos
     bootstrapped by the teacher) and `w` (the BootstrapFinetune step above), e.g. "p -> w" or "w -> p"; each
     candidate is scored with `metric` (the program's own metric by default) on `valset`, and the best is kept.
+    `teacher_program`: a compiled program (Module.save JSON) loaded into the teacher's copy first, so the student
+    learns from the compiled teacher (its demos and instructions) rather than the bare one.
     Saves the program (program.json, LMs included), the adapter (adapter/) and distill.json.
     """
     import contextlib
@@ -151,7 +153,7 @@ def distill(program_name: str, teacher_lm, student_lm, trainset: list, out: Path
     from extes.corpus.atomic import claim_output_dir, write_text_atomic
     from extes.errors import InputError
     from extes.programs.adapter import SmallChatAdapter
-    from extes.tuning.compile import make_program
+    from extes.tuning.compile import load_program, make_program
     from extes.tuning.program_metrics import METRICS
 
     if optimizer not in OPTIMIZERS:
@@ -163,7 +165,8 @@ def distill(program_name: str, teacher_lm, student_lm, trainset: list, out: Path
     attach_provider(student_lm)
     student = make_program(program_name)
     student.set_lm(student_lm)
-    teacher = make_program(program_name)
+    teacher = (load_program(program_name, Path(teacher_program)) if teacher_program is not None
+               else make_program(program_name))
     teacher.set_lm(teacher_lm)
     adapter = SmallChatAdapter()
     finetune = dspy.BootstrapFinetune(metric=metric, adapter=adapter, num_threads=1,

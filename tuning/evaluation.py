@@ -23,7 +23,7 @@ from extes.corpus.atomic import claim_output_dir, write_text_atomic
 from extes.corpus.labels import leading_label
 from extes.errors import InputError
 from extes.programs.adapter import SmallChatAdapter
-from extes.programs.supporter import Supporter
+from extes.programs.supporter import Supporter, load_supporter
 from extes.signatures.dialogue import Dialogue
 from extes.signatures.support import Respond
 from extes.tuning import metrics as M
@@ -99,9 +99,7 @@ def evaluate_run(lm, dialogues: list[Dialogue], out: Path, *, mode: str = "gold"
     out = claim_output_dir(out, "evaluate")
     todo = samples[:limit] if samples is not None and limit else samples if samples is not None \
         else samples_of(dialogues, limit)
-    supporter = Supporter()
-    if program:
-        supporter.load(program)
+    supporter = load_supporter(program) if program else Supporter()
     # Only a start that got this far (model loaded, test read, program loaded) records its protocol, so a failed
     # start never locks the folder with bad values.
     manifest = {**(manifest or {}), "mode": mode, "limit": limit}

@@ -4,7 +4,8 @@ For every metric, delta = metric(B) - metric(A) on the samples both runs scored.
 whole dialogues with replacement (the same draw for A and B, which is what makes it paired) and recomputes delta*.
 Two-sided p-value of "no difference", from the bootstrap distribution shifted to the null (Efron & Tibshirani
 1993, sec. 16.4; as in Koehn 2004 and Berg-Kirkpatrick et al. 2012): p = (1 + #{|delta* - delta| >= |delta|}) /
-(reps + 1), so the smallest p it can report is 1 / (reps + 1). A metric is called different when p < alpha.
+(reps + 1), so the smallest p it can report is 1 / (reps + 1). A metric is called different when p < alpha. With
+a single dialogue every resample equals the sample, so nothing is tested (the verdict says so, p = 1).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def shared_rows(rows_a: list[dict], rows_b: list[dict], name_a: str, name_b: str
 
 def verdict(name_a: str, name_b: str, delta: float, p: float, alpha: float, floor: float) -> str:
     """One line: "B > A, p = 0.003" or "no difference shown (p = 0.41)"."""
-    shown = f"p < {floor:.3g}" if p <= floor else f"p = {p:.3f}"
+    shown = f"p <= {floor:.3g}" if p <= floor else f"p = {p:.3f}"
     if p >= alpha or delta == 0:
         return f"no difference shown ({shown})"
     return f"{name_b} {'>' if delta > 0 else '<'} {name_a}, {shown}"
@@ -48,6 +49,12 @@ def paired_test(rows_a: list[dict], rows_b: list[dict], name_a: str = "A", name_
     extreme = dict.fromkeys(keys, 0)
     rng = random.Random(seed)
     groups = R.group_indices(a)
+    if len(groups) < 2:  # one dialogue: every resample is the sample itself, so no difference can be tested
+        out = {k: {"a": ta[k], "b": tb[k], "delta": observed[k], "p": 1.0,
+                   "verdict": f"not testable: {len(groups)} dialogue (a paired bootstrap needs at least 2)"}
+               for k in keys}
+        return {"a": name_a, "b": name_b, "n": len(a), "dialogues": len(groups), "reps": 0, "seed": seed,
+                "alpha": alpha, "method": "paired bootstrap over dialogues, null-shifted, two-sided", "metrics": out}
     for _ in range(reps):
         idx = R.resample_groups(groups, rng)
         ra, rb = R.table6([sa[i] for i in idx]), R.table6([sb[i] for i in idx])

@@ -25,10 +25,23 @@ def reply_nll(lm, history: list[dict], reply: str, system: str | None = None) ->
     prefix = list(prefix["input_ids"]) if hasattr(prefix, "keys") else list(prefix)
     ids = torch.tensor([prefix + reply_ids])
     with torch.inference_mode():
-        logits = lm.hf_model(input_ids=ids).logits[0].float()
-    logp = torch.log_softmax(logits[len(prefix) - 1 : -1], dim=-1)
+        logits = _reply_logits(lm.hf_model, ids, len(prefix) - 1)
+    logp = torch.log_softmax(logits, dim=-1)
     nll = -logp[torch.arange(len(reply_ids)), torch.tensor(reply_ids)].sum().item()
     return nll, len(reply_ids)
+
+
+def _reply_logits(model, ids, start: int):
+    """Logits (fp32) of positions start..T-2 of `ids` ([1, T]): the output head runs on those rows only, not on the
+    whole prompt (the head is a fifth of SmolLM2's weights: ~0.2 s saved per ESConv-sized sample on 2 cores)."""
+    try:
+        body, head = model.get_decoder(), model.get_output_embeddings()
+    except (AttributeError, NotImplementedError):
+        body = head = None
+    if body is None or head is None:
+        return model(input_ids=ids).logits[0, start:-1].float()
+    hidden = body(input_ids=ids).last_hidden_state[0, start:-1]
+    return head(hidden).float()
 
 
 def corpus_perplexity(lm, samples: list[dict]) -> float:

@@ -70,3 +70,12 @@ def test_compare_cli_prints_verdicts(cli, tmp_path):
     assert paired["metrics"]["rouge_l"]["verdict"].startswith(f"{tmp_path / 'lora'} > {tmp_path / 'base'}, p")
     code, out, _ = cli("evaluate", "compare", tmp_path / "base", tmp_path / "lora", "--reps", "10")
     assert "| rouge_l |" in out and "no difference shown" in out
+
+
+def test_one_dialogue_is_not_testable():
+    """A single dialogue cannot be resampled: the verdict says so instead of reporting p at its floor."""
+    rows_a = rows(n_dialogues=1)
+    rows_b = rows(n_dialogues=1, shift=0.3)
+    res = paired_test(rows_a, rows_b, "A", "B", reps=50)
+    assert res["dialogues"] == 1
+    assert all(v["p"] == 1.0 and v["verdict"].startswith("not testable") for v in res["metrics"].values())

@@ -1,0 +1,88 @@
+"""`extes recipe distill`: every stage runs as a real extes process, the run stops and continues, and the report
+gathers each stage's own figures."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from extes.tuning.recipe import STAGE_NAMES, RecipeConfig, stages
+
+DEV = "../shared/data/esconv/devWithStrategy_short.tsv"
+SMALL = ["--dialogues", "4", "--compile-limit", "4", "--val-limit", "2", "--distill-limit", "3", "--max-steps", "2",
+         "--bench-limit", "2", "--cards", "2", "--turns", "1"]
+
+
+def test_stage_plan_feeds_each_stage_the_previous_outputs(tmp_path):
+    plan = {st.name: st for st in stages(RecipeConfig("T", "S", "test.tsv", dialogues=7), tmp_path)}
+    assert list(plan) + ["report"] == STAGE_NAMES
+    assert plan["synthesize"].argv[:3] == ["synthesize", "-m", "T"] and "7" in plan["synthesize"].argv
+    assert str(tmp_path / "synth") in plan["split"].argv
+    assert str(tmp_path / "supporter.json") in plan["distill"].argv
+    arena = " ".join(plan["arena"].argv)
+    assert f"distilled=S+adapter:{tmp_path / 'distill/adapter'}" in arena and "--judge T" in arena
+
+
+@pytest.mark.model
+def test_recipe_runs_stops_continues_and_reports(cli, tmp_path, monkeypatch):
+    """The whole recipe with a scripted teacher and a tiny random LLaMA as the student (real LoRA steps, real
+    benchmark and arena processes; the embedded model's run is the measured one in benchmarks/README.md)."""
+    from extes.programs.lm.weights import converted_folder, embedded_gguf
+    from helpers import tiny_llama
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[2])
+    student = f"local/{tiny_llama(tmp_path / 'tiny', converted_folder(embedded_gguf('smollm2-135m-instruct')))}"
+    small = [*SMALL, "--student", student]
+    out = tmp_path / "recipe"
+    code, stdout, err = cli("recipe", "distill", "--teacher", "scripted", "--test", DEV, *small,
+                            "--stop-after", "split", "--out", out)
+    assert code == 0, err
+    state = json.loads((out / "recipe.json").read_text())
+    assert set(state["stages"]) == {"synthesize", "split"}
+    assert (out / "splits" / "train.jsonl").exists() and not (out / "classifier.json").exists()
+
+    code, stdout, err = cli("recipe", "distill", "--teacher", "scripted", "--test", DEV, *small, "--out", out, "--json")
+    assert code == 0, err
+    assert "synthesize: done before" in err and "split: done before" in err
+    report = json.loads(stdout)
+    assert report["synthesis"]["accepted"] >= 2
+    assert set(report["benchmark"]) == {"student", "distilled", "teacher"}
+    assert all(b["n"] == 2 for b in report["benchmark"].values())
+    assert [(p["a"], p["b"]) for p in report["paired"]] == [("student", "distilled"), ("student", "teacher")]
+    assert set(report["arena"]["supporters"]) == {"student", "distilled", "teacher"}
+    assert (out / "distill" / "adapter").is_dir()
+    md = (out / "report.md").read_text()
+    for heading in ("Time per stage", "The teacher's synthesis", "ESConv benchmark", "Paired tests", "Arena"):
+        assert heading in md
+    assert "bench-student/confusion.png" in md and (out / "bench-student" / "confusion.png").exists()
+
+    # other options on the same folder: one line, exit 2, nothing touched
+    before = (out / "recipe.json").read_text()
+    code, _, err = cli("recipe", "distill", "--teacher", "scripted", "--test", DEV, *small, "--turns", "3",
+                       "--out", out)
+    assert code == 2 and "turns 1 -> 3" in err and len(err.strip().splitlines()) == 1
+    assert (out / "recipe.json").read_text() == before
+
+
+def test_failed_stage_names_the_stage_and_its_log(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(Path(__file__).resolve().parents[2])
+    out = tmp_path / "r"
+    # the teacher is an unreachable server: synthesis fails at once with its own one-line error
+    code, _, err = cli("recipe", "distill", "--teacher", "openai/none", "--test", DEV, *SMALL, "--out", out)
+    assert code == 2, err
+    assert "recipe stage 'synthesize' failed" in err and str(out / "logs" / "synthesize.log") in err
+    assert "synthesize" not in json.loads((out / "recipe.json").read_text())["stages"]
+
+
+def test_bad_student_is_one_line(cli, tmp_path):
+    code, _, err = cli("recipe", "distill", "--teacher", "scripted", "--student", "openai/gpt-4o-mini", "--test",
+                       __file__, "--out", tmp_path / "r")
+    assert code == 2 and "--student" in err and not (tmp_path / "r").exists()
+
+
+def test_python_dash_m_extes_is_the_cli():
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-m", "extes", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and "extes" in out.stdout

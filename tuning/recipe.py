@@ -1,0 +1,201 @@
+"""`extes recipe distill`: the whole distillation, teacher to student, as one resumable run.
+
+Stages, each an ordinary extes command run as its own process on files in the run folder (so each is exactly
+what a user would type, and keeps that command's own resume and refusal rules):
+
+    synthesize         the teacher writes --dialogues dialogues (validated, deduplicated by the run itself)
+    split              train / valid / test of the accepted dialogues (by dialogue)
+    compile-classifier the StrategyClassifier compiled with the teacher (--optimizer, few-shot demos)
+    compile-supporter  the Supporter compiled with the teacher
+    distill            the teacher's compiled Supporter run on the training turns; the student LoRA-tuned on the
+                       traces (BootstrapFinetune through the project's local provider)
+    bench-student      ESConv benchmark of the untuned student
+    bench-distilled    ... of the student with the distilled adapter
+    bench-teacher      ... of the teacher running its compiled Supporter
+    compare            the paired test (bootstrap over dialogues) of the three runs against the student
+    cards, arena       simulated seekers talk with the three; the teacher judges (Bradley-Terry ratings)
+    report             report.md with every table, the figures and the hours each stage took
+
+RUN/recipe.json keeps the options and each finished stage's duration; a rerun skips finished stages and resumes
+the unfinished one (each command resumes its own folder); a rerun with other options is refused. A stage that
+fails stops the run with its log's last line and the path of the whole log.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from extes.corpus.atomic import claim_output_dir, is_output_of, write_text_atomic
+from extes.errors import ExtesError, InputError
+
+KIND = "recipe"
+
+
+@dataclass(frozen=True)
+class RecipeConfig:
+    teacher: str
+    student: str
+    test: str
+    dialogues: int = 150
+    mode: str = "turns"
+    workers: int = 1
+    optimizer: str = "bootstrap"
+    compile_limit: int = 40
+    val_limit: int = 20
+    distill_limit: int = 64
+    max_steps: int = 60
+    bench_limit: int = 200
+    cards: int = 6
+    turns: int = 4
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    argv: list[str]
+    done: str  # a path under the run folder that exists once the stage finished
+    what: str
+
+
+def stages(cfg: RecipeConfig, out: Path) -> list[Stage]:
+    """The recipe's commands, in order, for the run folder `out`."""
+    o = lambda p: str(out / p)  # noqa: E731
+    t, s = cfg.teacher, cfg.student
+    seed = ["--seed", str(cfg.seed)]
+    bench = ["benchmark", "esconv", "--test", cfg.test, "--limit", str(cfg.bench_limit), "--workers",
+             str(cfg.workers), "--json"]
+    supporters = (f"student={s},distilled={s}+adapter:{o('distill/adapter')},"
+                  f"teacher={t}+program:{o('supporter.json')}")
+    return [
+        Stage("synthesize", ["synthesize", "-m", t, "--mode", cfg.mode, "--target", str(cfg.dialogues),
+                             "--workers", str(cfg.workers), *seed, "--out", o("synth"), "-q", "--json"],
+              "logs/synthesize.json", "the teacher writes the corpus"),
+        Stage("split", ["data", "split", o("synth"), o("splits"), "--from", "run", "--ratios", "8:2:0", *seed,
+                        "--json"], "splits/train.jsonl", "train/valid split by dialogue"),
+        Stage("compile-classifier", ["compile", "classifier", "--optimizer", cfg.optimizer, "--trainset",
+                                     o("splits/train.jsonl"), "--valset", o("splits/valid.jsonl"), "-m", t,
+                                     "--limit", str(cfg.compile_limit), "--val-limit", str(cfg.val_limit),
+                                     "--balance", *seed, "--out", o("classifier.json"), "-q", "--json"],
+              "classifier.json", "StrategyClassifier compiled with the teacher"),
+        Stage("compile-supporter", ["compile", "supporter", "--optimizer", cfg.optimizer, "--trainset",
+                                    o("splits/train.jsonl"), "--valset", o("splits/valid.jsonl"), "-m", t,
+                                    "--limit", str(cfg.compile_limit), "--val-limit", str(cfg.val_limit), *seed,
+                                    "--out", o("supporter.json"), "-q", "--json"],
+              "supporter.json", "Supporter compiled with the teacher"),
+        Stage("distill", ["distill", "supporter", "--teacher", t, "--program", o("supporter.json"), "--student", s,
+                          "--trainset", o("splits/train.jsonl"), "--limit", str(cfg.distill_limit),
+                          "--max-steps", str(cfg.max_steps), "--out", o("distill"), "--json"],
+              "distill/distill.json", "teacher traces -> LoRA on the student"),
+        Stage("bench-student", [*bench, "-m", s, "--out", o("bench-student")], "bench-student/report.json",
+              "ESConv benchmark: student"),
+        Stage("bench-distilled", [*bench, "-m", s, "--adapter", o("distill/adapter"), "--out", o("bench-distilled")],
+              "bench-distilled/report.json", "ESConv benchmark: distilled student"),
+        Stage("bench-teacher", [*bench, "-m", t, "--program", o("supporter.json"), "--out", o("bench-teacher")],
+              "bench-teacher/report.json", "ESConv benchmark: teacher"),
+        Stage("compare", ["evaluate", "compare", o("bench-student"), o("bench-distilled"), o("bench-teacher"),
+                          "--out", o("compare.md"), *seed, "--json"], "compare.md", "paired tests"),
+        Stage("cards", ["arena", "cards", "--from", "seeds", "--n", str(cfg.cards), *seed, "--out", o("cards.jsonl"),
+                        "--json"], "cards.jsonl", "role cards"),
+        Stage("arena", ["arena", "run", "--supporters", supporters, "--cards", o("cards.jsonl"), "--turns",
+                        str(cfg.turns), "--seeker", t, "--judge", t, *seed, "--out", o("arena"), "-q", "--json"],
+              "arena/report.json", "arena, the teacher as seeker and judge"),
+    ]
+
+
+STAGE_NAMES = [st.name for st in stages(RecipeConfig("t", "s", "x"), Path("."))] + ["report"]
+
+
+def _state(out: Path) -> dict[str, Any]:
+    p = out / "recipe.json"
+    return json.loads(p.read_text(encoding="utf-8")) if p.exists() else {}
+
+
+def _save_state(out: Path, state: dict[str, Any]) -> None:
+    write_text_atomic(out / "recipe.json", json.dumps(state, indent=1) + "\n")
+
+
+def open_run(cfg: RecipeConfig, out: Path) -> dict[str, Any]:
+    """Claim `out` (new, empty, or this recipe's own earlier run with the same options) and return its state."""
+    out = Path(out)
+    if out.is_dir() and is_output_of(out, KIND):
+        state = _state(out)
+        if state.get("config") != asdict(cfg):
+            old = state.get("config") or {}
+            diff = ", ".join(f"{k} {old.get(k)!r} -> {v!r}" for k, v in asdict(cfg).items() if old.get(k) != v)
+            raise InputError(f"{out}: a recipe run with other options ({diff}); use a new --out or the same options")
+        return state
+    claim_output_dir(out, KIND)
+    state = {"config": asdict(cfg), "stages": {}}
+    _save_state(out, state)
+    return state
+
+
+def _extes() -> list[str]:
+    return [sys.executable, "-m", "extes"]
+
+
+def _die_with_parent() -> None:
+    """In the stage's process (Linux): receive SIGTERM when the recipe process dies, even by SIGKILL, so a killed
+    recipe never leaves a stage writing into the run folder while a rerun starts on it."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def run_stage(st: Stage, out: Path) -> dict[str, Any]:
+    """Run one stage's command; its stdout (--json) goes to logs/<stage>.json, its stderr to logs/<stage>.log."""
+    logs = out / "logs"
+    logs.mkdir(exist_ok=True)
+    t0 = time.perf_counter()
+    with open(logs / f"{st.name}.log", "ab") as err:
+        proc = subprocess.run([*_extes(), *st.argv], stdout=subprocess.PIPE, stderr=err, cwd=Path.cwd(),
+                              preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+    seconds = time.perf_counter() - t0
+    if proc.returncode != 0:
+        last = [ln for ln in (logs / f"{st.name}.log").read_text(errors="replace").splitlines() if ln.strip()]
+        why = last[-1].strip().removeprefix("Error: ") if last else f"exit {proc.returncode}"
+        raise ExtesError(f"recipe stage {st.name!r} failed: {why} (log: {logs / (st.name + '.log')}); "
+                         f"fix it and rerun the same command to continue")
+    write_text_atomic(logs / f"{st.name}.json", proc.stdout.decode("utf-8", "replace"))
+    return {"seconds": round(seconds, 1)}
+
+
+def run_recipe(cfg: RecipeConfig, out: Path, *, stop_after: str | None = None,
+               say: Callable[[str], None] = lambda _m: None) -> dict[str, Any]:
+    """Run (or continue) the recipe in `out`; returns the report (also written as report.md / report.json)."""
+    from extes.tuning.recipe_report import write_report
+
+    if stop_after is not None and stop_after not in STAGE_NAMES:
+        raise InputError(f"--stop-after {stop_after!r}: use one of {', '.join(STAGE_NAMES)}")
+    out = Path(out)
+    state = open_run(cfg, out)
+    todo = stages(cfg, out)
+    for i, st in enumerate(todo, 1):
+        rec = state["stages"].get(st.name)
+        if rec and rec.get("done") and (out / st.done).exists():
+            say(f"[{i}/{len(todo) + 1}] {st.name}: done before ({rec['seconds']} s)")
+        else:
+            say(f"[{i}/{len(todo) + 1}] {st.name}: {st.what} ...")
+            prev = (rec or {}).get("seconds", 0.0)
+            took = run_stage(st, out)
+            state["stages"][st.name] = {"done": True, "seconds": round(prev + took["seconds"], 1),
+                                        "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+            _save_state(out, state)
+            say(f"    done in {took['seconds']} s")
+        if stop_after == st.name:
+            say(f"stopped after {st.name}; rerun the same command to continue")
+            return {"run": str(out), "stopped_after": st.name, "stages": state["stages"]}
+    say(f"[{len(todo) + 1}/{len(todo) + 1}] report")
+    return write_report(out, state)

@@ -1,0 +1,156 @@
+"""The recipe's report: one Markdown file (RUN/report.md, and RUN/report.json) gathering every stage's result.
+
+Sections: the hours each stage took; the teacher's synthesis yield and throughput with the reasons dialogues were
+rejected; the compiled programs' valid scores before and after; the distillation (loss before and after); the
+ESConv benchmark of student, distilled student and teacher (Table 6 columns and the strategy metrics with 95%
+intervals, the confusion matrices embedded); the paired tests; the arena's Bradley-Terry ratings and Table 9. Every
+figure is read from the stage's own output, never recomputed here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from extes.corpus.atomic import write_text_atomic
+
+BENCHES = (("student", "bench-student"), ("distilled", "bench-distilled"), ("teacher", "bench-teacher"))
+TABLE6 = ("meteor", "rouge_l", "bleu2", "bleu4", "extrema", "dist1_response", "dist2_response")
+STRATEGY = ("accuracy", "macro_f1", "weighted_f1", "bias")
+
+
+def _json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _rejections(synth: Path) -> dict[str, int]:
+    """Reason codes of the rejected synthesis tasks, counted from the run's own records."""
+    counts: Counter[str] = Counter()
+    for name in ("rejected.jsonl", "failed.jsonl"):
+        p = synth / name
+        if not p.exists():
+            continue
+        for line in p.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            reasons = rec.get("reasons") or rec.get("reason") or rec.get("error") or "unknown"
+            for r in reasons if isinstance(reasons, list) else [reasons]:
+                counts[str(r.get("code", r) if isinstance(r, dict) else r).split(":")[0]] += 1
+    return dict(counts.most_common())
+
+
+def _cell(value: Any, ci: Any = None) -> str:
+    if value is None:
+        return "-"
+    s = f"{value:.2f}" if isinstance(value, float) else str(value)
+    if ci and len(ci) == 2 and None not in ci:
+        s += f" [{ci[0]:.2f}, {ci[1]:.2f}]"
+    return s
+
+
+def _named(paired: list[dict], out: Path) -> list[dict]:
+    """The paired tests with the run folders' paths replaced by the names student / distilled / teacher."""
+    names = {str(out / folder): name for name, folder in BENCHES}
+
+    def short(text: str) -> str:
+        for path, name in names.items():
+            text = text.replace(path, name)
+        return text
+
+    return [{**p, "a": short(p["a"]), "b": short(p["b"]),
+             "metrics": {k: {**v, "verdict": short(v["verdict"])} for k, v in p["metrics"].items()}} for p in paired]
+
+
+def gather(out: Path, state: dict[str, Any]) -> dict[str, Any]:
+    logs = out / "logs"
+    synth = _json(logs / "synthesize.json") or {}
+    stage_s = {k: v.get("seconds", 0.0) for k, v in state.get("stages", {}).items()}
+    synth_h = stage_s.get("synthesize", 0.0) / 3600
+    benches = {}
+    for name, folder in BENCHES:
+        r = _json(out / folder / "report.json")
+        if r:
+            benches[name] = {"n": r.get("n"), "dialogues": r.get("dialogues"), "table6": r.get("table6", {}),
+                             "strategy": {k: r.get("strategy", {}).get(k) for k in STRATEGY},
+                             "ci95": r.get("ci95", {}), "confusion_png": f"{folder}/confusion.png"}
+    arena = _json(out / "arena" / "report.json")
+    return {
+        "run": str(out), "config": state.get("config", {}),
+        "hours": {"total": round(sum(stage_s.values()) / 3600, 3),
+                  **{k: round(v / 3600, 3) for k, v in stage_s.items()}},
+        "synthesis": {**{k: synth.get(k) for k in ("accepted", "rejected", "failed", "queued", "tasks", "yield",
+                                                     "prompt_tokens", "completion_tokens", "cost_usd")},
+                      "accepted_per_hour": round(synth.get("accepted", 0) / synth_h, 2) if synth_h else None,
+                      "rejections": _rejections(out / "synth")},
+        "compile": {p: {k: (_json(logs / f"compile-{p}.json") or {}).get(k) for k in ("valid_before", "valid_after",
+                                                                                     "wall_s")}
+                    for p in ("classifier", "supporter")},
+        "distill": {k: (_json(logs / "distill.json") or {}).get(k) for k in
+                    ("train_examples", "valid_loss_before", "valid_loss_after", "steps", "train_tokens")},
+        "benchmark": benches,
+        "paired": _named((_json(logs / "compare.json") or {}).get("paired", []), out),
+        "arena": {k: arena.get(k) for k in ("supporters", "cards", "transcripts", "bradley_terry", "position_bias",
+                                             "length_bias", "crisis")} if arena else None,
+    }
+
+
+def report_markdown(r: dict[str, Any]) -> str:
+    c = r["config"]
+    s = r["synthesis"]
+    lines = [f"# Distillation recipe: {c.get('teacher')} -> {c.get('student')}", "",
+             f"{c.get('dialogues')} dialogues asked of the teacher ({c.get('mode')} mode), ESConv benchmark on "
+             f"`{c.get('test')}` (first {c.get('bench_limit')} samples), arena on {c.get('cards')} cards x "
+             f"{c.get('turns')} turns. Total time {r['hours']['total']:.2f} h.", "",
+             "## Time per stage (hours)", "", "| stage | hours |", "|---|---|"]
+    lines += [f"| {k} | {v:.3f} |" for k, v in r["hours"].items() if k != "total"]
+    lines += ["", "## The teacher's synthesis", "",
+              f"Accepted {s.get('accepted')} of {s.get('tasks')} attempted (yield {s.get('yield')}), rejected "
+              f"{s.get('rejected')}, failed {s.get('failed')}; {s.get('accepted_per_hour')} accepted dialogues per "
+              f"hour; "
+              f"{s.get('prompt_tokens')} prompt + {s.get('completion_tokens')} completion tokens.",
+              f"Rejections by reason: {', '.join(f'{k} {v}' for k, v in s['rejections'].items()) or 'none'}.", "",
+              "## Compiled with the teacher (valid score before -> after)", ""]
+    for p, v in r["compile"].items():
+        b, a = v.get("valid_before") or {}, v.get("valid_after") or {}
+        lines.append(f"- {p}: {_cell(b.get('score'))} -> {_cell(a.get('score'))} ({a.get('n')} examples)")
+    d = r["distill"]
+    lines += ["", "## Distillation into the student", "",
+              f"{d.get('train_examples')} teacher traces, {d.get('steps')} LoRA steps, {d.get('train_tokens')} tokens; "
+              f"valid loss {_cell(d.get('valid_loss_before'))} -> {_cell(d.get('valid_loss_after'))}.", "",
+              "## ESConv benchmark (95% intervals, bootstrap over dialogues)", "",
+              "| model | n | " + " | ".join(TABLE6) + " | " + " | ".join(STRATEGY) + " |",
+              "|---|---|" + "---|" * (len(TABLE6) + len(STRATEGY))]
+    for name, b in r["benchmark"].items():
+        cells = [_cell(b["table6"].get(k), b["ci95"].get(k)) for k in TABLE6]
+        cells += [_cell(b["strategy"].get(k), b["ci95"].get(k)) for k in STRATEGY]
+        lines.append(f"| {name} | {b['n']} | " + " | ".join(cells) + " |")
+    lines += [""] + [f"![{name} confusion matrix]({b['confusion_png']})" for name, b in r["benchmark"].items()]
+    lines += ["", "## Paired tests against the student", ""]
+    for p in r["paired"]:
+        lines.append(f"{p['b']} vs {p['a']} ({p['dialogues']} dialogues, {p['n']} samples):")
+        lines += [f"- {k}: {v['verdict']}" for k, v in p["metrics"].items()]
+        lines.append("")
+    if r["arena"]:
+        a = r["arena"]
+        lines += ["## Arena (teacher as seeker and judge): Bradley-Terry, Overall", "",
+                  "| supporter | rating [95%] |", "|---|---|"]
+        for name, v in (a.get("bradley_terry") or {}).get("overall", {}).items():
+            lines.append(f"| {name} | {_cell(v.get('rating'), [v.get('low'), v.get('high')])} |")
+        pb = a.get("position_bias") or {}
+        lines += ["", f"Position bias: {pb.get('disagreements')} of {pb.get('judgments')} judgments disagreed "
+                      f"between orders. Crisis cards: {a.get('crisis')}. Full table: `arena/report.md`.", ""]
+    return "\n".join(lines)
+
+
+def write_report(out: Path, state: dict[str, Any]) -> dict[str, Any]:
+    report = gather(Path(out), state)
+    write_text_atomic(Path(out) / "report.json", json.dumps(report, indent=1) + "\n")
+    write_text_atomic(Path(out) / "report.md", report_markdown(report))
+    return report
