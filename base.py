@@ -44,6 +44,8 @@ def read_yaml(path: Path) -> Any:
         where = f" line {mark.line + 1}" if mark else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise AssetError(f"{path}:{where} invalid YAML ({problem}); fix the syntax") from None
+    except RecursionError:  # PyYAML composes nodes recursively: a hostile nesting depth must not crash the reader
+        raise AssetError(f"{path}: invalid YAML (nested too deeply to read); flatten the document") from None
 
 
 def versioned_items(path: Path, key: str) -> list[Any]:

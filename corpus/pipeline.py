@@ -11,6 +11,7 @@ from typing import Any
 
 from extes.corpus.atomic import check_output_dir, claim_output_dir, write_errors
 from extes.corpus.formats import ReadOptions, ReadResult, read_corpus, write_corpus
+from extes.corpus.formats.hf import dataset_card, write_hf
 from extes.corpus.formats.jsonl import dialogue_line
 from extes.corpus.split import SPLITS, parse_ratios, split_dialogues
 from extes.errors import InputError
@@ -32,8 +33,6 @@ def convert_corpus(src: Path, dst: Path, *, fmt_in: str | None, fmt_out: str, op
         check_output_dir(dst, "hf-dataset", option="DST")  # before reading: a refused folder costs nothing
     result = _read_nonempty(src, fmt_in, opts)
     if fmt_out == "hf":
-        from extes.corpus.formats.hf import dataset_card, write_hf
-
         write_hf(result.dialogues, dst, card=dataset_card(result.dialogues, run_summary(src)))
     else:
         write_corpus(result.dialogues, dst, fmt_out)

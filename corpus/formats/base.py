@@ -1,7 +1,8 @@
-"""What every corpus reader shares: options, the result, record errors and label normalization."""
+"""What every corpus reader shares: options, the result, record errors, label normalization, the JSON-list loop."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -11,6 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from extes.corpus import textio
+from extes.corpus.atomic import write_text_atomic
 from extes.corpus.formats.jsonerr import parse_array_prefix
 from extes.corpus.labels import esconv_to_extes, normalizer
 from extes.errors import InputError
@@ -116,3 +118,9 @@ def read_json_records(path: Path, opts: ReadOptions, to_dialogue: Callable[..., 
     for i, rec in enumerate(load_json_list(path, opts, result)):
         result.add(opts, record_where(path, i), to_dialogue, rec, i, path, opts)
     return result
+
+
+def write_json_records(dialogues: list[Dialogue], path: Path, to_record: Callable[[Dialogue], dict]) -> None:
+    """Write a file holding one JSON list, `to_record(d)` for each dialogue (atomically)."""
+    records = [to_record(d) for d in dialogues]
+    write_text_atomic(path, json.dumps(records, ensure_ascii=False, indent=1) + "\n")

@@ -8,18 +8,9 @@ utterances is stripped (a safe fix, counted in meta.esconv.stripped). Consecutiv
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from extes.corpus.atomic import write_text_atomic
-from extes.corpus.formats.base import (
-    ReadOptions,
-    ReadResult,
-    RecordError,
-    build_dialogue,
-    labelled_turn,
-    read_json_records,
-)
+from extes.corpus.formats.base import ReadOptions, RecordError, build_dialogue, labelled_turn
 from extes.signatures.dialogue import Dialogue, Meta
 
 ROLES = {"seeker": "user", "speaker": "user", "usr": "user", "user": "user",
@@ -74,11 +65,6 @@ def record_to_dialogue(rec: object, index: int, path: Path, opts: ReadOptions) -
     )
 
 
-def read_esconv(path: Path, opts: ReadOptions) -> ReadResult:
-    """Read an ESConv.json-format file."""
-    return read_json_records(path, opts, record_to_dialogue)
-
-
 def dialogue_to_session(d: Dialogue) -> dict:
     """Dialogue → one ESConv.json session (seeker/supporter roles; ESConv fields restored from meta)."""
     extra = dict(getattr(d.meta, "esconv", None) or {})
@@ -97,9 +83,3 @@ def dialogue_to_session(d: Dialogue) -> dict:
     session["situation"] = d.description
     session["dialog"] = dialog
     return session
-
-
-def write_esconv(dialogues: list[Dialogue], path: Path) -> None:
-    """Write dialogues in the ESConv.json format (atomically)."""
-    sessions = [dialogue_to_session(d) for d in dialogues]
-    write_text_atomic(path, json.dumps(sessions, ensure_ascii=False, indent=1) + "\n")

@@ -7,18 +7,9 @@ another case. Consecutive same-role turns are kept as they are (lossless); synth
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from extes.corpus.atomic import write_text_atomic
-from extes.corpus.formats.base import (
-    ReadOptions,
-    ReadResult,
-    RecordError,
-    build_dialogue,
-    labelled_turn,
-    read_json_records,
-)
+from extes.corpus.formats.base import ReadOptions, RecordError, build_dialogue, labelled_turn
 from extes.signatures.dialogue import Dialogue, Meta
 
 
@@ -70,11 +61,6 @@ def record_to_dialogue(rec: object, index: int, path: Path, opts: ReadOptions) -
     )
 
 
-def read_extes_json(path: Path, opts: ReadOptions) -> ReadResult:
-    """Read an ExTES release JSON file."""
-    return read_json_records(path, opts, record_to_dialogue)
-
-
 def dialogue_to_record(d: Dialogue, *, with_id: bool = True) -> dict:
     """Dialogue → one release record (canonical labels; '' for an unlabelled assistant turn)."""
     content = [
@@ -83,9 +69,3 @@ def dialogue_to_record(d: Dialogue, *, with_id: bool = True) -> dict:
     rec: dict = {"id": d.id} if with_id else {}
     rec.update({"scene": d.scene, "description": d.description, "content": content})
     return rec
-
-
-def write_extes_json(dialogues: list[Dialogue], path: Path) -> None:
-    """Write dialogues as an ExTES release JSON list (atomically)."""
-    records = [dialogue_to_record(d) for d in dialogues]
-    write_text_atomic(path, json.dumps(records, ensure_ascii=False, indent=1) + "\n")
