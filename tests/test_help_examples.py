@@ -303,6 +303,9 @@ def test_example_runs_as_written(example, workspace, runner, tmp_path):
     ws = tmp_path / "ws"
     shutil.copytree(workspace, ws, symlinks=True)
     (tmp_path / "shared").symlink_to(SHARED, target_is_directory=True)
+    for path in _outputs(argv):  # a prepared run of the same name would be resumed, not made
+        target = ws / path
+        shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
     code, out, err = runner(argv, ws, env)
     assert code == 0, f"`{example}` exited {code}:\n{err[-3000:]}"
     assert "Traceback" not in err, err[-3000:]
