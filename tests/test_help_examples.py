@@ -112,6 +112,13 @@ SKIP = {
         "embeds every message with multilingual-e5 (tests/programs/test_safety_classifier.py)",
 }
 
+# Examples that run here but may run a learned model (the crisis classifier's multilingual-e5, bundled).
+MODEL = {
+    "extes safety check \"I've been giving my things away\" --json",
+    "extes safety check \"this exam is killing me\" --json",
+    "extes safety check \"I've been giving my things away\" --locale us",
+}
+
 # The inputs that examples name, made in order by the commands of earlier examples (or written as a user would).
 PREPARE = [
     ["data", "split", "assets/seeds", "splits/"],
@@ -182,7 +189,8 @@ def _params():
         if example in SKIP:
             continue
         counts[path] = counts.get(path, 0) + 1
-        yield pytest.param(example, id=f"{path.removeprefix('extes ') or 'extes'} #{counts[path]}")
+        marks = [pytest.mark.model] if example in MODEL else []
+        yield pytest.param(example, id=f"{path.removeprefix('extes ') or 'extes'} #{counts[path]}", marks=marks)
 
 
 class Runner:
@@ -314,8 +322,9 @@ def test_example_runs_as_written(example, workspace, runner, tmp_path):
 
 
 def test_every_skipped_example_is_still_in_a_help_text():
-    stale = sorted(set(SKIP) - set(EXAMPLES))
-    assert not stale, f"SKIP names examples no help text shows any more (update or drop them): {stale}"
+    stale = sorted((set(SKIP) | MODEL) - set(EXAMPLES))
+    assert not stale, f"SKIP or MODEL names examples no help text shows any more (update or drop them): {stale}"
+    assert not MODEL & set(SKIP), "an example is either skipped or run (marked model), not both"
 
 
 def test_every_command_has_examples():
