@@ -327,12 +327,6 @@ def test_every_skipped_example_is_still_in_a_help_text():
     assert not MODEL & set(SKIP), "an example is either skipped or run (marked model), not both"
 
 
-def test_every_command_has_examples():
-    """Every command that does something (not a bare group) shows at least one example."""
-    missing = [path for path, cmd in walk(main) if not isinstance(cmd, click.Group) and not examples_of(cmd.help or "")]
-    assert not missing, f"commands without an Examples block in their help: {missing}"
-
-
 def test_continued_lines_are_joined():
     text = "Do it.\n\n\b\nExamples:\n  extes a --x 1 \\\n    --y 2\n  extes b \"two words\"\n\nMore text.\n"
     assert examples_of(text) == ["extes a --x 1 --y 2", "extes b \"two words\""]
