@@ -18,7 +18,8 @@ def arena() -> None:
     \b
     Examples:
       extes arena cards --from seeds ../shared/data/esconv/FailedESConv.json --n 6 --out cards.jsonl
-      extes arena run --supporters a=scripted,b=scripted --cards cards.jsonl --turns 4 --out runs/arena
+      extes arena run --supporters a=scripted,b=scripted --cards cards.jsonl --turns 4 \\
+          --rules-only-safety --out runs/arena
       extes arena report runs/arena --json
     """
 
@@ -93,7 +94,8 @@ def run_cmd(supporters, cards, turns, seeker, judge, judge_program, out, seed, r
 
     \b
     Examples:
-      extes arena run --supporters a=scripted,b=scripted --cards cards.jsonl --turns 4 --out runs/arena --json
+      extes arena run --supporters a=scripted,b=scripted --cards cards.jsonl --turns 4 \\
+          --rules-only-safety --out runs/arena
       extes arena run --supporters local/smollm2-135m-instruct,lora=local/smollm2-135m-instruct+adapter:runs/lora \\
           --cards cards.jsonl --turns 4 --seeker local/smollm2-135m-instruct --judge local/smollm2-135m-instruct \\
           --out runs/arena-small

@@ -46,9 +46,9 @@ def esconv(test_file, model, adapter, api_base, program, predictor, limit, worke
 
     \b
     Examples:
-      extes benchmark esconv --test ../shared/data/esconv/devWithStrategy_short.tsv -m scripted --limit 5 \
+      extes benchmark esconv --test ../shared/data/esconv/devWithStrategy_short.tsv -m scripted --limit 5 \\
         --out runs/bench-demo
-      extes benchmark esconv --test ../shared/data/esconv/devWithStrategy_short.tsv \
+      extes benchmark esconv --test ../shared/data/esconv/devWithStrategy_short.tsv \\
         -m local/smollm2-135m-instruct --limit 200 --out runs/bench-base --json
     """
     from extes.corpus.provenance import git_hash, versions

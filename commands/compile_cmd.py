@@ -37,10 +37,15 @@ def compile_cmd(program, optimizer, trainset, valset, student, teacher, api_base
 
     \b
     Examples:
-      extes compile classifier --optimizer bootstrap --trainset train.jsonl --valset valid.jsonl --out clf.json
-      extes compile supporter --optimizer labeled --trainset train.jsonl --valset valid.jsonl -m scripted --out s.json
-      extes compile seeker --optimizer labeled --trainset train.jsonl --valset valid.jsonl -m scripted --out k.json
-      extes compile judge --optimizer labeled --trainset studies/a --valset studies/b -m scripted --out judge.json
+      extes data split assets/seeds splits/
+      extes compile classifier --optimizer bootstrap --trainset splits/train.jsonl --valset splits/valid.jsonl \\
+        --out clf.json
+      extes compile supporter --optimizer labeled --trainset splits/train.jsonl --valset splits/valid.jsonl \\
+        -m scripted --out s.json
+      extes compile seeker --optimizer labeled --trainset splits/train.jsonl --valset splits/valid.jsonl \\
+        -m scripted --out k.json
+      extes compile judge --optimizer labeled --trainset studies/pilot --valset studies/s1 -m scripted \\
+        --out judge.json
     """
     from extes.corpus.formats import ReadOptions, read_corpus
     from extes.programs.lm import load_lm

@@ -54,8 +54,8 @@ def convert(src, dst, fmt_in, fmt_out, skip_invalid, unknown_labels, map_esconv,
     Examples:
       extes data convert ../shared/data/esconv/FailedESConv.json out.jsonl --from esconv --to jsonl
       extes data convert assets/seeds seeds.json --to extes
-      extes data convert extes.json extes_hf --from extes --to hf --skip-invalid
-      extes data convert esconv.json esconv_extes.jsonl --from esconv --map-esconv
+      extes data convert seeds.json seeds_hf --from extes --to hf --skip-invalid
+      extes data convert ../shared/data/esconv/FailedESConv.json esconv_extes.jsonl --from esconv --map-esconv
     """
     opts = read_options(skip_invalid, unknown_labels, map_esconv)
     summary = convert_corpus(src, dst, fmt_in=fmt_in, fmt_out=fmt_out or guess_output_format(dst), opts=opts)
