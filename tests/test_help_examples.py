@@ -77,6 +77,14 @@ SKIP = {
     "extes reply \"I failed my exam\" -m local/runs/merged": "needs a merged model from `extes tune merge`",
     "extes distill supporter --teacher scripted --limit 8 --max-steps 5 --out runs/d":
         "LoRA-trains the embedded model (tests/tuning/test_distill.py)",
+    "extes distill supporter --teacher scripted --program s.json --limit 8 --max-steps 5 --out runs/d2":
+        "LoRA-trains the embedded model (tests/tuning/test_recipe.py runs distill --program)",
+    "extes recipe distill --teacher scripted --test ../shared/data/esconv/devWithStrategy_short.tsv "
+    "--dialogues 4 --bench-limit 6 --max-steps 2 --cards 2 --turns 2 --out runs/recipe-test":
+        "eleven stages on the embedded model, minutes (tests/tuning/test_recipe.py runs it on a tiny student)",
+    "extes recipe distill --teacher local/qwen2.5-coder-1.5b-instruct "
+    "--test ../shared/data/esconv/devWithStrategy_short.tsv --dialogues 150 --out runs/recipe":
+        "the teacher wheels and hours of CPU (benchmarks/README.md, Teacher)",
     "extes tune lora --data splits/train.jsonl --variant strategies --max-steps 30 --out runs/lora --json":
         "30 LoRA steps on the embedded model (tests/tuning/test_tune.py)",
     "extes tune adapter --data splits/train.jsonl --adapter-len 10 --adapter-layers 8 --out runs/adapter":
