@@ -72,3 +72,18 @@ def asset_models(path: Path, key: str, model: type[BaseModel]) -> list[Any]:
             loc = ".".join(str(p) for p in err["loc"])
             raise AssetError(f"{path}: {key}[{i}].{loc}: {err['msg']}") from None
     return out
+
+
+def die_with_parent() -> None:
+    """Linux: get SIGTERM when the parent process dies (elsewhere: nothing)."""
+    import signal
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass

@@ -28,7 +28,6 @@ from extes.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
-LAUNCHER = Path(__file__).with_name("cli_launcher.py")
 # A fresh interpreter per example (3-6 s of imports each) instead of forks of one that imported the CLI once.
 FRESH = os.environ.get("EXTES_EXAMPLES_FRESH") == "1"
 TIMEOUT_S = 240
@@ -208,7 +207,7 @@ class Runner:
         self.logs, self.n, self.proc = logs, 0, None
         logs.mkdir(parents=True, exist_ok=True)
         if not FRESH:
-            self.proc = subprocess.Popen([sys.executable, str(LAUNCHER)], stdin=subprocess.PIPE,
+            self.proc = subprocess.Popen([sys.executable, "-m", "extes.launcher"], stdin=subprocess.PIPE,
                                          stdout=subprocess.PIPE, text=True, env=self._env({}))
 
     @staticmethod

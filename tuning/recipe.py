@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from extes.base import die_with_parent
 from extes.corpus.atomic import claim_output_dir, is_output_of, write_text_atomic
 from extes.errors import ExtesError, InputError
 
@@ -138,37 +139,47 @@ def open_run(cfg: RecipeConfig, out: Path) -> dict[str, Any]:
     return state
 
 
-def _extes() -> list[str]:
-    return [sys.executable, "-m", "extes"]
+class Launcher:
+    """The stages' runner: one `python -m extes.launcher` process that imported the CLI once and forks a fresh
+    child per stage (a stage is then exactly `extes ARGV`, without re-importing torch each time). It dies with
+    this process, and so does the stage it is running (launcher.py)."""
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen | None = None
+
+    def run(self, argv: list[str], stdout: Path, stderr: Path) -> int:
+        if self.proc is None or self.proc.poll() is not None:
+            self.proc = subprocess.Popen([sys.executable, "-m", "extes.launcher"], stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE, text=True, preexec_fn=die_with_parent)
+        request = {"argv": argv, "cwd": str(Path.cwd()), "stdout": str(stdout), "stderr": str(stderr),
+                   "append": True, "timeout": 10**9}
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+        answer = self.proc.stdout.readline()
+        if not answer:
+            raise ExtesError(f"the stage runner stopped while running `extes {' '.join(argv[:2])}`; rerun to continue")
+        return int(json.loads(answer)["rc"])
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=60)
 
 
-def _die_with_parent() -> None:
-    """In the stage's process (Linux): receive SIGTERM when the recipe process dies, even by SIGKILL, so a killed
-    recipe never leaves a stage writing into the run folder while a rerun starts on it."""
-    try:
-        import ctypes
-        import signal
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
-def run_stage(st: Stage, out: Path) -> dict[str, Any]:
+def run_stage(st: Stage, out: Path, launcher: Launcher) -> dict[str, Any]:
     """Run one stage's command; its stdout (--json) goes to logs/<stage>.json, its stderr to logs/<stage>.log."""
     logs = out / "logs"
     logs.mkdir(exist_ok=True)
     t0 = time.perf_counter()
-    with open(logs / f"{st.name}.log", "ab") as err:
-        proc = subprocess.run([*_extes(), *st.argv], stdout=subprocess.PIPE, stderr=err, cwd=Path.cwd(),
-                              preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+    partial = logs / f".{st.name}.json.partial"
+    rc = launcher.run(st.argv, partial, logs / f"{st.name}.log")
     seconds = time.perf_counter() - t0
-    if proc.returncode != 0:
+    if rc != 0:
         last = [ln for ln in (logs / f"{st.name}.log").read_text(errors="replace").splitlines() if ln.strip()]
-        why = last[-1].strip().removeprefix("Error: ") if last else f"exit {proc.returncode}"
+        why = last[-1].strip().removeprefix("Error: ") if last else f"exit {rc}"
         raise ExtesError(f"recipe stage {st.name!r} failed: {why} (log: {logs / (st.name + '.log')}); "
                          f"fix it and rerun the same command to continue")
-    write_text_atomic(logs / f"{st.name}.json", proc.stdout.decode("utf-8", "replace"))
+    partial.replace(logs / f"{st.name}.json")
     return {"seconds": round(seconds, 1)}
 
 
@@ -182,6 +193,14 @@ def run_recipe(cfg: RecipeConfig, out: Path, *, stop_after: str | None = None,
     out = Path(out)
     state = open_run(cfg, out)
     todo = stages(cfg, out)
+    launcher = Launcher()
+    try:
+        return _run(cfg, out, state, todo, launcher, stop_after, say, write_report)
+    finally:
+        launcher.close()
+
+
+def _run(cfg, out, state, todo, launcher, stop_after, say, write_report) -> dict[str, Any]:
     for i, st in enumerate(todo, 1):
         rec = state["stages"].get(st.name)
         if rec and rec.get("done") and (out / st.done).exists():
@@ -189,7 +208,7 @@ def run_recipe(cfg: RecipeConfig, out: Path, *, stop_after: str | None = None,
         else:
             say(f"[{i}/{len(todo) + 1}] {st.name}: {st.what} ...")
             prev = (rec or {}).get("seconds", 0.0)
-            took = run_stage(st, out)
+            took = run_stage(st, out, launcher)
             state["stages"][st.name] = {"done": True, "seconds": round(prev + took["seconds"], 1),
                                         "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
             _save_state(out, state)
