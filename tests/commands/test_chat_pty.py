@@ -65,7 +65,8 @@ def test_bad_commands_keep_the_session_going():
 
 
 def test_ctrl_c_stops_a_reply_and_leaving_saves_the_session(tmp_path):
-    child = spawn("-m", "scripted@1.5", cwd=str(tmp_path))  # each LM call takes 1.5 s: time to interrupt it
+    # each LM call takes 6 s: time to interrupt it even when a busy machine wakes this test late (1.5 s was not)
+    child = spawn("-m", "scripted@6", cwd=str(tmp_path))
     child.expect("you> ")
     child.sendline("I had a rough week at work.")
     child.expect(r"bot \[")
