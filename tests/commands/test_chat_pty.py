@@ -2,7 +2,9 @@
 
 import json
 import os
+import signal
 import sys
+import uuid
 from pathlib import Path
 
 import pexpect
@@ -13,8 +15,10 @@ EXTES = str(Path(sys.executable).parent / "extes")
 
 def spawn(*args, timeout=240, cwd=None):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "COLUMNS": "200"}
+    # A job started in the background by a non-interactive shell (CI's may be one) runs with SIGINT ignored, and a
+    # Python started so keeps ignoring it: give the chat the default disposition a terminal user's shell gives it.
     return pexpect.spawn(EXTES, ["chat", *args], env=env, encoding="utf-8", timeout=timeout, dimensions=(50, 200),
-                         cwd=cwd)
+                         cwd=cwd, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 @pytest.mark.parametrize("model", [pytest.param("local/smollm2-135m-instruct", marks=pytest.mark.model), "scripted"])
@@ -65,10 +69,11 @@ def test_bad_commands_keep_the_session_going():
 
 
 def test_ctrl_c_stops_a_reply_and_leaving_saves_the_session(tmp_path):
-    # each LM call takes 6 s: time to interrupt it even when a busy machine wakes this test late (1.5 s was not)
-    child = spawn("-m", "scripted@6", cwd=str(tmp_path))
+    child = spawn("-m", "scripted@3", cwd=str(tmp_path))  # each LM call takes 3 s: time to interrupt it
     child.expect("you> ")
-    child.sendline("I had a rough week at work.")
+    # a message no other test sends: DSPy's disk cache (one per test session) would answer a repeated one at once,
+    # and the reply would be over before the Ctrl-C (what failed in CI)
+    child.sendline(f"I had a rough week at work ({uuid.uuid4().hex[:8]}).")
     child.expect(r"bot \[")
     child.sendintr()  # Ctrl-C while the reply is being written
     child.expect(r"\(reply interrupted\)")
