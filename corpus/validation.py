@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 from extes.corpus.dedup import DedupIndex, jaccard, shingles
 from extes.corpus.labels import normalizer
+from extes.corpus.safety_rules import default_rules
 from extes.signatures.dialogue import Dialogue, Turn
 
 MIN_UTT, MAX_UTT = 8, 40
@@ -154,13 +155,11 @@ def check_duplicate(d: Dialogue, index: DedupIndex, threshold: float) -> Problem
 
 
 def check_unsafe(d: Dialogue) -> Problem | None:
-    from extes.programs.safety import default_checker
-
-    checker = default_checker(True)
+    rules = default_rules()
     for i, t in enumerate(d.turns):
         if t.role != "assistant":
             continue
-        if PROFANITY.search(t.text) or HARMFUL.search(t.text) or checker.check(t.text).crisis:
+        if PROFANITY.search(t.text) or HARMFUL.search(t.text) or rules.match(t.text):
             return Problem("unsafe", "soft", f"assistant turn {i} needs a look (profanity or crisis language)")
     return None
 

@@ -1,8 +1,8 @@
 """The crisis-safety layer: every user message is checked, with the conversation before it, before any LM call.
 
-Three readings, first hit wins: rules (programs/safety_rules.py: English, Spanish, French, Portuguese and German
+Three readings, first hit wins: rules (corpus/safety_rules.py: English, Spanish, French, Portuguese and German
 regexes after idioms, negations, reported speech and hyperbole are removed), the conversation
-(programs/safety_context.py: a yes to the assistant's risk question, a message that continues an earlier crisis
+(corpus/safety_context.py: a yes to the assistant's risk question, a message that continues an earlier crisis
 turn), then a learned classifier over the embedded model's hidden states (programs/safety_classifier.py), which
 carries meaning to phrasings no rule was written for. On a hit the bot answers with a fixed, reviewed escalation
 message (assets/safety/resources.yaml, per locale and category); a small model never improvises there.
@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from extes.corpus.assets import assets_dir, read_yaml
-from extes.programs.safety_context import ContextRules, check_context, read_context
-from extes.programs.safety_rules import ORDER, RuleSet, normalize
+from extes.corpus.safety_context import ContextRules, check_context, read_context
+from extes.corpus.safety_rules import ORDER, RuleSet, normalize
 
 log = logging.getLogger(__name__)
 

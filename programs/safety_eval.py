@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from extes.corpus import textio
+from extes.corpus.safety_context import check_context
+from extes.corpus.safety_rules import LANGUAGES, ORDER
 from extes.errors import InputError
 from extes.programs.safety import SafetyResult
 from extes.programs.safety_classifier import sweep_point
-from extes.programs.safety_context import check_context
-from extes.programs.safety_rules import LANGUAGES, ORDER
 
 LINE = '{"text": str, "crisis": true|false, "category": ..., "language": ..., "context": [...]}'
 

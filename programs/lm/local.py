@@ -330,15 +330,11 @@ def _runs_on_llamacpp(name: str, adapter: str | None) -> bool:
     return available()
 
 
-BACKEND = Backend(
-    prefix="local/",
-    usage="local/<name-or-path>",
-    build=build,
-    options=(
-        Option("adapter", str, "A peft adapter folder (from `extes tune` or `extes distill`)."),
-        *sampling_options(),
-        Option("cache", bool, "Serve identical calls from the in-memory cache."),
-        Option("precision", str, "Weights in memory.", choices=PRECISIONS),
-    ),
-    capabilities=Capabilities(can_score=True, can_stream=True, trainable=True, in_process=True),
+OPTIONS = (
+    Option("adapter", str, "A peft adapter folder (from `extes tune` or `extes distill`)."),
+    *sampling_options(),
+    Option("cache", bool, "Serve identical calls from the in-memory cache."),
+    Option("precision", str, "Weights in memory.", choices=PRECISIONS),
 )
+BACKEND = Backend(prefix="local/", usage="local/<name-or-path>", build=build, options=OPTIONS,
+                  capabilities=Capabilities(can_score=True, can_stream=True, trainable=True, in_process=True))

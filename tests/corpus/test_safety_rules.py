@@ -4,8 +4,8 @@ import time
 
 import pytest
 
+from extes.corpus.safety_rules import normalize, windows
 from extes.programs.safety import SafetyChecker
-from extes.programs.safety_rules import normalize, windows
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from extes.corpus.assets import read_yaml
+from extes.corpus.safety_rules import RuleHit, RuleSet, normalize
 from extes.errors import AssetError, InputError
-from extes.programs.safety_rules import RuleHit, RuleSet, normalize
 
 ROLES = ("user", "assistant")
 

@@ -10,13 +10,14 @@ Long texts are matched window by window, so the time and memory of a check grow 
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from extes.corpus.assets import read_yaml
+from extes.corpus.assets import assets_dir, read_yaml
 from extes.errors import AssetError
 
 # Checked in this order: the most urgent answer first, and someone else in danger before the user's own wording
@@ -155,3 +156,9 @@ class RuleSet:
                 if m:
                     return rank, RuleHit(cat, m.group(0), pat.pattern)
         return None
+
+
+@functools.lru_cache(maxsize=1)
+def default_rules() -> RuleSet:
+    """The shipped rules (assets/safety/), compiled once per process: what synthesis validation screens with."""
+    return RuleSet(assets_dir() / "safety")
