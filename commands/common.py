@@ -124,3 +124,20 @@ def _verbose_callback(ctx: click.Context, _param, value: bool) -> None:
 verbose_option = click.option("-v", "--verbose", is_flag=True, expose_value=False, is_eager=True,
                               callback=_verbose_callback,
                               help="Show the libraries' logs, warnings and loading bars (quiet by default).")
+
+
+def stderr_is_tty() -> bool:
+    """Whether stderr is a terminal: progress bars are drawn only there (tests patch this)."""
+    return sys.stderr.isatty()
+
+
+def progress_bar(total: int | None = None, *, desc: str, unit: str, quiet: bool = False, delay: float = 0.0):
+    """A tqdm bar on stderr (with its total when known), or None with `quiet` or when stderr is not a terminal.
+
+    `delay` seconds pass before it is first drawn, so a short run shows nothing.
+    """
+    if quiet or not stderr_is_tty():
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, delay=delay, dynamic_ncols=True)

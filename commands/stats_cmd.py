@@ -7,10 +7,12 @@ from pathlib import Path
 
 import click
 
-from extes.commands.common import POSITIVE_INT
+from extes.commands.common import POSITIVE_INT, progress_bar, quiet_option
 from extes.commands.data_cmd import from_option, labels_option, read_options, skip_option
 from extes.corpus.atomic import check_output_dir
 from extes.corpus.formats import read_corpus
+
+BAR_DELAY_S = 1.0  # small corpora finish before this and draw no bar
 
 
 @click.command("stats")
@@ -23,14 +25,17 @@ from extes.corpus.formats import read_corpus
 @click.option("--top", type=POSITIVE_INT, default=10, show_default=True, help="Strategy paths kept per length.")
 @skip_option
 @labels_option
-def stats(corpora, fmt_in, out, fmt, as_json, top, skip_invalid, unknown_labels) -> None:
+@quiet_option
+def stats(corpora, fmt_in, out, fmt, as_json, top, skip_invalid, unknown_labels, quiet) -> None:
     """Statistics of each CORPUS (ExTES JSON, ESConv.json, JSONL, a run folder, a dataset or seed folder).
 
     \b
     Examples:
       extes stats assets/seeds
       extes stats assets/seeds ../shared/data/esconv/FailedESConv.json --out report/
-      extes stats runs/r1 --format json
+      extes stats runs/r1 --format json -q
+
+    A corpus that takes more than a second shows a bar of utterances on stderr (on a terminal, unless -q).
     """
     from extes.corpus.analytics import analyse
 
@@ -39,7 +44,14 @@ def stats(corpora, fmt_in, out, fmt, as_json, top, skip_invalid, unknown_labels)
     all_stats = []
     for path in corpora:
         result = read_corpus(path, fmt_in, read_options(skip_invalid, unknown_labels or "keep", False))
-        all_stats.append(analyse(result.dialogues, top=top, name=Path(path).stem or str(path)))
+        name = Path(path).stem or str(path)
+        bar = progress_bar(sum(len(d.turns) for d in result.dialogues), desc=name, unit="utt", quiet=quiet,
+                           delay=BAR_DELAY_S)
+        try:
+            all_stats.append(analyse(result.dialogues, top=top, name=name, progress=bar.update if bar else None))
+        finally:
+            if bar:
+                bar.close()
     if out:
         from extes.corpus.report import write_report
 

@@ -29,6 +29,7 @@ from extes.errors import InputError
 from extes.signatures.dialogue import Dialogue
 
 HOPS = (3, 4, 5)
+_PROGRESS_CHUNK = 5000  # utterances per progress step (~0.5 s of tokenizing on one core)
 
 
 def phase(k: int, n: int) -> int:
@@ -48,8 +49,12 @@ def merged(seq: list[str]) -> list[str]:
     return out
 
 
-def analyse(dialogues: list[Dialogue], *, top: int = 10, name: str = "") -> dict[str, Any]:
-    """Every statistic of the module docstring for one corpus, as a JSON-able dict."""
+def analyse(dialogues: list[Dialogue], *, top: int = 10, name: str = "", progress=None) -> dict[str, Any]:
+    """Every statistic of the module docstring for one corpus, as a JSON-able dict.
+
+    `progress`, if given, is called with a number of utterances each time that many more have been tokenized
+    (tokenization is most of the time); the total is the corpus's utterance count.
+    """
     if not dialogues:
         raise InputError(f"{name or 'corpus'}: no dialogues to analyse")
     known = {ls: set(normalizer(ls).canonical) for ls in ("extes", "esconv")}
@@ -62,7 +67,7 @@ def analyse(dialogues: list[Dialogue], *, top: int = 10, name: str = "") -> dict
     profile: dict[str, Counter] = defaultdict(Counter)
     unlabelled = utterances = 0
     entropies = []
-    tokens, ngrams = token_stats([t.text for d in dialogues for t in d.turns])
+    tokens, ngrams = token_stats([t.text for d in dialogues for t in d.turns], progress=progress)
     for d in dialogues:
         scenes[d.scene] += 1
         n = len(d.turns)
@@ -150,25 +155,34 @@ def _chunk_stats(texts: list[str]):
     return len(h), [len(g) for g in grams], [np.unique(g) for g in grams]
 
 
-def token_stats(texts: list[str], chunk: int = 20000) -> tuple[int, dict[int, tuple[int, int]]]:
+def token_stats(texts: list[str], chunk: int = 20000, progress=None) -> tuple[int, dict[int, tuple[int, int]]]:
     """(total tokens, {n: (all n-grams, distinct n-grams)}) over `texts`, on every core for large corpora.
 
     Tokenization is most of the cost of `extes stats`; chunks go to forked worker processes, which share the
     parent's string-hash seed, so n-gram hashes agree across workers (64-bit hashes; a collision would merge two
-    n-grams and lower Distinct by about 1e-12 per pair).
+    n-grams and lower Distinct by about 1e-12 per pair). `progress(n)` is called as each chunk of n texts is done
+    (chunks are then smaller, so a bar moves; the result is the same).
     """
+    import contextlib
     import multiprocessing as mp
     import os
 
     import numpy as np
 
+    if progress:
+        chunk = min(chunk, _PROGRESS_CHUNK)
     chunks = [texts[i : i + chunk] for i in range(0, len(texts), chunk)] or [[]]
     workers = min(len(chunks), os.cpu_count() or 1)
-    if workers > 1 and "fork" in mp.get_all_start_methods():
-        with mp.get_context("fork").Pool(workers) as pool:
-            parts = pool.map(_chunk_stats, chunks)
-    else:
-        parts = [_chunk_stats(c) for c in chunks]
+    parts = []
+    with contextlib.ExitStack() as stack:
+        if workers > 1 and "fork" in mp.get_all_start_methods():
+            results = stack.enter_context(mp.get_context("fork").Pool(workers)).imap(_chunk_stats, chunks)
+        else:
+            results = map(_chunk_stats, chunks)
+        for c, part in zip(chunks, results, strict=True):
+            parts.append(part)
+            if progress and c:
+                progress(len(c))
     tokens = sum(p[0] for p in parts)
     out = {}
     for m in (1, 2, 3):
