@@ -48,7 +48,8 @@ def chat(model, adapter, api_base, locale, save_path, max_tokens) -> None:
     """
     from extes.programs.lm import load_lm
     from extes.programs.runtime import canonical_strategy, check_message, stream_reply
-    from extes.programs.safety import checker_for, escalation_message
+    from extes.programs.safety import checker_for
+    from extes.programs.safety_locale import localized_escalation
     from extes.programs.supporter import Supporter
 
     lm = load_lm(model, adapter=str(adapter) if adapter else None, api_base=api_base, max_tokens=max_tokens)
@@ -98,7 +99,7 @@ def chat(model, adapter, api_base, locale, save_path, max_tokens) -> None:
         turns.append({"role": "user", "text": text})
         verdict = checker_for(lm).check(text, turns[:-1])
         if verdict.crisis:
-            message = escalation_message(locale, verdict.category)
+            message = localized_escalation(locale, verdict.category, text, verdict, turns[:-1])
             events.append({"turn": len(turns) - 1, "type": "crisis", "category": verdict.category,
                            "matched": verdict.matched})
             turns.append({"role": "assistant", "text": message, "strategy": None})

@@ -15,7 +15,9 @@ adapter_option = click.option(
     "--adapter", type=click.Path(path_type=Path), help="A peft adapter folder (local models)."
 )
 api_base_option = click.option("--api-base", help="An OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1.")
-locale_option = click.option("--locale", default=None, help="Crisis resources locale (us, intl).")
+locale_option = click.option("--locale", default=None,
+                             help="Crisis resources locale (us, uk, ca, intl, es, fr, pt, de); a crisis written in "
+                                  "another language gets that language's.")
 
 
 @click.command("reply")

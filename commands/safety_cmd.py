@@ -36,14 +36,16 @@ def check(text, rules_only, history, locale, as_json) -> None:
     """
     from extes.errors import InputError
     from extes.programs.runtime import read_history
-    from extes.programs.safety import default_checker, escalation_message
+    from extes.programs.safety import default_checker
+    from extes.programs.safety_locale import localized_escalation
 
     if not text.strip():
         raise InputError('TEXT is empty; give the message to check, e.g. extes safety check "I feel hopeless"')
-    verdict = default_checker(rules_only).check(text, read_history(history))
+    turns = read_history(history)
+    verdict = default_checker(rules_only).check(text, turns)
     out = verdict.to_dict()
     if verdict.crisis:
-        out["escalation"] = escalation_message(locale, verdict.category)
+        out["escalation"] = localized_escalation(locale, verdict.category, text, verdict, turns)
     if as_json:
         emit_json(out)
     else:

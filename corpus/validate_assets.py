@@ -6,6 +6,7 @@ from typing import Any
 
 from extes.corpus.assets import load_esconv_strategies, load_extes_to_esconv, load_taxonomy, prompt_text
 from extes.corpus.checks import check_seed_set, coverage_problems
+from extes.corpus.safety_resources import resources_problems
 from extes.corpus.seeds import read_seed_file, seeds_dir
 from extes.errors import ExtesError
 
@@ -30,7 +31,7 @@ def validate_assets() -> dict[str, Any]:
         except ExtesError as e:
             problems.append(str(e))
     rep = check_seed_set(seeds, tax)
-    problems += rep.problems + coverage_problems(rep)
+    problems += rep.problems + coverage_problems(rep) + resources_problems()
     return {
         "scenarios": len(tax.scenarios),
         "strategies": len(tax.strategies),

@@ -30,7 +30,8 @@ from extes.programs.adapter import SmallChatAdapter
 from extes.programs.arena_judge import PairwiseJudge, RubricJudge, render_transcript
 from extes.programs.arena_supporters import LiveSupporter, LMPool, SupporterSpec
 from extes.programs.costs import cost_usd
-from extes.programs.safety import SafetyChecker, escalation_message
+from extes.programs.safety import SafetyChecker
+from extes.programs.safety_locale import escalation_texts
 from extes.programs.saved import load_saved
 from extes.programs.seeker import SeekerSimulator, seeker_view
 from extes.signatures.arena import RoleCard
@@ -152,14 +153,14 @@ class ArenaRun:
             if pred.end:
                 end = pred.end
                 break
-        escalation = escalation_message(cfg.locale)
+        escalations = escalation_texts()
         meta = Meta(source="chat", model=sup.spec.spec, created_at=datetime.datetime.now(datetime.timezone.utc)
                     .isoformat(), origin=card.origin)
         meta.task = f"play:{card.id}:{name}"
         meta.arena = {"card": card.id, "supporter": name, "spec": sup.spec.spec, "seeker": cfg.seeker,
                       "seed": card_seed, "end": end or "turns", "role_problems": problems, "crisis_card": card.crisis,
                       "crisis_turns": crisis_turns,
-                      "escalated": any(t["text"] == escalation for t in history if t["role"] == "assistant")}
+                      "escalated": any(t["text"] in escalations for t in history if t["role"] == "assistant")}
         turns = [Turn(role=t["role"], text=t["text"], strategy=t.get("strategy")) for t in history]
         if not turns:
             turns = [Turn(role="user", text="(the seeker left without a message)")]

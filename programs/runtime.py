@@ -13,7 +13,8 @@ from extes.corpus.labels import normalizer
 from extes.errors import InputError
 from extes.programs.adapter import SmallChatAdapter
 from extes.programs.lm.registry import capabilities
-from extes.programs.safety import checker_for, escalation_message
+from extes.programs.safety import checker_for
+from extes.programs.safety_locale import localized_escalation
 from extes.programs.supporter import Supporter
 
 MAX_MESSAGE_CHARS = 4000
@@ -72,7 +73,8 @@ def respond(lm, history: list[dict], message: str, *, strategy: str | None = Non
     message = check_message(message)
     verdict = (checker or checker_for(lm)).check(message, history)
     if verdict.crisis:
-        return {"strategy": None, "reply": escalation_message(locale, verdict.category), "crisis": True,
+        return {"strategy": None, "reply": localized_escalation(locale, verdict.category, message, verdict, history),
+                "crisis": True,
                 "safety": verdict.to_dict()}
     turns = [*history, {"role": "user", "text": message}]
     supporter = supporter or Supporter()

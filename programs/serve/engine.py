@@ -24,7 +24,8 @@ from extes.corpus.assets import load_taxonomy
 from extes.errors import ExtesError, InputError
 from extes.programs.adapter import SmallChatAdapter
 from extes.programs.runtime import canonical_strategy
-from extes.programs.safety import SafetyChecker, escalation_message
+from extes.programs.safety import SafetyChecker
+from extes.programs.safety_locale import localized_escalation
 from extes.programs.serve.schemas import ChatCompletionRequest
 from extes.programs.supporter import Supporter
 
@@ -105,7 +106,8 @@ class Engine:
             verdict = self._check(last_user, turns)
             if verdict.crisis:
                 self._log_event(name, verdict, last_user)
-                text = escalation_message((opts.locale if opts else None) or self.locale)
+                text = localized_escalation((opts.locale if opts else None) or self.locale, verdict.category,
+                                            last_user, verdict, turns[:-1])
                 return Answer(name, {"crisis": True, "strategy": None, "category": verdict.category,
                                      "source": verdict.source}, iter([text]))
         kwargs = req.lm_kwargs()
