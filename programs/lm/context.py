@@ -2,6 +2,7 @@
 
 A 232-turn history overflowed SmolLM2's 8,192-token window (and took 198 s and 5 GB): the oldest turns are dropped
 instead, measured in the model's own tokens with room left for the reply, and the user is told once per model.
+The tail is measured from the newest turn backwards, so a 5,000-turn history costs what the turns that fit cost.
 """
 
 from __future__ import annotations
@@ -21,13 +22,20 @@ def fit_messages(messages: Messages, count: Callable[[Messages], int], budget: i
     The tail starts at a user message where one can, so the model never sees a reply without its question. The
     last message is always kept (even when it alone is too long: the model then gets what it was asked).
     """
-    if count(messages) <= budget:
-        return messages
     n_head = next((i for i, m in enumerate(messages) if m["role"] != "system"), len(messages))
     head, rest = messages[:n_head], messages[n_head:]
     if len(rest) <= 1:
         return messages
-    lo, hi = 1, len(rest) - 1  # the smallest start index whose tail fits: binary search (count grows with length)
+    # The cost is bounded by what fits, not by the history: tails of 1, 2, 4, ... of the newest turns are counted
+    # until one is over the budget (or the whole history fits), then the longest tail that fits is found between
+    # the last two sizes. No call counts more than about twice the turns that fit.
+    size = 1
+    while size < len(rest) and count(head + rest[-2 * size:]) <= budget:
+        size *= 2
+    if size >= len(rest):  # the whole history fitted
+        return messages
+    # The tail of `size` fits, that of 2 * size (or all) does not: the smallest start index whose tail fits is here.
+    lo, hi = max(len(rest) - 2 * size + 1, 1), len(rest) - size
     while lo < hi:
         mid = (lo + hi) // 2
         if count(head + rest[mid:]) <= budget:

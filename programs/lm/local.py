@@ -66,8 +66,14 @@ class LocalLM(dspy.BaseLM):
 
     @property
     def context_window(self) -> int:
-        """The model's window, or less with EXTES_CONTEXT_TOKENS (a long prefill is slow on a small CPU)."""
+        """The model's window, capped at the lean decode loop's (programs/lm/fastdecode.py), or less with
+        EXTES_CONTEXT_TOKENS. A prompt past the loop's 4,096 tokens fell back to `generate`, whose growing cache
+        copied itself at every token: a 700-turn history took 20 minutes on a shared 2-core machine."""
+        from extes.programs.lm.fastdecode import decoder_for
+
         window = int(getattr(self.hf_model.config, "max_position_embeddings", 0) or 2048)
+        dec = decoder_for(self.hf_model)
+        window = min(window, dec.max_len) if dec is not None else window
         return min(window, int(os.environ.get("EXTES_CONTEXT_TOKENS") or window))
 
     def fit(self, messages: list[dict[str, str]], reserve: int | None = None) -> list[dict[str, str]]:
@@ -175,7 +181,8 @@ class LocalLM(dspy.BaseLM):
         rows = torch.tensor([c + [pad] * (width - len(c)) for c in conts])
         mask = torch.tensor([[1] * (len(base) + len(c)) + [0] * (width - len(c)) for c in conts])
         with self._lock, torch.inference_mode():
-            first = self.hf_model(input_ids=torch.tensor([base]), use_cache=True)
+            # Only the last position's logits: all of them would be [prompt, vocab] floats (1.6 GB at 8k tokens).
+            first = self.hf_model(input_ids=torch.tensor([base]), use_cache=True, logits_to_keep=1)
             cache = first.past_key_values
             cache.batch_repeat_interleave(len(choices))
             rest = self.hf_model(input_ids=rows, attention_mask=mask, cache=cache, use_cache=True).logits

@@ -53,3 +53,41 @@ def test_reply_with_a_very_long_history_on_the_scripted_lm(cli, tmp_path, caplog
     assert code == 0, err
     assert json.loads(out)["reply"] and seen and max(seen) <= ScriptedLM.context_window
     assert sum("longer than scripted's context" in r.message for r in caplog.records) == 1
+
+
+def test_a_5000_turn_history_is_trimmed_from_the_newest_turn_and_said_once(cli, tmp_path, caplog, monkeypatch):
+    """The trimming counts tails from the newest turn backwards and stops once full: it never counts the whole
+    history, and the turns it counts in all are bounded by those that fit."""
+    context._warned.clear()
+    path = tmp_path / "h5000.json"
+    path.write_text(json.dumps(history(5000)))  # 50,000 words, twelve times the scripted window
+    counted = []
+    real = context.fit_messages
+
+    def spy(messages, count, budget, **kw):
+        def counting(ms):
+            counted.append(len(ms))
+            return count(ms)
+        kept = real(messages, counting, budget, **kw)
+        spy.kept = len(kept)
+        return kept
+
+    monkeypatch.setattr("extes.programs.lm.scripted.fit_messages", spy)
+    with caplog.at_level(logging.WARNING):
+        code, out, err = cli("reply", "Thanks, that helps", "-m", "scripted", "--history", path, "--json")
+    assert code == 0, err
+    assert json.loads(out)["reply"]
+    assert sum("longer than scripted's context" in r.message for r in caplog.records) == 1
+    assert "of 5001 turns" in next(r.message for r in caplog.records if "longer than" in r.message)
+    assert counted and max(counted) <= 2 * spy.kept + 2  # no call read the whole history
+    # Stopped early: less than two readings of the history in all (the binary search over it read about seven).
+    assert sum(counted) < 2 * 5000
+
+
+def test_fit_counts_only_tails_near_what_fits():
+    msgs = [{"role": "system", "content": "sys"}] + [
+        {"role": "user" if i % 2 == 0 else "assistant", "content": "w " * 10} for i in range(10_001)]
+    sizes = []
+    kept = fit_messages(msgs, lambda ms: sizes.append(len(ms)) or words(ms), 1000, model="t")
+    assert words(kept) <= 1000 and len(kept) > 90
+    assert max(sizes) <= 2 * len(kept) and len(sizes) < 20
