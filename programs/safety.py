@@ -1,6 +1,6 @@
 """The crisis-safety layer: every user message is checked, with the conversation before it, before any LM call.
 
-Three readings, first hit wins: rules (corpus/safety_rules.py: English, Spanish, French, Portuguese and German
+Three readings: rules (corpus/safety_rules.py: English, Spanish, French, Portuguese and German
 regexes after idioms, negations, reported speech and hyperbole are removed), the conversation
 (corpus/safety_context.py: a yes to the assistant's risk question, a message that continues an earlier crisis
 turn), then a learned classifier over the embedded model's hidden states (programs/safety_classifier.py), which
@@ -59,27 +59,41 @@ class SafetyChecker:
 
     def check(self, text: str, context: list[dict[str, str]] | None = None) -> SafetyResult:
         """The verdict on `text`, the user's newest message; `context` is the turns before it, oldest first."""
-        verdict, probs = self.screen(text, context)
-        if verdict is not None:
-            return verdict
-        if probs is not None:
-            crisis, category, p = self.classifier().decide(probs)
-            return SafetyResult(crisis, category, None, f"P(crisis)={p:.2f}", source="classifier")
-        return SafetyResult(False, None, None, None)
+        return self.verdict(*self.screen(text, context))
 
     def screen(self, text: str, context: list[dict[str, str]] | None = None):
-        """(the rules' or the context's crisis verdict, None) when they hit; else (None, the classifier's class
-        probabilities, or None without a classifier). `extes safety eval --sweep` varies the threshold on these."""
+        """(the rules' or the context's crisis verdict or None, the classifier's class probabilities or None).
+
+        A version-3 classifier reads every message that is not plainly ordinary, the rules' verdict among its
+        features; an older one only the messages the rules pass. `extes safety eval --sweep` varies the threshold on
+        the probabilities; `verdict` turns the pair into the answer."""
         hit = self.rules.match(text)
         if hit:
-            return SafetyResult(True, hit.category, hit.matched, hit.rule), None
-        hit = read_context(self.rules, self.context_rules, text, check_context(context))
-        if hit:
-            return SafetyResult(True, hit.category, hit.matched, hit.rule, source="context"), None
-        clf = None if self.rules_only or self.context_rules.is_ordinary(text) else self.classifier()
-        if clf is None:
-            return None, None
-        return None, clf.probabilities(self.rules.prepare(text) if clf.prepared_input else text)
+            hit = SafetyResult(True, hit.category, hit.matched, hit.rule)
+        else:
+            ctx = read_context(self.rules, self.context_rules, text, check_context(context))
+            hit = SafetyResult(True, ctx.category, ctx.matched, ctx.rule, source="context") if ctx else None
+        clf = None if self.rules_only else self.classifier()
+        ordinary = hit is None and self.context_rules.is_ordinary(text)
+        if clf is None or ordinary or (hit is not None and not clf.hybrid):
+            return hit, None
+        if clf.hybrid:
+            return hit, clf.probabilities(text, context, hit, self.rules.prepare)
+        return hit, clf.probabilities(self.rules.prepare(text) if clf.prepared_input else text)
+
+    def verdict(self, hit: SafetyResult | None, probs: dict[str, float] | None,
+                threshold: float | None = None) -> SafetyResult:
+        """The answer from `screen`'s pair: the rules' hit where no classifier read the message; else the
+        classifier's decision at `threshold` (default: its calibrated one), which may overrule a rule (a joke)."""
+        if probs is None:
+            return hit or SafetyResult(False, None, None, None)
+        crisis, category, p = self.classifier().decide(probs, threshold)
+        if not crisis:
+            why = f"P(crisis)={p:.2f}" + (f"; overrules {hit.source} {hit.rule!r}" if hit else "")
+            return SafetyResult(False, None, None, why, source="classifier")
+        if hit is not None:
+            return SafetyResult(True, category, hit.matched, f"{hit.rule}; P(crisis)={p:.2f}", source=hit.source)
+        return SafetyResult(True, category, None, f"P(crisis)={p:.2f}", source="classifier")
 
     def classifier(self):
         """The learned classifier, loaded once; None (with a warning) when its weights or model are missing."""

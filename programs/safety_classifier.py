@@ -20,12 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from extes.corpus.atomic import write_text_atomic
+from extes.programs.safety_features import E5_TEXTS, assemble, e5_texts, embed_unique
 
 CLASSES = ("none", "medical_emergency", "abuse_violence", "third_party", "harm_to_others", "self_harm", "suicide")
 THRESHOLD = 0.5
 L2 = 1e-2
 MAX_TOKENS, MAX_WINDOWS, WINDOW_CHARS = 256, 8, 1000
-TARGET_PRECISION = 0.95  # calibration: the lowest threshold whose cross-validated precision reaches this
+TARGET_PRECISION = 0.95  # calibration (version 2): the lowest threshold whose cross-validated precision reaches this
+HYBRID_L2 = 1e-2
 FOLDS = 5
 
 
@@ -122,7 +124,7 @@ def _labels(rows: list[dict[str, Any]]):
     return torch.tensor([CLASSES.index(r.get("category") or "suicide") if r["crisis"] else 0 for r in rows])
 
 
-def _fit(x, y):
+def _fit(x, y, l2: float = L2):
     import torch
 
     mu, sd = x.mean(0), x.std(0) + 1e-6
@@ -133,7 +135,7 @@ def _fit(x, y):
 
     def closure():
         opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(z @ w + b, y) + L2 * (w**2).sum()
+        loss = torch.nn.functional.cross_entropy(z @ w + b, y) + l2 * (w**2).sum()
         loss.backward()
         return loss
 
@@ -141,23 +143,31 @@ def _fit(x, y):
     return mu, sd, w.detach(), b.detach()
 
 
-def calibrate(x, y, caught: list[bool]) -> tuple[float, dict[str, list[dict[str, float]]]]:
+def calibrate(x, y, caught: list[bool], *, l2: float = L2, best_f1: bool = False
+              ) -> tuple[float, dict[str, list[dict[str, float]]]]:
     """Threshold from FOLDS-fold out-of-fold P(crisis): the lowest whose precision reaches TARGET_PRECISION with
     the classifier alone (the rules were written on these rows and catch nearly all of their crises, so counting
-    their hits would hide the classifier's own trade-off). Returns it and the sweeps, alone and with the rules."""
+    their hits would hide the classifier's own trade-off); with `best_f1` (version 3, which reads the rules' verdicts
+    itself), the one with the best F1. On the fourth blind set, held out, that choice (0.25) was also the best one.
+    Returns it and the sweeps, alone and with the rules."""
     import torch
 
     n = len(y)
     p = torch.zeros(n)
     for k in range(FOLDS):
         test = torch.tensor([i % FOLDS == k for i in range(n)])
-        mu, sd, w, b = _fit(x[~test], y[~test])
+        mu, sd, w, b = _fit(x[~test], y[~test], l2)
         p[test] = 1 - torch.softmax(((x[test] - mu) / sd) @ w + b, -1)[:, 0]
     truth = (y > 0).tolist()
-    alone = [sweep_point(t / 20, p.tolist(), truth, [False] * n) for t in range(2, 20)]
-    with_rules = [sweep_point(t / 20, p.tolist(), truth, caught) for t in range(2, 20)]
+    alone = [sweep_point(t / 40, p.tolist(), truth, [False] * n) for t in range(2, 40)]
+    with_rules = [sweep_point(t / 40, p.tolist(), truth, caught) for t in range(2, 40)]
+    sweeps = {"classifier_alone": alone, "with_rules": with_rules}
+    if best_f1:
+        def f1(s):
+            return 2 * s["recall"] * s["precision"] / (s["recall"] + s["precision"] or 1)
+        return max(alone, key=f1)["threshold"], sweeps
     good = [s for s in alone if s["precision"] >= TARGET_PRECISION]
-    return (good[0]["threshold"] if good else THRESHOLD), {"classifier_alone": alone, "with_rules": with_rules}
+    return (good[0]["threshold"] if good else THRESHOLD), sweeps
 
 
 def sweep_point(t: float, p: list[float], truth: list[bool], caught: list[bool]) -> dict[str, float]:
@@ -170,22 +180,40 @@ def sweep_point(t: float, p: list[float], truth: list[bool], caught: list[bool])
             "precision": round(tp / (tp + fp), 4) if tp + fp else 1.0, "fp": fp, "fn": fn}
 
 
+def hybrid_features(extractor, rows: list[dict[str, Any]], prepare, hits: list[Any], cache: Path | None = None):
+    """Version-3 features of labelled rows (programs/safety_features.py), embeddings cached like `cached_features`."""
+    texts = [t for r in rows for t in e5_texts(prepare(r["text"]), r["text"], r.get("context"))]
+    emb = cached_features(extractor, texts, cache).reshape(len(rows), E5_TEXTS, -1)
+    return assemble(emb, hits, [r["text"] for r in rows])
+
+
 def train(extractor, rows: list[dict[str, Any]], sources: list[str], prepare=lambda t: t,
-          caught: list[bool] | None = None, cache: Path | None = None) -> dict[str, Any]:
+          caught: list[bool] | None = None, cache: Path | None = None, hits: list[Any] | None = None
+          ) -> dict[str, Any]:
     """Fit the classifier on labelled rows ({"text", "crisis", "category"}); returns the JSON-able weights.
 
-    `prepare` is what the checker does to a message before the classifier reads it; `caught` marks the rows the
-    rules already flag (for calibration; none when not given); `cache` keeps computed features between runs."""
-    x = cached_features(extractor, [prepare(r["text"]) for r in rows], cache)
+    `prepare` is what the checker does to a message before the classifier reads it; `cache` keeps computed features
+    between runs. With `hits` (the rules' and context layer's verdict on each row, None where they pass) the
+    classifier is version 3: it reads those verdicts among its features and decides alone (`HYBRID_L2`,
+    calibrated for the best out-of-fold F1). Without, version 2: `caught` marks the rows the rules already flag,
+    which it never sees."""
+    hybrid = hits is not None
+    if hybrid:
+        x = hybrid_features(extractor, rows, prepare, hits, cache)
+        caught = [False] * len(rows)
+    else:
+        x = cached_features(extractor, [prepare(r["text"]) for r in rows], cache)
     y = _labels(rows)
-    threshold, sweep = calibrate(x, y, caught or [False] * len(rows))
-    mu, sd, w, b = _fit(x, y)
+    l2 = HYBRID_L2 if hybrid else L2
+    threshold, sweep = calibrate(x, y, caught or [False] * len(rows), l2=l2, best_f1=hybrid)
+    mu, sd, w, b = _fit(x, y, l2)
     digest = hashlib.sha256("\n".join(f"{r['text']}\t{r['crisis']}" for r in rows).encode()).hexdigest()
+    target = {"choice": "best F1"} if hybrid else {"target_precision": TARGET_PRECISION}
     return {
-        "version": 2, "features": extractor.name, "input": "prepared", "model": extractor.model,
-        "classes": list(CLASSES), "threshold": threshold, "l2": L2,
+        "version": 3 if hybrid else 2, "features": extractor.name, "input": "prepared", "model": extractor.model,
+        "classes": list(CLASSES), "threshold": threshold, "l2": l2,
         "calibration": {"method": f"{FOLDS}-fold out-of-fold on the training data, classifier alone",
-                        "target_precision": TARGET_PRECISION, "sweep": sweep},
+                        **target, "sweep": sweep},
         "trained_on": sources, "n": len(rows), "data_sha256": digest,
         "mu": _round(mu), "sd": _round(sd), "w": _round(w), "b": _round(b),
     }
@@ -209,18 +237,28 @@ class SafetyClassifier:
         import torch
 
         self.extractor = extractor
-        # Version 1 weights were trained on the raw message, version 2 on the text the rules leave.
+        # Version 1 weights were trained on the raw message, version 2 on the text the rules leave, version 3 on
+        # both, the conversation and the rules' verdict (programs/safety_features.py).
         self.prepared_input = weights.get("input") == "prepared"
+        self.hybrid = int(weights.get("version", 1)) >= 3
         self.threshold = float(weights["threshold"])
         self.classes = weights["classes"]
         self.mu, self.sd = torch.tensor(weights["mu"]), torch.tensor(weights["sd"])
         self.w, self.b = torch.tensor(weights["w"]), torch.tensor(weights["b"])
 
-    def probabilities(self, text: str) -> dict[str, float]:
-        """Class probabilities of `text`: of its window with the highest P(crisis) when it is long."""
+    def probabilities(self, text: str, context: list[dict[str, str]] | None = None, hit=None,
+                      prepare=lambda t: t) -> dict[str, float]:
+        """Class probabilities of `text`: of its window with the highest P(crisis) when it is long. Version 3 also
+        reads `context` (the turns before), `hit` (the rules' verdict) and `prepare(window)` (what the rules leave)."""
         import torch
 
-        z = (features(self.extractor, windows_of(text)) - self.mu) / self.sd
+        parts = windows_of(text)
+        if self.hybrid:
+            emb = embed_unique(self.extractor, [t for w in parts for t in e5_texts(prepare(w), w, context)])
+            x = assemble(emb.reshape(len(parts), E5_TEXTS, -1), [hit] * len(parts), parts)
+        else:
+            x = features(self.extractor, parts)
+        z = (x - self.mu) / self.sd
         p = torch.softmax(z @ self.w + self.b, dim=-1)
         row = p[int(torch.argmin(p[:, 0]))]
         return {c: float(row[i]) for i, c in enumerate(self.classes)}

@@ -15,7 +15,6 @@ from extes.corpus import textio
 from extes.corpus.safety_context import check_context
 from extes.corpus.safety_rules import LANGUAGES, ORDER
 from extes.errors import InputError
-from extes.programs.safety import SafetyResult
 from extes.programs.safety_classifier import sweep_point
 
 LINE = '{"text": str, "crisis": true|false, "category": ..., "language": ..., "context": [...]}'
@@ -61,13 +60,10 @@ def evaluate(rows: list[dict[str, Any]], checker, *, sweep: bool = False) -> dic
     (and, with `sweep`, recall/precision at classifier thresholds 0.10 ... 0.95)."""
     verdicts, caught, probs = [], [], []
     for row in rows:
-        verdict, p = checker.screen(row["text"], row["context"])
-        caught.append(verdict is not None)
+        hit, p = checker.screen(row["text"], row["context"])
+        caught.append(hit is not None and p is None)  # decided without the classifier
         probs.append(None if p is None else 1.0 - p["none"])
-        if verdict is None and p is not None:
-            crisis, category, q = checker.classifier().decide(p)
-            verdict = SafetyResult(crisis, category, None, f"P(crisis)={q:.2f}", source="classifier")
-        verdicts.append(verdict or SafetyResult(False, None, None, None))
+        verdicts.append(checker.verdict(hit, p))
     pairs = [(v.crisis, r["crisis"]) for v, r in zip(verdicts, rows, strict=True)]
     out = _scores(pairs)
     out["per_category"] = {}
