@@ -9,6 +9,7 @@ import click
 
 from extes.commands.common import emit_json, json_option
 from extes.commands.reply_cmd import adapter_option, api_base_option
+from extes.corpus.provenance import git_hash, versions
 from extes.programs.lm import DEFAULT_MODEL
 
 
@@ -51,8 +52,7 @@ def esconv(test_file, model, adapter, api_base, program, predictor, limit, worke
       extes benchmark esconv --test ../shared/data/esconv/devWithStrategy_short.tsv \\
         -m local/smollm2-135m-instruct --limit 200 --out runs/bench-base --json
     """
-    from extes.corpus.provenance import git_hash, versions
-    from extes.programs.lm import load_lm
+    from extes.programs.lm import load_lm  # lazy: programs.lm imports torch
     from extes.tuning.benchmark import run_benchmark
 
     kwargs = {"max_tokens": max_tokens}

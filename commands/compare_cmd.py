@@ -9,6 +9,12 @@ from pathlib import Path
 import click
 
 from extes.commands.common import NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE_INT, emit_json, json_option
+from extes.corpus.atomic import claim_output_dir, write_text_atomic
+from extes.corpus.formats import ReadOptions, read_corpus
+from extes.corpus.provenance import git_hash, recorded_argv, versions
+from extes.corpus.seeds import read_seed_folder
+from extes.corpus.split import split_dialogues
+from extes.errors import InputError
 from extes.programs.lm import DEFAULT_MODEL
 
 
@@ -43,11 +49,7 @@ def compare_optimizers(program, optimizers, seeds, trainset, valset, testset, mo
     """
     import dspy
 
-    from extes.corpus.formats import ReadOptions, read_corpus
-    from extes.corpus.seeds import read_seed_folder
-    from extes.corpus.split import split_dialogues
-    from extes.errors import InputError
-    from extes.programs.lm import load_lm
+    from extes.programs.lm import load_lm  # lazy: programs.lm imports torch
     from extes.tuning.compare import compare
     from extes.tuning.compile import check_optimizer
 
@@ -68,9 +70,6 @@ def compare_optimizers(program, optimizers, seeds, trainset, valset, testset, mo
     def progress(row):
         click.echo(f"{row['optimizer']} seed {row['seed']}: valid {row['valid']:.1f} test {row['test']:.1f} "
                    f"({row['lm_calls']} calls, {row['wall_s']} s)", err=True)
-
-    from extes.corpus.atomic import claim_output_dir, write_text_atomic
-    from extes.corpus.provenance import git_hash, recorded_argv, versions
 
     claim_output_dir(out, "compare-optimizers")
     manifest = {"program": program, "optimizers": names, "seeds": seeds, "model": model, "limit": limit,

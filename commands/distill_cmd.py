@@ -7,6 +7,10 @@ from pathlib import Path
 import click
 
 from extes.commands.common import NON_NEGATIVE_INT, POSITIVE_INT, emit_json, json_option
+from extes.corpus.formats import ReadOptions, read_corpus
+from extes.corpus.seeds import read_seed_folder
+from extes.corpus.split import split_dialogues
+from extes.errors import InputError
 from extes.programs.lm import DEFAULT_MODEL, capabilities
 from extes.tuning.distill import OPTIMIZERS
 
@@ -47,10 +51,7 @@ def distill(program, teacher, student, trainset, limit, max_steps, optimizer, st
       extes distill classifier --teacher openai/gpt-4o-mini --optimizer better-together --strategy "p -> w" \\
           --out runs/bt
     """
-    from extes.corpus.formats import ReadOptions, read_corpus
-    from extes.corpus.seeds import read_seed_folder
-    from extes.errors import InputError
-    from extes.programs.lm import load_lm
+    from extes.programs.lm import load_lm  # lazy: programs.lm imports torch
     from extes.tuning.datasets import turn_examples
     from extes.tuning.distill import distill as run
 
@@ -62,7 +63,6 @@ def distill(program, teacher, student, trainset, limit, max_steps, optimizer, st
     if optimizer == "better-together":
         if val_limit < 1:
             raise InputError(f"--val-limit {val_limit}: BetterTogether needs at least 1 held-out example")
-        from extes.corpus.split import split_dialogues
 
         parts = split_dialogues(dialogues, seed=0, ratios=(0.8, 0.2, 0.0))
         dialogues = parts["train"]

@@ -9,6 +9,9 @@ import click
 
 from extes.commands.common import POSITIVE_INT, emit_json, json_option
 from extes.commands.reply_cmd import adapter_option, api_base_option
+from extes.corpus.atomic import check_output_dir, write_text_atomic
+from extes.corpus.formats import ReadOptions, read_corpus
+from extes.corpus.provenance import content_sha256, git_hash, versions
 from extes.errors import InputError
 from extes.programs.lm import DEFAULT_MODEL
 
@@ -43,10 +46,7 @@ def evaluate(ctx, model, adapter, api_base, program, test_corpus, mode, limit, w
         return
     if test_corpus is None or out is None:
         raise InputError("--test and --out are required (or use `extes evaluate compare RUN...`)")
-    from extes.corpus.atomic import check_output_dir
-    from extes.corpus.formats import ReadOptions, read_corpus
-    from extes.corpus.provenance import content_sha256, git_hash, versions
-    from extes.programs.lm import load_lm
+    from extes.programs.lm import load_lm  # lazy: programs.lm imports torch
     from extes.tuning.evaluation import check_resume, evaluate_run, load_samples, samples_of
 
     check_output_dir(out, "evaluate")
@@ -96,8 +96,12 @@ def compare(runs, reps, out, paired_reps, seed, as_json) -> None:
       extes evaluate compare runs/eval-base runs/eval-lora --out comparison.md
       extes evaluate compare runs/bench-base runs/bench-lora --paired-reps 2000 --json
     """
-    from extes.corpus.atomic import write_text_atomic
-    from extes.tuning.evaluation import aggregate, bootstrap, load_samples, report
+    from extes.tuning.evaluation import (  # lazy: tuning.evaluation imports torch
+        aggregate,
+        bootstrap,
+        load_samples,
+        report,
+    )
     from extes.tuning.paired import paired_markdown, paired_test
 
     named, cis, all_rows = [], {}, []
@@ -149,7 +153,7 @@ def matrix(models, tests, out, metric, mode, limit, max_tokens, reps, as_json) -
       extes evaluate matrix --models scripted,local/smollm2-135m-instruct \\
         --tests assets/seeds,../shared/data/esconv/devWithStrategy_short.tsv --limit 5 --out runs/matrix
     """
-    from extes.programs.lm import load_lm
+    from extes.programs.lm import load_lm  # lazy: programs.lm imports torch
     from extes.tuning.matrix import run_matrix
 
     def load(model: str):

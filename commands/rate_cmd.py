@@ -8,6 +8,8 @@ import click
 
 from extes.commands.common import POSITIVE_INT, emit_json, json_option
 from extes.commands.data_cmd import from_option
+from extes.corpus.formats import ReadOptions, read_corpus
+from extes.corpus.rating import export_sheet, import_sheets
 from extes.programs.lm import DEFAULT_MODEL
 
 
@@ -31,8 +33,6 @@ def export(corpora, n, out, seed, fmt_in, as_json) -> None:
     Examples:
       extes rate export runs/r1 assets/seeds --n 150 --out sheet.csv
     """
-    from extes.corpus.formats import ReadOptions, read_corpus
-    from extes.corpus.rating import export_sheet
 
     data = {Path(c).stem or str(c): read_corpus(c, fmt_in, ReadOptions(unknown_labels="keep")).dialogues
             for c in corpora}
@@ -52,7 +52,6 @@ def import_(sheets, key_path, as_json) -> None:
     Examples:
       extes rate import ann1.csv ann2.csv ann3.csv --key sheet.key.json --json
     """
-    from extes.corpus.rating import import_sheets
 
     result = import_sheets(list(sheets), key_path)
     if as_json:
@@ -76,7 +75,7 @@ def judge(sheet, model, api_base, out, as_json) -> None:
     Examples:
       extes rate judge sheet.csv -m openai/gpt-4o-mini --out judge.csv
     """
-    from extes.programs.judge import judge_sheet
+    from extes.programs.judge import judge_sheet  # lazy: programs.judge imports torch
     from extes.programs.lm import load_lm
 
     n = judge_sheet(sheet, out, load_lm(model, api_base=api_base))

@@ -18,6 +18,7 @@ from extes.commands.common import (
     quiet_option,
 )
 from extes.commands.reply_cmd import api_base_option
+from extes.errors import InputError
 from extes.programs.lm import DEFAULT_MODEL
 
 
@@ -64,8 +65,7 @@ def synthesize(model, mode, target, out, workers, demos, round_size, uniform, sc
       extes synthesize -m openai/gpt-4o-mini --target 1000 --workers 16 --max-cost 5 --out runs/r1
       extes synthesize -m scripted --target 50 --workers 4 --out runs/test
     """
-    from extes.errors import InputError
-    from extes.programs.synthesis_run import SynthConfig, SynthesisRun
+    from extes.programs.synthesis_run import SynthConfig, SynthesisRun  # lazy: programs.synthesis_run imports torch
 
     if out is None and not dry_run:
         raise InputError("--out is required: the run folder to write (or resume)")

@@ -9,7 +9,12 @@ from pathlib import Path
 import click
 
 from extes.commands.common import NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE_INT, emit_json, json_option, quiet_option
+from extes.corpus.atomic import atomic_path, check_output_dir, claim_output_dir
+from extes.corpus.formats import ReadOptions, read_corpus
+from extes.corpus.provenance import content_sha256
+from extes.corpus.split import split_dialogues
 from extes.programs.lm import DEFAULT_MODEL
+from extes.tuning.sft import chat_samples, clm_samples
 from extes.tuning.trainer import PRECISIONS
 
 
@@ -59,12 +64,12 @@ def _options(f):
 def _run(method, data, valid, variant, base, out, max_steps, batch_size, grad_accum, lr, seq_len, lora_r,
          lora_targets, adapter_len, adapter_layers, last_turn_only, gradient_checkpointing, checkpoint_layers,
          compile_, log_every, eval_every, save_every, resume, stop_after, precision, seed, quiet, as_json):
-    from extes.corpus.atomic import check_output_dir, claim_output_dir
-    from extes.corpus.formats import ReadOptions, read_corpus
-    from extes.corpus.provenance import content_sha256
-    from extes.corpus.split import split_dialogues
-    from extes.tuning.sft import chat_samples, clm_samples
-    from extes.tuning.trainer import TuneConfig, check_lora_targets, load_base, train
+    from extes.tuning.trainer import (  # lazy: tuning.trainer imports torch
+        TuneConfig,
+        check_lora_targets,
+        load_base,
+        train,
+    )
 
     cfg = TuneConfig(method=method, base=base, variant=variant, max_steps=max_steps, batch_size=batch_size,
                      grad_accum=grad_accum, lr=lr, seq_len=seq_len, lora_r=lora_r,
@@ -195,8 +200,7 @@ def merge(adapter_dir, base, out, as_json) -> None:
       extes tune merge runs/lora --out runs/merged
       extes reply "I failed my exam" -m local/runs/merged
     """
-    from extes.corpus.atomic import atomic_path, check_output_dir
-    from extes.programs.lm.local import apply_adapter
+    from extes.programs.lm.local import apply_adapter  # lazy: programs.lm.local imports torch
     from extes.tuning.trainer import load_base
 
     check_output_dir(out, "merge")  # before loading: a refused folder costs nothing

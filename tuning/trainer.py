@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from extes.corpus.atomic import write_text_atomic
+from extes.corpus.atomic import atomic_path, write_text_atomic
 from extes.errors import InputError, ModelError
 from extes.programs.lm import DEFAULT_MODEL, backend_for
 from extes.programs.lm.q4 import cpu_has_native_bf16
 from extes.programs.lm.weights import resolve_local
+from extes.tuning.sft import batches
 
 log = logging.getLogger(__name__)
 METHODS = ("lora", "adapter", "clm")
@@ -213,8 +214,6 @@ def valid_loss(loss_fn, samples, pad_id: int, batch_size: int, precision: str = 
     """Token-weighted mean loss on the samples (loss_fn: a `labelled_loss` module)."""
     import torch
 
-    from extes.tuning.sft import batches
-
     device_type, enabled = autocast_dtype(precision)
     device = next(loss_fn.parameters()).device
     loss_fn.eval()
@@ -240,8 +239,6 @@ def train(cfg: TuneConfig, train_samples, valid_samples, tok, model, out: Path, 
     (after every optimizer step: loss, lr, tokens_per_s), e.g. a tqdm bar; the CLI passes one on a terminal.
     """
     import torch
-
-    from extes.tuning.sft import batches
 
     torch.manual_seed(cfg.seed)
     if torch.cuda.is_available():
@@ -333,8 +330,6 @@ def train(cfg: TuneConfig, train_samples, valid_samples, tok, model, out: Path, 
             if progress:
                 progress.write(f"step {step} valid loss {vl:.4f}")
         if world == 1 and ((cfg.save_every and step % cfg.save_every == 0) or step == cfg.stop_after):
-            from extes.corpus.atomic import atomic_path
-
             with atomic_path(ckpt_dir, is_dir=True, kind="tune-checkpoint") as tmp:
                 torch.save({"params": {n: p.detach().cpu() for n, p in named}, "optimizer": opt.state_dict(),
                             "rng": torch.get_rng_state(), "step": step, "tokens": tokens, "history": history,

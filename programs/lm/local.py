@@ -121,7 +121,7 @@ class LocalLM(dspy.BaseLM):
         new = batcher.generate(input_ids, gen) if batcher is not None else None
         if new is not None:
             return new
-        from extes.programs.lm.fastdecode import new_tokens
+        from extes.programs.lm.fastdecode import new_tokens  # lazy: programs.lm.fastdecode imports torch
 
         with self._lock, torch.inference_mode():  # transformers' generate: one sequence at a time
             return new_tokens(self.hf_model, self.tokenizer, input_ids, gen)
@@ -278,7 +278,7 @@ def _load(folder: Path, adapter: str | None, precision: str = "fp32"):
     stored = json.loads((Path(folder) / "config.json").read_text()).get("dtype")
     dtype = torch.bfloat16 if stored == "bfloat16" and precision != "fp32" else torch.float32
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
-    from extes.programs.lm import q4
+    from extes.programs.lm import q4  # lazy: programs.lm.q4 imports torch
 
     if precision == "auto" and not q4.cpu_has_native_bf16() and dtype == torch.float32:
         # Without native bf16 (AVX2 CPUs) fp32 is the fastest: the int4 kernel and bf16 are emulated there.
@@ -320,7 +320,7 @@ def build(model: str, name: str, *, adapter: str | None = None, **options):
     if adapter and not os.path.isdir(adapter):
         raise ModelError(f"--adapter {adapter}: no such folder; give the folder written by `extes tune`")
     if _runs_on_llamacpp(name, adapter):  # the offline teacher (`make teacher`): llama.cpp when it is installed
-        from extes.programs.lm.teacher import TeacherLM
+        from extes.programs.lm.teacher import TeacherLM  # lazy: programs.lm.teacher imports torch
 
         options.pop("precision", None)
         return TeacherLM(assemble(SPLIT_MODELS[name]), model_id=model, **options)
@@ -332,7 +332,7 @@ def _runs_on_llamacpp(name: str, adapter: str | None) -> bool:
     transformers applies) is given or EXTES_LOCAL_BACKEND=transformers asks for the fallback."""
     if name not in SPLIT_MODELS or adapter or os.environ.get("EXTES_LOCAL_BACKEND") == "transformers":
         return False
-    from extes.programs.lm.teacher import available
+    from extes.programs.lm.teacher import available  # lazy: programs.lm.teacher imports torch
 
     return available()
 
