@@ -8,8 +8,7 @@ from pathlib import Path
 
 import click
 
-from extes.commands.common import POSITIVE_INT
-from extes.commands.reply_cmd import adapter_option, api_base_option, locale_option, model_option
+from extes.commands.common import POSITIVE_INT, adapter_option, api_base_option, locale_option, model_option
 from extes.corpus.atomic import atomic_path
 from extes.errors import ExtesError
 from extes.programs.safety import checker_for
@@ -19,7 +18,7 @@ HELP = "/strategy NAME  force the next strategy · /auto  choose it again · /re
 
 
 @click.command("chat")
-@model_option
+@model_option()
 @adapter_option
 @api_base_option
 @locale_option

@@ -15,7 +15,7 @@ from extes.corpus.provenance import git_hash, recorded_argv, versions
 from extes.corpus.seeds import read_seed_folder
 from extes.corpus.split import split_dialogues
 from extes.errors import InputError
-from extes.programs.lm import DEFAULT_MODEL
+from extes.programs.lm import DEFAULT_MODEL, load_lm
 
 
 @click.command("compare-optimizers")
@@ -49,8 +49,7 @@ def compare_optimizers(program, optimizers, seeds, trainset, valset, testset, mo
     """
     import dspy
 
-    from extes.programs.lm import load_lm  # lazy: programs.lm imports torch
-    from extes.tuning.compare import compare
+    from extes.tuning.compare import compare  # lazy: tuning.compare imports torch
     from extes.tuning.compile import check_optimizer
 
     names = [o.strip() for o in optimizers.split(",") if o.strip()]

@@ -8,7 +8,7 @@ import click
 
 from extes.commands.common import NON_NEGATIVE_INT, POSITIVE_INT, emit_json, json_option, quiet_option, verbose_option
 from extes.corpus.formats import ReadOptions, read_corpus
-from extes.programs.lm import DEFAULT_MODEL
+from extes.programs.lm import DEFAULT_MODEL, load_lm
 
 
 @click.command("compile")
@@ -48,8 +48,7 @@ def compile_cmd(program, optimizer, trainset, valset, student, teacher, api_base
       extes compile judge --optimizer labeled --trainset studies/pilot --valset studies/s1 -m scripted \\
         --out judge.json
     """
-    from extes.programs.lm import load_lm  # lazy: programs.lm imports torch
-    from extes.tuning.compile import compile_program
+    from extes.tuning.compile import compile_program  # lazy: tuning.compile imports torch
     from extes.tuning.datasets import turn_examples
 
     opts = ReadOptions(unknown_labels="keep")

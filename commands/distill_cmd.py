@@ -11,8 +11,9 @@ from extes.corpus.formats import ReadOptions, read_corpus
 from extes.corpus.seeds import read_seed_folder
 from extes.corpus.split import split_dialogues
 from extes.errors import InputError
-from extes.programs.lm import DEFAULT_MODEL, capabilities
+from extes.programs.lm import DEFAULT_MODEL, capabilities, load_lm
 from extes.tuning.distill import OPTIMIZERS
+from extes.tuning.distill import distill as run
 
 
 @click.command("distill")
@@ -51,9 +52,7 @@ def distill(program, teacher, student, trainset, limit, max_steps, optimizer, st
       extes distill classifier --teacher openai/gpt-4o-mini --optimizer better-together --strategy "p -> w" \\
           --out runs/bt
     """
-    from extes.programs.lm import load_lm  # lazy: programs.lm imports torch
-    from extes.tuning.datasets import turn_examples
-    from extes.tuning.distill import distill as run
+    from extes.tuning.datasets import turn_examples  # lazy: tuning.datasets imports torch
 
     if not capabilities(student).trainable:
         raise InputError(f"--student {student!r}: distillation trains a local/ model")

@@ -7,13 +7,12 @@ from pathlib import Path
 
 import click
 
-from extes.commands.common import POSITIVE_INT, emit_json, json_option
-from extes.commands.reply_cmd import adapter_option, api_base_option
+from extes.commands.common import POSITIVE_INT, adapter_option, api_base_option, emit_json, json_option
 from extes.corpus.atomic import check_output_dir, write_text_atomic
 from extes.corpus.formats import ReadOptions, read_corpus
 from extes.corpus.provenance import content_sha256, git_hash, versions
 from extes.errors import InputError
-from extes.programs.lm import DEFAULT_MODEL
+from extes.programs.lm import DEFAULT_MODEL, load_lm
 
 
 @click.group(invoke_without_command=True)
@@ -46,8 +45,12 @@ def evaluate(ctx, model, adapter, api_base, program, test_corpus, mode, limit, w
         return
     if test_corpus is None or out is None:
         raise InputError("--test and --out are required (or use `extes evaluate compare RUN...`)")
-    from extes.programs.lm import load_lm  # lazy: programs.lm imports torch
-    from extes.tuning.evaluation import check_resume, evaluate_run, load_samples, samples_of
+    from extes.tuning.evaluation import (  # lazy: tuning.evaluation imports torch
+        check_resume,
+        evaluate_run,
+        load_samples,
+        samples_of,
+    )
 
     check_output_dir(out, "evaluate")
     dialogues = read_corpus(test_corpus, None, ReadOptions(unknown_labels="keep")).dialogues
@@ -153,8 +156,7 @@ def matrix(models, tests, out, metric, mode, limit, max_tokens, reps, as_json) -
       extes evaluate matrix --models scripted,local/smollm2-135m-instruct \\
         --tests assets/seeds,../shared/data/esconv/devWithStrategy_short.tsv --limit 5 --out runs/matrix
     """
-    from extes.programs.lm import load_lm  # lazy: programs.lm imports torch
-    from extes.tuning.matrix import run_matrix
+    from extes.tuning.matrix import run_matrix  # lazy: tuning.matrix imports torch
 
     def load(model: str):
         return load_lm(model, max_tokens=max_tokens)

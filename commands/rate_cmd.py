@@ -10,7 +10,7 @@ from extes.commands.common import POSITIVE_INT, emit_json, json_option
 from extes.commands.data_cmd import from_option
 from extes.corpus.formats import ReadOptions, read_corpus
 from extes.corpus.rating import export_sheet, import_sheets
-from extes.programs.lm import DEFAULT_MODEL
+from extes.programs.lm import DEFAULT_MODEL, load_lm
 
 
 @click.group()
@@ -76,7 +76,6 @@ def judge(sheet, model, api_base, out, as_json) -> None:
       extes rate judge sheet.csv -m openai/gpt-4o-mini --out judge.csv
     """
     from extes.programs.judge import judge_sheet  # lazy: programs.judge imports torch
-    from extes.programs.lm import load_lm
 
     n = judge_sheet(sheet, out, load_lm(model, api_base=api_base))
     emit_json({"rated": n, "out": str(out), "model": model}) if as_json else click.echo(f"rated {n} items into {out}")

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import click
 
-from extes.commands.reply_cmd import api_base_option, locale_option
+from extes.commands.common import api_base_option, locale_option
 from extes.errors import InputError
-from extes.programs.lm import DEFAULT_MODEL
+from extes.programs.lm import DEFAULT_MODEL, load_lm
 
 
 def parse_adapters(specs: tuple[str, ...]) -> dict[str, Path]:
@@ -38,8 +38,7 @@ def served_name(model: str) -> str:
 def build_engine(model: str, adapters: dict[str, Path], program: Path | None, api_base: str | None,
                  locale: str | None, log_messages: bool, max_tokens: int):
     """Load the base model, every adapter (each on its own merged copy) and the program; check all before serving."""
-    from extes.programs.lm import load_lm  # lazy: programs.lm imports torch
-    from extes.programs.serve.engine import Engine
+    from extes.programs.serve.engine import Engine  # lazy: programs.serve.engine imports torch
     from extes.programs.supporter import load_supporter
 
     if adapters and not model.startswith("local/"):

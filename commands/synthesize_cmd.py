@@ -13,13 +13,13 @@ from extes.commands.common import (
     POSITIVE,
     POSITIVE_INT,
     PROBABILITY,
+    api_base_option,
     emit_json,
     json_option,
     quiet_option,
 )
-from extes.commands.reply_cmd import api_base_option
 from extes.errors import InputError
-from extes.programs.lm import DEFAULT_MODEL
+from extes.programs.lm import DEFAULT_MODEL, backend_for, load_lm
 
 
 @click.command("synthesize")
@@ -87,7 +87,6 @@ def synthesize(model, mode, target, out, workers, demos, round_size, uniform, sc
                        f"~{result['estimated_prompt_tokens']:,} prompt + {result['estimated_completion_tokens']:,} "
                        f"completion tokens, ~${result['estimated_cost_usd']:.2f}")
         return
-    from extes.programs.lm import backend_for, load_lm
 
     backend = backend_for(model)
     kwargs = {}

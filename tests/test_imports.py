@@ -162,6 +162,25 @@ def test_a_lazy_comment_sits_on_an_import_that_needs_it():
     assert not stale, "\n".join(stale)
 
 
+def top_imports(path: Path) -> set[str]:
+    """The `extes.*` modules a file imports at module level."""
+    names = set()
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("extes"):
+            names.update(submodule(node.module, alias.name) for alias in node.names)
+        elif isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names if alias.name.startswith("extes"))
+    return names
+
+
+def test_no_local_import_of_a_module_the_file_already_imports_at_the_top():
+    """Then the module is loaded with the file anyway: the local import saves nothing and hides the dependency."""
+    imports, _, _ = project_imports()
+    twice = [f"{path.relative_to(ROOT)}:{line}: {name}" for path, found in imports.items() if found
+             for line, name, _ in found if name in top_imports(path)]
+    assert not twice, "\n".join(twice)
+
+
 def test_the_probe_tells_heavy_from_light():
     """The probe itself can fail: fastdecode imports torch after batching has loaded it, and is heavy all the same;
     local imports torch only through other modules; errors imports only the standard library."""

@@ -48,33 +48,41 @@ def autocast_dtype(precision: str):
 class TuneConfig:
     """Every knob of a tuning run, with the usual LLaMA-LoRA defaults."""
 
-    method: str = "lora"
-    base: str = DEFAULT_MODEL
-    variant: str = "strategies"
-    max_steps: int = 30
-    batch_size: int = 4
-    grad_accum: int = 1
-    lr: float = 0.0  # 0: 2e-4 for lora, 1e-2 for adapter, 5e-5 for clm
-    warmup_steps: int = 3
-    seq_len: int = 512
-    lora_r: int = 8
-    lora_alpha: int = 16
-    lora_dropout: float = 0.05
-    lora_targets: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
-    adapter_len: int = 10
-    adapter_layers: int = 8
-    last_turn_only: bool = False
-    gradient_checkpointing: bool = False
-    checkpoint_layers: int = 0  # selective checkpointing: only the first N decoder layers (0: all, when enabled)
-    compile: bool = False  # torch.compile the model (on an H100: 43% -> 62% of bf16 peak for 7B LoRA)
-    precision: str = "auto"  # auto: bf16 autocast on CUDA and on CPUs with native bf16; else fp32
-    log_every: int = 5
-    eval_every: int = 0  # 0: valid loss before and after only
-    save_every: int = 0  # 0: no checkpoints; else OUT/checkpoint every N steps (single process)
-    resume: bool = False  # continue from OUT/checkpoint
-    stop_after: int = 0  # stop cleanly after this step, keeping the checkpoint (a time-boxed job); 0: run to the end
-    seed: int = 0
-    data_sha256: str = ""  # of the training (and validation) data, so that --resume on other data is refused
+    method: str = field(default="lora", metadata={"help": "lora, adapter or clm (the `extes tune` subcommand)."})
+    base: str = field(default=DEFAULT_MODEL,
+                      metadata={"help": "local/<name>, a Hugging Face model folder, or a .gguf."})
+    variant: str = field(default="strategies", metadata={"help": "Precede each reply with its strategy label, or not."})
+    max_steps: int = field(default=30, metadata={"help": "Optimizer steps."})
+    batch_size: int = field(default=4, metadata={"help": "Samples per micro-batch."})
+    grad_accum: int = field(default=1, metadata={"help": "Micro-batches per optimizer step."})
+    lr: float = field(default=0.0, metadata={
+        "help": "Learning rate (default per method: 2e-4 for lora, 1e-2 for adapter, 5e-5 for clm)."})
+    warmup_steps: int = field(default=3, metadata={"help": "Steps of linear warm-up."})
+    seq_len: int = field(default=512, metadata={"help": "Longest sample, in tokens (longer ones are cut)."})
+    lora_r: int = field(default=8, metadata={"help": "LoRA rank."})
+    lora_alpha: int = field(default=16, metadata={"help": "LoRA scaling (alpha)."})
+    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout."})
+    lora_targets: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"], metadata={
+        "help": "Comma-separated module names, e.g. q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"})
+    adapter_len: int = field(default=10, metadata={"help": "LLaMA-Adapter: learned prompt tokens per layer."})
+    adapter_layers: int = field(default=8, metadata={"help": "LLaMA-Adapter: top layers that get a prompt."})
+    last_turn_only: bool = field(default=False, metadata={"help": "Loss on the last assistant turn only."})
+    gradient_checkpointing: bool = field(default=False,
+                                         metadata={"help": "Recompute activations in the backward pass."})
+    checkpoint_layers: int = field(default=0, metadata={
+        "help": "Selective checkpointing: the first N decoder layers only (implies checkpointing)."})
+    # torch.compile: on an H100, 43% -> 62% of bf16 peak for 7B LoRA
+    compile: bool = field(default=False, metadata={"help": "torch.compile the model (worth it on a GPU)."})
+    precision: str = field(default="auto", metadata={
+        "help": "auto: bf16 autocast on CUDA and on CPUs with AVX-512-BF16/AMX, else fp32."})
+    log_every: int = field(default=5, metadata={"help": "A log line every N steps."})
+    eval_every: int = field(default=0, metadata={"help": "Valid loss every N steps too."})
+    save_every: int = field(default=0, metadata={"help": "Checkpoint every N steps (OUT/checkpoint)."})
+    resume: bool = field(default=False, metadata={"help": "Continue from OUT/checkpoint with the same options."})
+    stop_after: int = field(default=0, metadata={"help": "Stop cleanly after step N, keeping a checkpoint."})
+    seed: int = field(default=0, metadata={"help": "Seed of the split, the sampling and the initialization."})
+    # so that --resume on other data is refused
+    data_sha256: str = field(default="", metadata={"help": "sha256 of the training (and validation) data."})
 
     def __post_init__(self):
         if self.method not in METHODS:
