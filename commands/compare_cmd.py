@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from extes.commands.common import NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE_INT, emit_json, json_option
+from extes.commands.common import NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE_INT, api_base_option, emit_json, json_option
 from extes.corpus.atomic import claim_output_dir, write_text_atomic
 from extes.corpus.formats import ReadOptions, read_corpus
 from extes.corpus.provenance import git_hash, recorded_argv, versions
@@ -27,7 +27,7 @@ from extes.programs.lm import DEFAULT_MODEL, load_lm
 @click.option("--valset", type=click.Path(path_type=Path), help="Default: the seed set's valid split.")
 @click.option("--testset", type=click.Path(path_type=Path), help="Default: the seed set's test split.")
 @click.option("-m", "--model", default=DEFAULT_MODEL, show_default=True)
-@click.option("--api-base", help="OpenAI-compatible server for openai/ models.")
+@api_base_option
 @click.option("--limit", type=POSITIVE_INT, default=8, show_default=True, help="Training examples per run.")
 @click.option("--val-limit", type=POSITIVE_INT, default=8, show_default=True,
               help="Valid and test examples scored per run.")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from extes.commands.common import NON_NEGATIVE_INT, POSITIVE_INT, emit_json, json_option
+from extes.commands.common import NON_NEGATIVE_INT, POSITIVE_INT, api_base_option, emit_json, json_option
 from extes.corpus.formats import ReadOptions, read_corpus
 from extes.corpus.seeds import read_seed_folder
 from extes.corpus.split import split_dialogues
@@ -33,7 +33,7 @@ from extes.tuning.distill import distill as run
               help="BetterTogether: held-out examples (from other dialogues) that score each candidate.")
 @click.option("--program", "program_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A compiled program (extes compile ... --out) the teacher runs, its demos included.")
-@click.option("--api-base", help="OpenAI-compatible server for an openai/ teacher.")
+@api_base_option
 @click.option("--out", type=click.Path(path_type=Path), required=True)
 @json_option
 def distill(program, teacher, student, trainset, limit, max_steps, optimizer, strategy, val_limit, program_file,

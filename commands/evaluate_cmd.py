@@ -7,26 +7,35 @@ from pathlib import Path
 
 import click
 
-from extes.commands.common import POSITIVE_INT, adapter_option, api_base_option, emit_json, json_option
+from extes.commands.common import (
+    POSITIVE_INT,
+    adapter_option,
+    api_base_option,
+    emit_json,
+    json_option,
+    limit_option,
+    model_option,
+    out_option,
+)
 from extes.corpus.atomic import check_output_dir, write_text_atomic
 from extes.corpus.formats import ReadOptions, read_corpus
 from extes.corpus.provenance import content_sha256, git_hash, versions
 from extes.errors import InputError
-from extes.programs.lm import DEFAULT_MODEL, load_lm
+from extes.programs.lm import load_lm
 
 
 @click.group(invoke_without_command=True)
-@click.option("-m", "--model", default=DEFAULT_MODEL, show_default=True)
+@model_option()
 @adapter_option
 @api_base_option
 @click.option("--program", type=click.Path(path_type=Path, exists=True), help="A compiled Supporter (JSON).")
 @click.option("--test", "test_corpus", type=click.Path(path_type=Path), help="The test corpus (any format).")
 @click.option("--strategy", "mode", type=click.Choice(["gold", "predicted", "none"]), default="gold",
               show_default=True, help="Reply with the gold strategy, a predicted one, or none.")
-@click.option("--limit", type=POSITIVE_INT, help="Only the first N samples.")
+@limit_option()
 @click.option("--workers", type=POSITIVE_INT, default=1, show_default=True)
 @click.option("--max-tokens", type=POSITIVE_INT, default=100, show_default=True)
-@click.option("--out", type=click.Path(path_type=Path), help="Run folder (created, or resumed).")
+@out_option(help="Run folder (created, or resumed).")
 @json_option
 @click.pass_context
 def evaluate(ctx, model, adapter, api_base, program, test_corpus, mode, limit, workers, max_tokens, out,

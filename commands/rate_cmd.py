@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from extes.commands.common import POSITIVE_INT, emit_json, json_option
+from extes.commands.common import POSITIVE_INT, api_base_option, emit_json, json_option
 from extes.commands.data_cmd import from_option
 from extes.corpus.formats import ReadOptions, read_corpus
 from extes.corpus.rating import export_sheet, import_sheets
@@ -65,7 +65,7 @@ def import_(sheets, key_path, as_json) -> None:
 @rate.command("judge")
 @click.argument("sheet", type=click.Path(path_type=Path))
 @click.option("-m", "--model", default=DEFAULT_MODEL, show_default=True)
-@click.option("--api-base", help="An OpenAI-compatible server.")
+@api_base_option
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="The filled sheet (CSV).")
 @json_option
 def judge(sheet, model, api_base, out, as_json) -> None:

@@ -16,27 +16,28 @@ from extes.commands.common import (
     api_base_option,
     emit_json,
     json_option,
+    model_option,
+    out_option,
     quiet_option,
 )
 from extes.errors import InputError
-from extes.programs.lm import DEFAULT_MODEL, backend_for, load_lm
+from extes.programs.lm import backend_for, load_lm
 
 
 @click.command("synthesize")
-@click.option("-m", "--model", default=DEFAULT_MODEL, show_default=True, help="The generator LM.")
+@model_option(help="The generator LM.")
 @click.option("--mode", type=click.Choice(["whole", "turns"]), default="whole", show_default=True,
               help="whole: one call per dialogue (capable models); turns: self-chat turn by turn (small models).")
 @click.option("--target", type=POSITIVE_INT, default=10, show_default=True,
               help="Stop at this many accepted dialogues.")
-@click.option("--out", type=click.Path(path_type=Path),
-              help="Run folder (created, or resumed); not needed with --dry-run.")
+@out_option(help="Run folder (created, or resumed); not needed with --dry-run.")
 @click.option("--workers", type=POSITIVE_INT, default=1, show_default=True, help="Parallel LM calls.")
 @click.option("--demos", type=NON_NEGATIVE_INT, default=1, show_default=True,
               help="Demo dialogues per call (whole mode).")
 @click.option("--round-size", type=POSITIVE_INT, help="Tasks per expansion round (default max(10, target/3)).")
 @click.option("--uniform", is_flag=True, help="Equal quotas per scene instead of Table 1's proportions.")
 @click.option("--scenes", help="Only these scenes, separated by ';'.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of each task's draw of demos.")
 @click.option("--max-cost", type=NON_NEGATIVE, help="Stop cleanly once this many dollars are spent.")
 @click.option("--dup-threshold", type=PROBABILITY, default=0.5, show_default=True,
               help="3-gram Jaccard above which a dialogue is a near-duplicate of an accepted one.")

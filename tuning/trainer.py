@@ -80,7 +80,7 @@ class TuneConfig:
     save_every: int = field(default=0, metadata={"help": "Checkpoint every N steps (OUT/checkpoint)."})
     resume: bool = field(default=False, metadata={"help": "Continue from OUT/checkpoint with the same options."})
     stop_after: int = field(default=0, metadata={"help": "Stop cleanly after step N, keeping a checkpoint."})
-    seed: int = field(default=0, metadata={"help": "Seed of the split, the sampling and the initialization."})
+    seed: int = field(default=0, metadata={"help": "Seed of the validation split, the batch order and torch."})
     # so that --resume on other data is refused
     data_sha256: str = field(default="", metadata={"help": "sha256 of the training (and validation) data."})
 
