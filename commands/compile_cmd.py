@@ -20,7 +20,7 @@ from extes.commands.common import (
 )
 from extes.corpus.formats import ReadOptions, read_corpus
 from extes.programs.lm import load_lm
-from extes.tuning.compile import OPTIMIZERS
+from extes.tuning.compile import OPTIMIZERS, compile_program
 
 
 @click.command("compile")
@@ -59,8 +59,7 @@ def compile_cmd(program, optimizer, trainset, valset, student, teacher, api_base
       extes compile judge --optimizer labeled --trainset studies/pilot --valset studies/s1 -m scripted \\
         --out judge.json
     """
-    from extes.tuning.compile import compile_program  # lazy: tuning.compile imports torch
-    from extes.tuning.datasets import turn_examples
+    from extes.tuning.datasets import turn_examples  # lazy: tuning.datasets imports torch
 
     opts = ReadOptions(unknown_labels="keep")
     if program == "judge":
