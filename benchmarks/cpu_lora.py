@@ -30,7 +30,7 @@ def main() -> None:
     from peft import LoraConfig, get_peft_model
     from transformers import Trainer, TrainingArguments
 
-    from extes.tuning.trainer import TuneConfig, load_base, train  # lazy: tuning.trainer imports torch
+    from extes.tuning.trainer import TuneConfig, load_base, train  # lazy: tuning.trainer imports dspy
 
     tok, _, model_id, _ = load_base("local/smollm2-135m-instruct")
     samples = chat_samples(read_seed_folder(), tok, max_len=args.seq_len)

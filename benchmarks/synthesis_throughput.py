@@ -58,7 +58,7 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def run(workers: int, target: int, base: str, round_size: int = 0) -> dict:
-    from extes.programs.lm import load_lm  # lazy: programs.lm imports torch
+    from extes.programs.lm import load_lm  # lazy: programs.lm imports dspy
     from extes.programs.synthesis_run import SynthConfig, SynthesisRun
 
     out = tempfile.mkdtemp(prefix=f"synth-w{workers}-")

@@ -51,7 +51,7 @@ def esconv(test_file, model, adapter, api_base, program, predictor, limit, worke
       extes benchmark esconv --test ../shared/data/esconv/devWithStrategy_short.tsv \\
         -m local/smollm2-135m-instruct --limit 200 --out runs/bench-base --json
     """
-    from extes.tuning.benchmark import run_benchmark  # lazy: tuning.benchmark imports torch
+    from extes.tuning.benchmark import run_benchmark  # lazy: tuning.benchmark imports dspy
 
     kwargs = {"max_tokens": max_tokens}
     lm = load_lm(model, adapter=str(adapter) if adapter else None, api_base=api_base, **kwargs)

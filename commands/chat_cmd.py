@@ -48,7 +48,7 @@ def chat(model, adapter, api_base, locale, save_path, max_tokens) -> None:
       extes chat -m openai/gpt-4o-mini --save session.jsonl
       extes chat --adapter runs/lora --locale us
     """
-    from extes.programs.lm import load_lm  # lazy: programs.lm imports torch
+    from extes.programs.lm import load_lm  # lazy: programs.lm imports dspy
     from extes.programs.runtime import canonical_strategy, check_message, stream_reply
     from extes.programs.safety_locale import localized_escalation
     from extes.programs.supporter import Supporter

@@ -49,7 +49,7 @@ def compare_optimizers(program, optimizers, seeds, trainset, valset, testset, mo
     """
     import dspy
 
-    from extes.tuning.compare import compare  # lazy: tuning.compare imports torch
+    from extes.tuning.compare import compare  # lazy: tuning.compare imports dspy
     from extes.tuning.compile import check_optimizer
 
     names = [o.strip() for o in optimizers.split(",") if o.strip()]

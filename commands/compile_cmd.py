@@ -59,7 +59,7 @@ def compile_cmd(program, optimizer, trainset, valset, student, teacher, api_base
       extes compile judge --optimizer labeled --trainset studies/pilot --valset studies/s1 -m scripted \\
         --out judge.json
     """
-    from extes.tuning.datasets import turn_examples  # lazy: tuning.datasets imports torch
+    from extes.tuning.datasets import turn_examples  # lazy: tuning.datasets imports dspy
 
     opts = ReadOptions(unknown_labels="keep")
     if program == "judge":

@@ -52,7 +52,7 @@ def distill(program, teacher, student, trainset, limit, max_steps, optimizer, st
       extes distill classifier --teacher openai/gpt-4o-mini --optimizer better-together --strategy "p -> w" \\
           --out runs/bt
     """
-    from extes.tuning.datasets import turn_examples  # lazy: tuning.datasets imports torch
+    from extes.tuning.datasets import turn_examples  # lazy: tuning.datasets imports dspy
 
     if not capabilities(student).trainable:
         raise InputError(f"--student {student!r}: distillation trains a local/ model")

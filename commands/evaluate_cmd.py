@@ -54,7 +54,7 @@ def evaluate(ctx, model, adapter, api_base, program, test_corpus, mode, limit, w
         return
     if test_corpus is None or out is None:
         raise InputError("--test and --out are required (or use `extes evaluate compare RUN...`)")
-    from extes.tuning.evaluation import (  # lazy: tuning.evaluation imports torch
+    from extes.tuning.evaluation import (  # lazy: tuning.evaluation imports dspy
         check_resume,
         evaluate_run,
         load_samples,
@@ -108,7 +108,7 @@ def compare(runs, reps, out, paired_reps, seed, as_json) -> None:
       extes evaluate compare runs/eval-base runs/eval-lora --out comparison.md
       extes evaluate compare runs/bench-base runs/bench-lora --paired-reps 2000 --json
     """
-    from extes.tuning.evaluation import (  # lazy: tuning.evaluation imports torch
+    from extes.tuning.evaluation import (  # lazy: tuning.evaluation imports dspy
         aggregate,
         bootstrap,
         load_samples,
@@ -165,7 +165,7 @@ def matrix(models, tests, out, metric, mode, limit, max_tokens, reps, as_json) -
       extes evaluate matrix --models scripted,local/smollm2-135m-instruct \\
         --tests assets/seeds,../shared/data/esconv/devWithStrategy_short.tsv --limit 5 --out runs/matrix
     """
-    from extes.tuning.matrix import run_matrix  # lazy: tuning.matrix imports torch
+    from extes.tuning.matrix import run_matrix  # lazy: tuning.matrix imports dspy
 
     def load(model: str):
         return load_lm(model, max_tokens=max_tokens)

@@ -43,7 +43,7 @@ def serve_cmd(supporters, out, min_turns, host, port, locale, rules_only_safety)
     """
     import uvicorn
 
-    from extes.programs.arena_supporters import (  # lazy: programs.arena_supporters imports torch
+    from extes.programs.arena_supporters import (  # lazy: programs.arena_supporters imports dspy
         LiveSupporter,
         LMPool,
         parse_supporters,
@@ -78,7 +78,7 @@ def report_cmd(study, bootstrap, as_json) -> None:
       extes human-eval report studies/pilot
       extes human-eval report studies/pilot --json
     """
-    from extes.tuning.human_report import study_markdown, study_report  # lazy: tuning.human_report imports torch
+    from extes.tuning.human_report import study_markdown, study_report  # lazy: tuning.human_report imports dspy
 
     r = study_report(study, bootstrap=bootstrap)
     if as_json:
@@ -102,7 +102,7 @@ def agreement_cmd(study, judge, program, as_json) -> None:
     Examples:
       extes human-eval agreement studies/pilot --judge scripted --json
     """
-    from extes.programs.lm import load_lm  # lazy: programs.lm imports torch
+    from extes.programs.lm import load_lm  # lazy: programs.lm imports dspy
     from extes.tuning.human_report import judge_agreement
 
     r = judge_agreement(study, load_lm(judge), str(program) if program else None)

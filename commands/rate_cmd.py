@@ -75,7 +75,7 @@ def judge(sheet, model, api_base, out, as_json) -> None:
     Examples:
       extes rate judge sheet.csv -m openai/gpt-4o-mini --out judge.csv
     """
-    from extes.programs.judge import judge_sheet  # lazy: programs.judge imports torch
+    from extes.programs.judge import judge_sheet  # lazy: programs.judge imports dspy
 
     n = judge_sheet(sheet, out, load_lm(model, api_base=api_base))
     emit_json({"rated": n, "out": str(out), "model": model}) if as_json else click.echo(f"rated {n} items into {out}")

@@ -58,7 +58,7 @@ def distill_recipe(teacher, student, test, dialogues, mode, workers, optimizer, 
       extes recipe distill --teacher local/qwen2.5-coder-1.5b-instruct \\
           --test ../shared/data/esconv/devWithStrategy_short.tsv --dialogues 150 --out runs/recipe
     """
-    from extes.tuning.compile import OPTIMIZERS  # lazy: tuning.compile imports torch
+    from extes.tuning.compile import OPTIMIZERS  # lazy: tuning.compile imports dspy
 
     if not capabilities(student).trainable:
         raise InputError(f"--student {student!r}: the recipe trains a local/ model")

@@ -42,7 +42,7 @@ def reply(message, strategy, model, adapter, api_base, history, locale, program,
       extes reply "My dog died" -m openai/gpt-4o-mini
       extes reply "Thanks, that helps" --history chat.jsonl --adapter runs/lora
     """
-    from extes.programs.lm import load_lm  # lazy: programs.lm imports torch
+    from extes.programs.lm import load_lm  # lazy: programs.lm imports dspy
     from extes.programs.runtime import canonical_strategy, check_message, read_history, respond
 
     check_message(message)

@@ -39,7 +39,7 @@ def check(text, rules_only, history, locale, as_json) -> None:
       extes safety check "I've been giving my things away" --locale us
       extes safety check "mi amiga dice que se quiere matar y está sola" --rules-only
     """
-    from extes.programs.runtime import read_history  # lazy: programs.runtime imports torch
+    from extes.programs.runtime import read_history  # lazy: programs.runtime imports dspy
     from extes.programs.safety_locale import localized_escalation
 
     if not text.strip():

@@ -66,7 +66,7 @@ def synthesize(model, mode, target, out, workers, demos, round_size, uniform, sc
       extes synthesize -m openai/gpt-4o-mini --target 1000 --workers 16 --max-cost 5 --out runs/r1
       extes synthesize -m scripted --target 50 --workers 4 --out runs/test
     """
-    from extes.programs.synthesis_run import SynthConfig, SynthesisRun  # lazy: programs.synthesis_run imports torch
+    from extes.programs.synthesis_run import SynthConfig, SynthesisRun  # lazy: programs.synthesis_run imports dspy
 
     if out is None and not dry_run:
         raise InputError("--out is required: the run folder to write (or resume)")

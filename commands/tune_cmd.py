@@ -198,7 +198,7 @@ def merge(adapter_dir, base, out, as_json) -> None:
       extes tune merge runs/lora --out runs/merged
       extes reply "I failed my exam" -m local/runs/merged
     """
-    from extes.programs.lm.local import apply_adapter  # lazy: programs.lm.local imports torch
+    from extes.programs.lm.local import apply_adapter  # lazy: programs.lm.local imports dspy
 
     check_output_dir(out, "merge")  # before loading: a refused folder costs nothing
     tok, model, model_id, _ = load_base(base)

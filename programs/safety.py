@@ -106,7 +106,7 @@ def default_checker(rules_only: bool = False) -> SafetyChecker:
 def checker_for(lm) -> SafetyChecker:
     """The checker for a conversation on `lm`: rules and context alone for the scripted LM, so that scripted runs
     (tests, demos) never load the embedded model just for the classifier; the full checker otherwise."""
-    from extes.programs.lm.scripted import ScriptedLM  # lazy: programs.lm.scripted imports torch
+    from extes.programs.lm.scripted import ScriptedLM  # lazy: programs.lm.scripted imports dspy
 
     return default_checker(rules_only=isinstance(lm, ScriptedLM))
 

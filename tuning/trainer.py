@@ -23,7 +23,6 @@ from typing import Any
 from extes.corpus.atomic import atomic_path, write_text_atomic
 from extes.errors import InputError, ModelError
 from extes.programs.lm import DEFAULT_MODEL, backend_for
-from extes.programs.lm.q4 import cpu_has_native_bf16
 from extes.programs.lm.weights import resolve_local
 from extes.tuning.sft import batches
 
@@ -41,6 +40,8 @@ def autocast_dtype(precision: str):
         return device, False
     if precision == "bf16":
         return device, True
+    from extes.programs.lm.q4 import cpu_has_native_bf16  # lazy: programs.lm.q4 imports torch
+
     return device, (torch.cuda.is_bf16_supported() if device == "cuda" else cpu_has_native_bf16())
 
 

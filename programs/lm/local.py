@@ -15,7 +15,6 @@ from typing import Any
 import dspy
 
 from extes.errors import ModelError
-from extes.programs.lm.batching import batcher_for
 from extes.programs.lm.context import fit_messages
 from extes.programs.lm.registry import Backend, Capabilities, Option, sampling_options
 from extes.programs.lm.response import memoized_forward
@@ -117,11 +116,14 @@ class LocalLM(dspy.BaseLM):
     def _new_tokens(self, input_ids, gen: dict):
         import torch
 
+        # lazy: programs.lm.batching imports torch, which `extes --help` and the light commands never load
+        from extes.programs.lm.batching import batcher_for
+
         batcher = batcher_for(self.hf_model, self.tokenizer)
         new = batcher.generate(input_ids, gen) if batcher is not None else None
         if new is not None:
             return new
-        from extes.programs.lm.fastdecode import new_tokens  # lazy: programs.lm.fastdecode imports torch
+        from extes.programs.lm.fastdecode import new_tokens
 
         with self._lock, torch.inference_mode():  # transformers' generate: one sequence at a time
             return new_tokens(self.hf_model, self.tokenizer, input_ids, gen)
@@ -131,6 +133,8 @@ class LocalLM(dspy.BaseLM):
         `request.tokens()` yields the new token ids as they are decoded; `request.cancel()` stops it."""
         gen = self._gen_kwargs(kwargs)
         input_ids = self._inputs(messages, gen["max_new_tokens"])
+        from extes.programs.lm.batching import batcher_for  # lazy: programs.lm.batching imports torch
+
         batcher = batcher_for(self.hf_model, self.tokenizer)
         plan = batcher.plan(input_ids, gen) if batcher is not None else None
         if plan is None:
@@ -320,7 +324,7 @@ def build(model: str, name: str, *, adapter: str | None = None, **options):
     if adapter and not os.path.isdir(adapter):
         raise ModelError(f"--adapter {adapter}: no such folder; give the folder written by `extes tune`")
     if _runs_on_llamacpp(name, adapter):  # the offline teacher (`make teacher`): llama.cpp when it is installed
-        from extes.programs.lm.teacher import TeacherLM  # lazy: programs.lm.teacher imports torch
+        from extes.programs.lm.teacher import TeacherLM  # lazy: programs.lm.teacher imports dspy
 
         options.pop("precision", None)
         return TeacherLM(assemble(SPLIT_MODELS[name]), model_id=model, **options)
@@ -332,7 +336,7 @@ def _runs_on_llamacpp(name: str, adapter: str | None) -> bool:
     transformers applies) is given or EXTES_LOCAL_BACKEND=transformers asks for the fallback."""
     if name not in SPLIT_MODELS or adapter or os.environ.get("EXTES_LOCAL_BACKEND") == "transformers":
         return False
-    from extes.programs.lm.teacher import available  # lazy: programs.lm.teacher imports torch
+    from extes.programs.lm.teacher import available  # lazy: programs.lm.teacher imports dspy
 
     return available()
 

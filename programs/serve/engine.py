@@ -165,7 +165,7 @@ def _content(choice) -> str:
 
 def _streamed(name, lm, messages, kwargs, meta) -> Answer:
     """Pieces from the local model's batch as they are decoded; stop strings cut as `generate` cuts them."""
-    from extes.programs.lm.local import text_pieces  # lazy: programs.lm.local imports torch
+    from extes.programs.lm.local import text_pieces  # lazy: programs.lm.local imports dspy
 
     req, n_prompt = lm.stream_tokens(messages, **kwargs)
     if req is None:  # not on the lean loop: the whole reply at once
