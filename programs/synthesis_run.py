@@ -36,7 +36,7 @@ from extes.corpus.validation import check_duplicate, dialogue_text, validate
 from extes.errors import InputError, ModelError
 from extes.programs.adapter import SmallChatAdapter
 from extes.programs.costs import cost_usd
-from extes.programs.synthesizer import DialogueSynthesizer
+from extes.programs.synthesizer import MODES, DialogueSynthesizer
 
 log = logging.getLogger(__name__)
 RESUME_KEYS = ("model", "mode", "seed", "demos", "round_size", "uniform", "scenes", "program")
@@ -75,7 +75,7 @@ class SynthConfig:
             raise InputError(f"--target {self.target}: give at least 1")
         if self.workers < 1:
             raise InputError(f"--workers {self.workers}: give at least 1")
-        if self.mode not in ("whole", "turns"):
+        if self.mode not in MODES:
             raise InputError(f"--mode {self.mode!r}: use whole or turns")
         # The CLI's option types check these too; library callers get the same one-line errors.
         for name, value, low in (("--demos", self.demos, 0), ("--retries", self.retries, 0),
