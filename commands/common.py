@@ -40,7 +40,6 @@ POSITIVE = _Float(min=0, min_open=True)  # a timeout
 PROBABILITY = _Float(0, 1)  # a threshold or ratio in [0, 1]
 
 
-
 class SharedOption(click.Option):
     """An option that many commands take, declared once in this module (tests check each command takes it here)."""
 
@@ -51,7 +50,6 @@ adapter_option = click.option("--adapter", type=click.Path(path_type=Path), cls=
                               help="A peft adapter folder (local models).")
 api_base_option = click.option("--api-base", cls=SharedOption,
                                help="An OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1.")
-
 locale_option = click.option("--locale", default=None, cls=SharedOption,
                              help="Crisis resources locale (us, uk, ca, intl, es, fr, pt, de); a crisis written in "
                                   "another language gets that language's.")
