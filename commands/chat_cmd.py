@@ -12,6 +12,7 @@ from extes.commands.common import POSITIVE_INT, adapter_option, api_base_option,
 from extes.corpus.atomic import atomic_path
 from extes.errors import ExtesError
 from extes.programs.safety import checker_for
+from extes.programs.safety_locale import localized_escalation
 from extes.signatures.dialogue import Dialogue, Meta, Turn
 
 HELP = "/strategy NAME  force the next strategy · /auto  choose it again · /reset · /save FILE · /quit"
@@ -50,7 +51,6 @@ def chat(model, adapter, api_base, locale, save_path, max_tokens) -> None:
     """
     from extes.programs.lm import load_lm  # lazy: programs.lm imports dspy
     from extes.programs.runtime import canonical_strategy, check_message, stream_reply
-    from extes.programs.safety_locale import localized_escalation
     from extes.programs.supporter import Supporter
 
     lm = load_lm(model, adapter=str(adapter) if adapter else None, api_base=api_base, max_tokens=max_tokens)

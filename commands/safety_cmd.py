@@ -12,6 +12,7 @@ from extes.errors import InputError, ModelError
 from extes.programs.safety import SafetyChecker, default_checker
 from extes.programs.safety_classifier import EXTRACTORS, E5Embeddings, save, train
 from extes.programs.safety_eval import evaluate, load_labelled
+from extes.programs.safety_locale import localized_escalation
 
 
 @click.group()
@@ -40,7 +41,6 @@ def check(text, rules_only, history, locale, as_json) -> None:
       extes safety check "mi amiga dice que se quiere matar y está sola" --rules-only
     """
     from extes.programs.runtime import read_history  # lazy: programs.runtime imports dspy
-    from extes.programs.safety_locale import localized_escalation
 
     if not text.strip():
         raise InputError('TEXT is empty; give the message to check, e.g. extes safety check "I feel hopeless"')

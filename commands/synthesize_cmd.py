@@ -73,7 +73,7 @@ def synthesize(model, mode, target, out, workers, demos, round_size, uniform, sc
         program=str(program) if program else None, api_base=api_base, prices=str(prices) if prices else None,
     )
     if dry_run:
-        from extes.programs.dryrun import estimate
+        from extes.programs.dryrun import estimate  # lazy: programs.dryrun imports dspy
 
         result = estimate(cfg)
         if as_json:

@@ -68,7 +68,7 @@ class LocalLM(dspy.BaseLM):
         """The model's window, capped at the lean decode loop's (programs/lm/fastdecode.py), or less with
         EXTES_CONTEXT_TOKENS. A prompt past the loop's 4,096 tokens fell back to `generate`, whose growing cache
         copied itself at every token: a 700-turn history took 20 minutes on a shared 2-core machine."""
-        from extes.programs.lm.fastdecode import decoder_for
+        from extes.programs.lm.fastdecode import decoder_for  # lazy: programs.lm.fastdecode imports torch
 
         window = int(getattr(self.hf_model.config, "max_position_embeddings", 0) or 2048)
         dec = decoder_for(self.hf_model)
