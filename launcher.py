@@ -39,7 +39,7 @@ def _child(req: dict) -> None:
         sys.stdin = open(os.devnull, encoding="utf-8")  # the request stream's buffer is not the command's input
         sys.stdout = open(1, "w", encoding="utf-8", closefd=False)  # the launcher's own buffers stay behind
         sys.stderr = open(2, "w", encoding="utf-8", closefd=False)
-        from extes.cli import main
+        from extes.cli import main  # lazy: cli imports dspy
 
         sys.argv = ["extes", *req["argv"]]
         main(args=req["argv"], prog_name="extes")

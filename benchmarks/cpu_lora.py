@@ -20,6 +20,9 @@ import time
 
 from _common import parse_options
 
+from extes.corpus.seeds import read_seed_folder
+from extes.tuning.sft import chat_samples
+
 
 def main() -> None:
     args = parse_options(__doc__, steps=10, batch_size=4, seq_len=512)
@@ -27,9 +30,7 @@ def main() -> None:
     from peft import LoraConfig, get_peft_model
     from transformers import Trainer, TrainingArguments
 
-    from extes.corpus.seeds import read_seed_folder
-    from extes.tuning.sft import chat_samples
-    from extes.tuning.trainer import TuneConfig, load_base, train
+    from extes.tuning.trainer import TuneConfig, load_base, train  # lazy: tuning.trainer imports dspy
 
     tok, _, model_id, _ = load_base("local/smollm2-135m-instruct")
     samples = chat_samples(read_seed_folder(), tok, max_len=args.seq_len)

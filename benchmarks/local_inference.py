@@ -45,7 +45,7 @@ def fast_decode_speed(lm, n: int) -> float:
     import torch
     from transformers import LogitsProcessorList
 
-    from extes.programs.lm.fastdecode import decoder_for
+    from extes.programs.lm.fastdecode import decoder_for  # lazy: programs.lm.fastdecode imports torch
 
     dec = decoder_for(lm.hf_model)
     ids = lm._inputs(PROMPT)
@@ -63,7 +63,7 @@ def llamacpp_speed(n: int, threads: int) -> float | None:
         return None
     from llama_cpp import Llama
 
-    from extes.programs.lm.weights import embedded_gguf
+    from extes.programs.lm.weights import embedded_gguf  # lazy: programs.lm.weights imports dspy
 
     llm = Llama(model_path=str(embedded_gguf("smollm2-135m-instruct")), n_ctx=1024, n_threads=threads, verbose=False)
     llm.create_chat_completion(messages=PROMPT, max_tokens=8, temperature=0)
@@ -89,7 +89,7 @@ def main() -> None:
     peak_rss = reply_peak_rss_mb()
     import torch
 
-    from extes.programs.lm import local
+    from extes.programs.lm import local  # lazy: programs.lm.local imports dspy
     from extes.programs.lm.weights import converted_folder, embedded_gguf
 
     converted_folder(embedded_gguf("smollm2-135m-instruct"))  # the one-time conversion is not what we time

@@ -30,13 +30,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from extes.corpus.formats.esconv_tsv import read_tsv_samples
+
 ROOT = Path(__file__).resolve().parents[1]
 DEV = ROOT.parent / "shared" / "data" / "esconv" / "devWithStrategy_short.tsv"
 
 
 def esconv_pairs(n: int, path: Path = DEV, seed: int = 0) -> tuple[list[str], list[str]]:
     """(hypotheses, references): n real supporter replies, each paired with another reply of the file."""
-    from extes.corpus.formats.esconv_tsv import read_tsv_samples
 
     replies = [s["reference"].strip() for s in read_tsv_samples(path) if s["reference"].strip()]
     rng = random.Random(seed)
@@ -51,7 +52,7 @@ def esconv_pairs(n: int, path: Path = DEV, seed: int = 0) -> tuple[list[str], li
 # -- the previous code path, kept importable as the baseline ----------------------------------------------------
 def reference_metrics(hyps: list[str], refs: list[str]) -> dict[str, float]:
     """`all_metrics` as it was before the fast path (same definitions, straightforward code)."""
-    from extes.tuning.metrics import tokens
+    from extes.tuning.metrics import tokens  # lazy: tuning.metrics imports dspy
 
     out = {"bleu2": _ref_bleu(hyps, refs, 2), "bleu4": _ref_bleu(hyps, refs, 4), "rouge_l": _ref_rouge(hyps, refs),
            "meteor": _ref_meteor(hyps, refs), "extrema": _ref_extrema(hyps, refs)}
@@ -64,7 +65,7 @@ def reference_metrics(hyps: list[str], refs: list[str]) -> dict[str, float]:
 def _ref_bleu(hyps, refs, n):
     from nltk.translate.bleu_score import SmoothingFunction, corpus_bleu
 
-    from extes.tuning.metrics import tokens
+    from extes.tuning.metrics import tokens  # lazy: tuning.metrics imports dspy
 
     return 100 * corpus_bleu([[tokens(r)] for r in refs], [tokens(h) for h in hyps], weights=tuple([1.0 / n] * n),
                              smoothing_function=SmoothingFunction().method1)
@@ -81,7 +82,7 @@ def _ref_lcs(a, b):
 
 
 def _ref_rouge(hyps, refs):
-    from extes.tuning.metrics import tokens
+    from extes.tuning.metrics import tokens  # lazy: tuning.metrics imports dspy
 
     total = 0.0
     for h, r in zip(hyps, refs, strict=True):
@@ -97,7 +98,7 @@ def _ref_meteor(hyps, refs):
     from nltk.corpus import wordnet
     from nltk.translate.meteor_score import meteor_score
 
-    from extes.tuning.metrics import tokens
+    from extes.tuning.metrics import tokens  # lazy: tuning.metrics imports dspy
     from extes.tuning.wordnet import ensure_wordnet
 
     ensure_wordnet()
@@ -113,7 +114,7 @@ def _ref_extrema(hyps, refs):
     from safetensors import safe_open
     from transformers import AutoTokenizer
 
-    from extes.programs.lm.weights import converted_folder, embedded_gguf
+    from extes.programs.lm.weights import converted_folder, embedded_gguf  # lazy: programs.lm.weights imports dspy
     from extes.tuning.metrics import tokens
 
     if not _REF_EMB:
@@ -196,7 +197,7 @@ def uptime() -> str:
 
 def run(n: int) -> dict:
     """Time the four paths on n pairs; returns the table rows, the score check and the machine's load."""
-    from extes.tuning.metrics import all_metrics
+    from extes.tuning.metrics import all_metrics  # lazy: tuning.metrics imports dspy
 
     load_before = uptime()
     hyps, refs = esconv_pairs(n)

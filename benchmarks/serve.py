@@ -99,7 +99,7 @@ def level(url: str, model: str, clients: int, per_client: int, max_tokens: int) 
 
 def main() -> None:
     a = parse_options(__doc__, levels="1,4,16", per_client=2, max_tokens=32, threads=2, skip_llamacpp=False)
-    from extes.programs.lm.weights import embedded_gguf
+    from extes.programs.lm.weights import embedded_gguf  # lazy: programs.lm.weights imports dspy
 
     env = {**os.environ, "EXTES_THREADS": str(a.threads)}
     servers = {"extes": ([EXTES, "serve", "--max-tokens", str(a.max_tokens)], "smollm2-135m-instruct")}

@@ -19,13 +19,15 @@ from pathlib import Path
 
 from _common import parse_options
 
+from extes.corpus.analytics import token_stats
+from extes.corpus.assets import load_taxonomy
+from extes.corpus.formats import read_corpus
+from extes.corpus.formats.base import ReadOptions
+from extes.corpus.formats.extes_json import record_to_dialogue
+from extes.programs.lm.scripted_dialogues import compose_record
+
 
 def build(n: int, path: Path) -> None:
-    from extes.corpus.assets import load_taxonomy
-    from extes.corpus.formats.base import ReadOptions
-    from extes.corpus.formats.extes_json import record_to_dialogue
-    from extes.programs.lm.scripted_dialogues import compose_record
-
     scenes = load_taxonomy().scenario_names
 
     class _P:
@@ -51,9 +53,6 @@ def tokenizer_baseline(path: Path) -> dict:
     """Same run, same corpus: tokens of every utterance with NLTK's own tokenizer in one process (the baseline) and
     with the project's token_stats (fast tokenizer on every core)."""
     from nltk.tokenize import NLTKWordTokenizer
-
-    from extes.corpus.analytics import token_stats
-    from extes.corpus.formats import read_corpus
 
     texts = [t.text for d in read_corpus(path).dialogues for t in d.turns]
     nltk_tok = NLTKWordTokenizer()

@@ -58,7 +58,7 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def run(workers: int, target: int, base: str, round_size: int = 0) -> dict:
-    from extes.programs.lm import load_lm
+    from extes.programs.lm import load_lm  # lazy: programs.lm imports dspy
     from extes.programs.synthesis_run import SynthConfig, SynthesisRun
 
     out = tempfile.mkdtemp(prefix=f"synth-w{workers}-")
@@ -86,7 +86,7 @@ def main() -> None:
     one_round = run(args.workers, args.target, base, round_size=args.target * 2)
     srv.shutdown()
 
-    from extes.programs.dryrun import estimate
+    from extes.programs.dryrun import estimate  # lazy: programs.dryrun imports dspy
     from extes.programs.synthesis_run import SynthConfig
 
     est = estimate(SynthConfig(model="openai/gpt-4o-mini", out="", target=11000))

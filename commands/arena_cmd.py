@@ -9,6 +9,8 @@ from pathlib import Path
 import click
 
 from extes.commands.common import bootstrap_option, emit_json, folder_argument, json_option, quiet_option
+from extes.corpus.atomic import write_text_atomic
+from extes.errors import InputError
 
 
 @click.group("arena")
@@ -43,9 +45,7 @@ def cards_cmd(sources, more, n, crisis, out, model, seed, as_json) -> None:
       extes arena cards --from seeds ../shared/data/esconv/FailedESConv.json --n 12 --crisis 2 --out cards.jsonl
       extes arena cards --from lm -m scripted --n 5 --out lm_cards.jsonl --json
     """
-    from extes.corpus.atomic import write_text_atomic
-    from extes.errors import InputError
-    from extes.programs.arena_cards import build_candidates, select_cards
+    from extes.programs.arena_cards import build_candidates, select_cards  # lazy: programs.arena_cards imports dspy
 
     if n < 1:
         raise InputError(f"--n {n}: give at least 1")
@@ -100,7 +100,7 @@ def run_cmd(supporters, cards, turns, seeker, judge, judge_program, out, seed, r
           --cards cards.jsonl --turns 4 --seeker local/smollm2-135m-instruct --judge local/smollm2-135m-instruct \\
           --out runs/arena-small
     """
-    from extes.programs.arena_cards import read_cards
+    from extes.programs.arena_cards import read_cards  # lazy: programs.arena_cards imports dspy
     from extes.programs.arena_run import ArenaConfig, ArenaRun
     from extes.programs.arena_supporters import parse_supporters
     from extes.tuning.arena_report import arena_report, table9_markdown
@@ -133,8 +133,7 @@ def report_cmd(run, bootstrap, as_json) -> None:
     Examples:
       extes arena report runs/arena --json
     """
-    from extes.errors import InputError
-    from extes.tuning.arena_report import arena_report
+    from extes.tuning.arena_report import arena_report  # lazy: tuning.arena_report imports dspy
 
     if not (run / "manifest.json").exists():
         raise InputError(f"{run}: no manifest.json; give a folder written by `extes arena run`")

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
-from extes.commands.common import emit_json, json_option
-from extes.commands.reply_cmd import adapter_option, api_base_option
-from extes.programs.lm import DEFAULT_MODEL
+from extes.commands.common import adapter_option, api_base_option, emit_json, json_option
+from extes.corpus.provenance import git_hash, versions
+from extes.programs.lm import DEFAULT_MODEL, load_lm
 
 
 @click.group("benchmark")
@@ -51,9 +51,7 @@ def esconv(test_file, model, adapter, api_base, program, predictor, limit, worke
       extes benchmark esconv --test ../shared/data/esconv/devWithStrategy_short.tsv \\
         -m local/smollm2-135m-instruct --limit 200 --out runs/bench-base --json
     """
-    from extes.corpus.provenance import git_hash, versions
-    from extes.programs.lm import load_lm
-    from extes.tuning.benchmark import run_benchmark
+    from extes.tuning.benchmark import run_benchmark  # lazy: tuning.benchmark imports dspy
 
     kwargs = {"max_tokens": max_tokens}
     lm = load_lm(model, adapter=str(adapter) if adapter else None, api_base=api_base, **kwargs)

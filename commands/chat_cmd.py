@@ -8,15 +8,18 @@ from pathlib import Path
 
 import click
 
-from extes.commands.common import POSITIVE_INT
-from extes.commands.reply_cmd import adapter_option, api_base_option, locale_option, model_option
+from extes.commands.common import POSITIVE_INT, adapter_option, api_base_option, locale_option, model_option
+from extes.corpus.atomic import atomic_path
 from extes.errors import ExtesError
+from extes.programs.safety import checker_for
+from extes.programs.safety_locale import localized_escalation
+from extes.signatures.dialogue import Dialogue, Meta, Turn
 
 HELP = "/strategy NAME  force the next strategy · /auto  choose it again · /reset · /save FILE · /quit"
 
 
 @click.command("chat")
-@model_option
+@model_option()
 @adapter_option
 @api_base_option
 @locale_option
@@ -46,10 +49,8 @@ def chat(model, adapter, api_base, locale, save_path, max_tokens) -> None:
       extes chat -m openai/gpt-4o-mini --save session.jsonl
       extes chat --adapter runs/lora --locale us
     """
-    from extes.programs.lm import load_lm
+    from extes.programs.lm import load_lm  # lazy: programs.lm imports dspy
     from extes.programs.runtime import canonical_strategy, check_message, stream_reply
-    from extes.programs.safety import checker_for
-    from extes.programs.safety_locale import localized_escalation
     from extes.programs.supporter import Supporter
 
     lm = load_lm(model, adapter=str(adapter) if adapter else None, api_base=api_base, max_tokens=max_tokens)
@@ -140,8 +141,6 @@ def _save_on_exit(save_path: Path | None, turns: list[dict], events: list[dict],
 
 def save_transcript(path: Path, turns: list[dict], events: list[dict], model: str) -> Path:
     """Append the session to `path` as one corpus Dialogue (JSONL), atomically."""
-    from extes.corpus.atomic import atomic_path
-    from extes.signatures.dialogue import Dialogue, Meta, Turn
 
     if not turns:
         raise ExtesError("nothing to save yet; say something first")

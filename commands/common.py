@@ -7,17 +7,20 @@ parsing, with click's one-line message (exit 2); the config dataclasses check th
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import math
 import os
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import click
+
+from extes.programs.lm import DEFAULT_MODEL
 
 
 class _Float(click.FloatRange):
@@ -36,8 +39,51 @@ NON_NEGATIVE = _Float(min=0)  # seconds, dollars, a learning rate (0: the defaul
 POSITIVE = _Float(min=0, min_open=True)  # a timeout
 PROBABILITY = _Float(0, 1)  # a threshold or ratio in [0, 1]
 
-json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
-quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress output on stderr.")
+
+class SharedOption(click.Option):
+    """An option that many commands take, declared once in this module (tests check each command takes it here)."""
+
+
+json_option = click.option("--json", "as_json", is_flag=True, cls=SharedOption, help="Print one JSON object on stdout.")
+quiet_option = click.option("-q", "--quiet", is_flag=True, cls=SharedOption, help="No progress output on stderr.")
+adapter_option = click.option("--adapter", type=click.Path(path_type=Path), cls=SharedOption,
+                              help="A peft adapter folder (local models).")
+api_base_option = click.option("--api-base", cls=SharedOption,
+                               help="An OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1.")
+locale_option = click.option("--locale", default=None, cls=SharedOption,
+                             help="Crisis resources locale (us, uk, ca, intl, es, fr, pt, de); a crisis written in "
+                                  "another language gets that language's.")
+
+
+def model_option(help: str = "local/<name-or-path>, openai/<model> or scripted.",  # noqa: A002 - click's name
+                 dest: str = "model"):
+    """`-m/--model` (default: the embedded model); `dest` names the parameter when it is not `model`."""
+    return click.option("-m", "--model", dest, default=DEFAULT_MODEL, show_default=True, cls=SharedOption, help=help)
+
+
+def out_option(help: str = "Output folder.", required: bool = False):  # noqa: A002 - click's name
+    """`--out PATH`: the file or folder a command writes."""
+    return click.option("--out", type=click.Path(path_type=Path), required=required, cls=SharedOption, help=help)
+
+
+def limit_option(help: str = "Only the first N samples.", default: int | None = None):  # noqa: A002 - click's name
+    """`--limit N`: at most N examples (none by default)."""
+    return click.option("--limit", type=POSITIVE_INT, default=default, show_default=default is not None,
+                        cls=SharedOption, help=help)
+
+
+def option_from(config: type, name: str, *decls: str, **overrides: Any) -> Callable:
+    """A click option for the field `name` of the dataclass `config`, whose default and help (the field's
+    `metadata["help"]`) it takes: both are written once, on the field (peft's configs). `--field-name` unless
+    `decls` are given; a list default is written comma-separated; a False default makes a flag."""
+    field = next(f for f in dataclasses.fields(config) if f.name == name)
+    default = field.default_factory() if field.default is dataclasses.MISSING else field.default
+    kw: dict[str, Any] = {"help": field.metadata.get("help")}
+    if default is False:
+        kw["is_flag"] = True
+    else:
+        kw.update(default=",".join(default) if isinstance(default, list) else default, show_default=True)
+    return click.option(*(decls or (f"--{name.replace('_', '-')}",)), **{**kw, **overrides})
 
 
 def bootstrap_option(help: str = "Bootstrap resamples for the confidence intervals."):  # noqa: A002 - click's name

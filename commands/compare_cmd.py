@@ -8,8 +8,14 @@ from pathlib import Path
 
 import click
 
-from extes.commands.common import NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE_INT, emit_json, json_option
-from extes.programs.lm import DEFAULT_MODEL
+from extes.commands.common import NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE_INT, api_base_option, emit_json, json_option
+from extes.corpus.atomic import claim_output_dir, write_text_atomic
+from extes.corpus.formats import ReadOptions, read_corpus
+from extes.corpus.provenance import git_hash, recorded_argv, versions
+from extes.corpus.seeds import read_seed_folder
+from extes.corpus.split import split_dialogues
+from extes.errors import InputError
+from extes.programs.lm import DEFAULT_MODEL, load_lm
 
 
 @click.command("compare-optimizers")
@@ -21,7 +27,7 @@ from extes.programs.lm import DEFAULT_MODEL
 @click.option("--valset", type=click.Path(path_type=Path), help="Default: the seed set's valid split.")
 @click.option("--testset", type=click.Path(path_type=Path), help="Default: the seed set's test split.")
 @click.option("-m", "--model", default=DEFAULT_MODEL, show_default=True)
-@click.option("--api-base", help="OpenAI-compatible server for openai/ models.")
+@api_base_option
 @click.option("--limit", type=POSITIVE_INT, default=8, show_default=True, help="Training examples per run.")
 @click.option("--val-limit", type=POSITIVE_INT, default=8, show_default=True,
               help="Valid and test examples scored per run.")
@@ -43,12 +49,7 @@ def compare_optimizers(program, optimizers, seeds, trainset, valset, testset, mo
     """
     import dspy
 
-    from extes.corpus.formats import ReadOptions, read_corpus
-    from extes.corpus.seeds import read_seed_folder
-    from extes.corpus.split import split_dialogues
-    from extes.errors import InputError
-    from extes.programs.lm import load_lm
-    from extes.tuning.compare import compare
+    from extes.tuning.compare import compare  # lazy: tuning.compare imports dspy
     from extes.tuning.compile import check_optimizer
 
     names = [o.strip() for o in optimizers.split(",") if o.strip()]
@@ -68,9 +69,6 @@ def compare_optimizers(program, optimizers, seeds, trainset, valset, testset, mo
     def progress(row):
         click.echo(f"{row['optimizer']} seed {row['seed']}: valid {row['valid']:.1f} test {row['test']:.1f} "
                    f"({row['lm_calls']} calls, {row['wall_s']} s)", err=True)
-
-    from extes.corpus.atomic import claim_output_dir, write_text_atomic
-    from extes.corpus.provenance import git_hash, recorded_argv, versions
 
     claim_output_dir(out, "compare-optimizers")
     manifest = {"program": program, "optimizers": names, "seeds": seeds, "model": model, "limit": limit,

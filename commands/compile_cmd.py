@@ -6,27 +6,39 @@ from pathlib import Path
 
 import click
 
-from extes.commands.common import NON_NEGATIVE_INT, POSITIVE_INT, emit_json, json_option, quiet_option, verbose_option
-from extes.programs.lm import DEFAULT_MODEL
+from extes.commands.common import (
+    NON_NEGATIVE_INT,
+    POSITIVE_INT,
+    api_base_option,
+    emit_json,
+    json_option,
+    limit_option,
+    model_option,
+    out_option,
+    quiet_option,
+    verbose_option,
+)
+from extes.corpus.formats import ReadOptions, read_corpus
+from extes.programs.lm import load_lm
+from extes.tuning.compile import OPTIMIZERS, compile_program
 
 
 @click.command("compile")
 @click.argument("program", type=click.Choice(["classifier", "supporter", "synthesizer", "seeker", "judge"]))
-@click.option("--optimizer", required=True,
-              help="labeled, bootstrap, random-search, knn, mipro, copro, simba or gepa.")
+@click.option("--optimizer", type=click.Choice(OPTIMIZERS), required=True, help="The DSPy optimizer.")
 @click.option("--trainset", type=click.Path(path_type=Path), required=True,
               help="Training corpus (any format); for judge, a human-eval STUDY folder.")
 @click.option("--valset", type=click.Path(path_type=Path), required=True,
               help="Validation corpus (any format); for judge, a human-eval STUDY folder.")
-@click.option("-m", "--model", "student", default=DEFAULT_MODEL, show_default=True, help="The student LM.")
+@model_option(help="The student LM.", dest="student")
 @click.option("--teacher", help="A teacher LM for bootstrapping (default: the student).")
-@click.option("--api-base", help="OpenAI-compatible server for openai/ models.")
-@click.option("--limit", type=POSITIVE_INT, default=40, show_default=True, help="Training examples (turns) to use.")
+@api_base_option
+@limit_option(help="Training examples (turns) to use.", default=40)
 @click.option("--val-limit", type=POSITIVE_INT, default=20, show_default=True, help="Validation examples to score.")
 @click.option("--balance", is_flag=True, help="Take strategies in turn when sampling examples.")
 @click.option("--k", type=NON_NEGATIVE_INT, default=4, show_default=True, help="Demos per predictor.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="program.json (Module.save).")
+@out_option(help="program.json (Module.save).", required=True)
 @quiet_option
 @verbose_option
 @json_option
@@ -47,10 +59,7 @@ def compile_cmd(program, optimizer, trainset, valset, student, teacher, api_base
       extes compile judge --optimizer labeled --trainset studies/pilot --valset studies/s1 -m scripted \\
         --out judge.json
     """
-    from extes.corpus.formats import ReadOptions, read_corpus
-    from extes.programs.lm import load_lm
-    from extes.tuning.compile import compile_program
-    from extes.tuning.datasets import turn_examples
+    from extes.tuning.datasets import turn_examples  # lazy: tuning.datasets imports dspy
 
     opts = ReadOptions(unknown_labels="keep")
     if program == "judge":

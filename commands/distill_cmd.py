@@ -6,9 +6,14 @@ from pathlib import Path
 
 import click
 
-from extes.commands.common import NON_NEGATIVE_INT, POSITIVE_INT, emit_json, json_option
-from extes.programs.lm import DEFAULT_MODEL, capabilities
+from extes.commands.common import NON_NEGATIVE_INT, POSITIVE_INT, api_base_option, emit_json, json_option
+from extes.corpus.formats import ReadOptions, read_corpus
+from extes.corpus.seeds import read_seed_folder
+from extes.corpus.split import split_dialogues
+from extes.errors import InputError
+from extes.programs.lm import DEFAULT_MODEL, capabilities, load_lm
 from extes.tuning.distill import OPTIMIZERS
+from extes.tuning.distill import distill as run
 
 
 @click.command("distill")
@@ -28,7 +33,7 @@ from extes.tuning.distill import OPTIMIZERS
               help="BetterTogether: held-out examples (from other dialogues) that score each candidate.")
 @click.option("--program", "program_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A compiled program (extes compile ... --out) the teacher runs, its demos included.")
-@click.option("--api-base", help="OpenAI-compatible server for an openai/ teacher.")
+@api_base_option
 @click.option("--out", type=click.Path(path_type=Path), required=True)
 @json_option
 def distill(program, teacher, student, trainset, limit, max_steps, optimizer, strategy, val_limit, program_file,
@@ -47,12 +52,7 @@ def distill(program, teacher, student, trainset, limit, max_steps, optimizer, st
       extes distill classifier --teacher openai/gpt-4o-mini --optimizer better-together --strategy "p -> w" \\
           --out runs/bt
     """
-    from extes.corpus.formats import ReadOptions, read_corpus
-    from extes.corpus.seeds import read_seed_folder
-    from extes.errors import InputError
-    from extes.programs.lm import load_lm
-    from extes.tuning.datasets import turn_examples
-    from extes.tuning.distill import distill as run
+    from extes.tuning.datasets import turn_examples  # lazy: tuning.datasets imports dspy
 
     if not capabilities(student).trainable:
         raise InputError(f"--student {student!r}: distillation trains a local/ model")
@@ -62,7 +62,6 @@ def distill(program, teacher, student, trainset, limit, max_steps, optimizer, st
     if optimizer == "better-together":
         if val_limit < 1:
             raise InputError(f"--val-limit {val_limit}: BetterTogether needs at least 1 held-out example")
-        from extes.corpus.split import split_dialogues
 
         parts = split_dialogues(dialogues, seed=0, ratios=(0.8, 0.2, 0.0))
         dialogues = parts["train"]

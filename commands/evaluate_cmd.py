@@ -7,24 +7,35 @@ from pathlib import Path
 
 import click
 
-from extes.commands.common import POSITIVE_INT, emit_json, json_option
-from extes.commands.reply_cmd import adapter_option, api_base_option
+from extes.commands.common import (
+    POSITIVE_INT,
+    adapter_option,
+    api_base_option,
+    emit_json,
+    json_option,
+    limit_option,
+    model_option,
+    out_option,
+)
+from extes.corpus.atomic import check_output_dir, write_text_atomic
+from extes.corpus.formats import ReadOptions, read_corpus
+from extes.corpus.provenance import content_sha256, git_hash, versions
 from extes.errors import InputError
-from extes.programs.lm import DEFAULT_MODEL
+from extes.programs.lm import load_lm
 
 
 @click.group(invoke_without_command=True)
-@click.option("-m", "--model", default=DEFAULT_MODEL, show_default=True)
+@model_option()
 @adapter_option
 @api_base_option
 @click.option("--program", type=click.Path(path_type=Path, exists=True), help="A compiled Supporter (JSON).")
 @click.option("--test", "test_corpus", type=click.Path(path_type=Path), help="The test corpus (any format).")
 @click.option("--strategy", "mode", type=click.Choice(["gold", "predicted", "none"]), default="gold",
               show_default=True, help="Reply with the gold strategy, a predicted one, or none.")
-@click.option("--limit", type=POSITIVE_INT, help="Only the first N samples.")
+@limit_option()
 @click.option("--workers", type=POSITIVE_INT, default=1, show_default=True)
 @click.option("--max-tokens", type=POSITIVE_INT, default=100, show_default=True)
-@click.option("--out", type=click.Path(path_type=Path), help="Run folder (created, or resumed).")
+@out_option(help="Run folder (created, or resumed).")
 @json_option
 @click.pass_context
 def evaluate(ctx, model, adapter, api_base, program, test_corpus, mode, limit, workers, max_tokens, out,
@@ -43,11 +54,12 @@ def evaluate(ctx, model, adapter, api_base, program, test_corpus, mode, limit, w
         return
     if test_corpus is None or out is None:
         raise InputError("--test and --out are required (or use `extes evaluate compare RUN...`)")
-    from extes.corpus.atomic import check_output_dir
-    from extes.corpus.formats import ReadOptions, read_corpus
-    from extes.corpus.provenance import content_sha256, git_hash, versions
-    from extes.programs.lm import load_lm
-    from extes.tuning.evaluation import check_resume, evaluate_run, load_samples, samples_of
+    from extes.tuning.evaluation import (  # lazy: tuning.evaluation imports dspy
+        check_resume,
+        evaluate_run,
+        load_samples,
+        samples_of,
+    )
 
     check_output_dir(out, "evaluate")
     dialogues = read_corpus(test_corpus, None, ReadOptions(unknown_labels="keep")).dialogues
@@ -96,8 +108,12 @@ def compare(runs, reps, out, paired_reps, seed, as_json) -> None:
       extes evaluate compare runs/eval-base runs/eval-lora --out comparison.md
       extes evaluate compare runs/bench-base runs/bench-lora --paired-reps 2000 --json
     """
-    from extes.corpus.atomic import write_text_atomic
-    from extes.tuning.evaluation import aggregate, bootstrap, load_samples, report
+    from extes.tuning.evaluation import (  # lazy: tuning.evaluation imports dspy
+        aggregate,
+        bootstrap,
+        load_samples,
+        report,
+    )
     from extes.tuning.paired import paired_markdown, paired_test
 
     named, cis, all_rows = [], {}, []
@@ -149,8 +165,7 @@ def matrix(models, tests, out, metric, mode, limit, max_tokens, reps, as_json) -
       extes evaluate matrix --models scripted,local/smollm2-135m-instruct \\
         --tests assets/seeds,../shared/data/esconv/devWithStrategy_short.tsv --limit 5 --out runs/matrix
     """
-    from extes.programs.lm import load_lm
-    from extes.tuning.matrix import run_matrix
+    from extes.tuning.matrix import run_matrix  # lazy: tuning.matrix imports dspy
 
     def load(model: str):
         return load_lm(model, max_tokens=max_tokens)

@@ -8,6 +8,9 @@ from pathlib import Path
 import click
 
 from extes.commands.common import bootstrap_option, emit_json, folder_argument, json_option
+from extes.errors import InputError
+from extes.programs.human_eval.store import StudyStore
+from extes.programs.safety import SafetyChecker
 
 
 @click.group("human-eval")
@@ -40,11 +43,12 @@ def serve_cmd(supporters, out, min_turns, host, port, locale, rules_only_safety)
     """
     import uvicorn
 
-    from extes.errors import InputError
-    from extes.programs.arena_supporters import LiveSupporter, LMPool, parse_supporters
+    from extes.programs.arena_supporters import (  # lazy: programs.arena_supporters imports dspy
+        LiveSupporter,
+        LMPool,
+        parse_supporters,
+    )
     from extes.programs.human_eval.app import create_app
-    from extes.programs.human_eval.store import StudyStore
-    from extes.programs.safety import SafetyChecker
 
     if min_turns < 1:
         raise InputError(f"--min-turns {min_turns}: give at least 1")
@@ -74,7 +78,7 @@ def report_cmd(study, bootstrap, as_json) -> None:
       extes human-eval report studies/pilot
       extes human-eval report studies/pilot --json
     """
-    from extes.tuning.human_report import study_markdown, study_report
+    from extes.tuning.human_report import study_markdown, study_report  # lazy: tuning.human_report imports dspy
 
     r = study_report(study, bootstrap=bootstrap)
     if as_json:
@@ -98,7 +102,7 @@ def agreement_cmd(study, judge, program, as_json) -> None:
     Examples:
       extes human-eval agreement studies/pilot --judge scripted --json
     """
-    from extes.programs.lm import load_lm
+    from extes.programs.lm import load_lm  # lazy: programs.lm imports dspy
     from extes.tuning.human_report import judge_agreement
 
     r = judge_agreement(study, load_lm(judge), str(program) if program else None)

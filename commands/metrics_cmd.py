@@ -31,7 +31,7 @@ def metrics(hyp, ref, as_json) -> None:
     Examples:
       extes metrics hyp.txt ref.txt --json
     """
-    from extes.tuning.metrics import all_metrics
+    from extes.tuning.metrics import all_metrics  # lazy: tuning.metrics imports dspy
 
     h, r = read_lines(hyp), read_lines(ref)
     if len(h) != len(r):

@@ -6,9 +6,11 @@ from pathlib import Path
 
 import click
 
-from extes.commands.common import POSITIVE_INT, emit_json, json_option
+from extes.commands.common import POSITIVE_INT, api_base_option, emit_json, json_option
 from extes.commands.data_cmd import from_option
-from extes.programs.lm import DEFAULT_MODEL
+from extes.corpus.formats import ReadOptions, read_corpus
+from extes.corpus.rating import export_sheet, import_sheets
+from extes.programs.lm import DEFAULT_MODEL, load_lm
 
 
 @click.group()
@@ -31,8 +33,6 @@ def export(corpora, n, out, seed, fmt_in, as_json) -> None:
     Examples:
       extes rate export runs/r1 assets/seeds --n 150 --out sheet.csv
     """
-    from extes.corpus.formats import ReadOptions, read_corpus
-    from extes.corpus.rating import export_sheet
 
     data = {Path(c).stem or str(c): read_corpus(c, fmt_in, ReadOptions(unknown_labels="keep")).dialogues
             for c in corpora}
@@ -52,7 +52,6 @@ def import_(sheets, key_path, as_json) -> None:
     Examples:
       extes rate import ann1.csv ann2.csv ann3.csv --key sheet.key.json --json
     """
-    from extes.corpus.rating import import_sheets
 
     result = import_sheets(list(sheets), key_path)
     if as_json:
@@ -66,7 +65,7 @@ def import_(sheets, key_path, as_json) -> None:
 @rate.command("judge")
 @click.argument("sheet", type=click.Path(path_type=Path))
 @click.option("-m", "--model", default=DEFAULT_MODEL, show_default=True)
-@click.option("--api-base", help="An OpenAI-compatible server.")
+@api_base_option
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="The filled sheet (CSV).")
 @json_option
 def judge(sheet, model, api_base, out, as_json) -> None:
@@ -76,8 +75,7 @@ def judge(sheet, model, api_base, out, as_json) -> None:
     Examples:
       extes rate judge sheet.csv -m openai/gpt-4o-mini --out judge.csv
     """
-    from extes.programs.judge import judge_sheet
-    from extes.programs.lm import load_lm
+    from extes.programs.judge import judge_sheet  # lazy: programs.judge imports dspy
 
     n = judge_sheet(sheet, out, load_lm(model, api_base=api_base))
     emit_json({"rated": n, "out": str(out), "model": model}) if as_json else click.echo(f"rated {n} items into {out}")

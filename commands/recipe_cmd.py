@@ -7,7 +7,9 @@ from pathlib import Path
 import click
 
 from extes.commands.common import NON_NEGATIVE_INT, POSITIVE_INT, emit_json, json_option, quiet_option
+from extes.errors import InputError
 from extes.programs.lm import DEFAULT_MODEL, capabilities
+from extes.tuning.recipe import RecipeConfig, run_recipe
 
 
 @click.group("recipe")
@@ -56,9 +58,7 @@ def distill_recipe(teacher, student, test, dialogues, mode, workers, optimizer, 
       extes recipe distill --teacher local/qwen2.5-coder-1.5b-instruct \\
           --test ../shared/data/esconv/devWithStrategy_short.tsv --dialogues 150 --out runs/recipe
     """
-    from extes.errors import InputError
-    from extes.tuning.compile import OPTIMIZERS
-    from extes.tuning.recipe import RecipeConfig, run_recipe
+    from extes.tuning.compile import OPTIMIZERS  # lazy: tuning.compile imports dspy
 
     if not capabilities(student).trainable:
         raise InputError(f"--student {student!r}: the recipe trains a local/ model")

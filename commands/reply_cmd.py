@@ -6,24 +6,22 @@ from pathlib import Path
 
 import click
 
-from extes.commands.common import POSITIVE_INT, emit_json, json_option, verbose_option
-from extes.programs.lm import DEFAULT_MODEL
-
-model_option = click.option("-m", "--model", default=DEFAULT_MODEL, show_default=True,
-                            help="local/<name-or-path>, openai/<model> or scripted.")
-adapter_option = click.option(
-    "--adapter", type=click.Path(path_type=Path), help="A peft adapter folder (local models)."
+from extes.commands.common import (
+    POSITIVE_INT,
+    adapter_option,
+    api_base_option,
+    emit_json,
+    json_option,
+    locale_option,
+    model_option,
+    verbose_option,
 )
-api_base_option = click.option("--api-base", help="An OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1.")
-locale_option = click.option("--locale", default=None,
-                             help="Crisis resources locale (us, uk, ca, intl, es, fr, pt, de); a crisis written in "
-                                  "another language gets that language's.")
 
 
 @click.command("reply")
 @click.argument("message")
 @click.option("--strategy", help="Use this strategy (name or abbreviation) instead of choosing one.")
-@model_option
+@model_option()
 @adapter_option
 @api_base_option
 @click.option("--history", type=click.Path(path_type=Path, exists=True, dir_okay=False),
@@ -44,7 +42,7 @@ def reply(message, strategy, model, adapter, api_base, history, locale, program,
       extes reply "My dog died" -m openai/gpt-4o-mini
       extes reply "Thanks, that helps" --history chat.jsonl --adapter runs/lora
     """
-    from extes.programs.lm import load_lm
+    from extes.programs.lm import load_lm  # lazy: programs.lm imports dspy
     from extes.programs.runtime import canonical_strategy, check_message, read_history, respond
 
     check_message(message)

@@ -8,6 +8,8 @@ from pathlib import Path
 import click
 
 from extes.commands.common import emit_json, json_option
+from extes.corpus.review import decide, export_queue, import_decisions, open_run, pending
+from extes.signatures.dialogue import Dialogue
 
 
 def show(d) -> str:
@@ -39,8 +41,6 @@ def review(run, export_to, import_from, reviewer, as_json) -> None:
       extes review runs/r1 --export queue.jsonl
       extes review runs/r1 --import decisions.jsonl
     """
-    from extes.corpus.review import decide, export_queue, import_decisions, open_run, pending
-    from extes.signatures.dialogue import Dialogue
 
     open_run(run)
     if export_to:

@@ -7,6 +7,12 @@ from pathlib import Path
 import click
 
 from extes.commands.common import emit_json, json_option
+from extes.corpus.assets import assets_dir
+from extes.errors import InputError, ModelError
+from extes.programs.safety import SafetyChecker, default_checker
+from extes.programs.safety_classifier import EXTRACTORS, E5Embeddings, save, train
+from extes.programs.safety_eval import evaluate, load_labelled
+from extes.programs.safety_locale import localized_escalation
 
 
 @click.group()
@@ -34,10 +40,7 @@ def check(text, rules_only, history, locale, as_json) -> None:
       extes safety check "I've been giving my things away" --locale us
       extes safety check "mi amiga dice que se quiere matar y está sola" --rules-only
     """
-    from extes.errors import InputError
-    from extes.programs.runtime import read_history
-    from extes.programs.safety import default_checker
-    from extes.programs.safety_locale import localized_escalation
+    from extes.programs.runtime import read_history  # lazy: programs.runtime imports dspy
 
     if not text.strip():
         raise InputError('TEXT is empty; give the message to check, e.g. extes safety check "I feel hopeless"')
@@ -77,8 +80,6 @@ def evaluate_cmd(file, show_errors, sweep, rules_only, as_json) -> None:
       extes safety eval assets/safety/development.jsonl --show-errors --rules-only
       extes safety eval assets/safety/development_fresh1.jsonl --sweep
     """
-    from extes.programs.safety import default_checker
-    from extes.programs.safety_eval import evaluate, load_labelled
 
     result = evaluate(load_labelled(file), default_checker(rules_only), sweep=sweep)
     if show_errors:
@@ -115,11 +116,6 @@ def train_cmd(files, out, features, as_json) -> None:
       extes safety train
       extes safety train assets/safety/labelled.jsonl assets/safety/development.jsonl --out my_classifier.json
     """
-    from extes.corpus.assets import assets_dir
-    from extes.errors import ModelError
-    from extes.programs.safety import SafetyChecker
-    from extes.programs.safety_classifier import EXTRACTORS, E5Embeddings, save, train
-    from extes.programs.safety_eval import load_labelled
 
     folder = assets_dir() / "safety"
     files = list(files) or [folder / name for name in TRAINING_FILES]

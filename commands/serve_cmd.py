@@ -8,9 +8,9 @@ from pathlib import Path
 
 import click
 
-from extes.commands.reply_cmd import api_base_option, locale_option
+from extes.commands.common import api_base_option, locale_option
 from extes.errors import InputError
-from extes.programs.lm import DEFAULT_MODEL
+from extes.programs.lm import DEFAULT_MODEL, load_lm
 
 
 def parse_adapters(specs: tuple[str, ...]) -> dict[str, Path]:
@@ -38,8 +38,7 @@ def served_name(model: str) -> str:
 def build_engine(model: str, adapters: dict[str, Path], program: Path | None, api_base: str | None,
                  locale: str | None, log_messages: bool, max_tokens: int):
     """Load the base model, every adapter (each on its own merged copy) and the program; check all before serving."""
-    from extes.programs.lm import load_lm
-    from extes.programs.serve.engine import Engine
+    from extes.programs.serve.engine import Engine  # lazy: programs.serve.engine imports dspy
     from extes.programs.supporter import load_supporter
 
     if adapters and not model.startswith("local/"):
@@ -84,7 +83,7 @@ def serve(model, adapters, program, api_base, host, port, api_key, locale, max_t
       extes serve --adapter kind=runs/lora-kind --adapter brief=runs/lora-brief --api-key s3cret
       extes reply "I failed my exam" -m openai/smollm2-135m-instruct --api-base http://127.0.0.1:8000/v1
     """
-    from extes.programs.serve.app import create_app, run
+    from extes.programs.serve.app import create_app, run  # lazy: programs.serve.app imports dspy
 
     if not 0 < port < 65536:
         raise InputError(f"--port {port}: give a port between 1 and 65535")

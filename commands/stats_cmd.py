@@ -7,10 +7,12 @@ from pathlib import Path
 
 import click
 
-from extes.commands.common import POSITIVE_INT, progress_bar, quiet_option
+from extes.commands.common import POSITIVE_INT, json_option, progress_bar, quiet_option
 from extes.commands.data_cmd import from_option, labels_option, read_options, skip_option
+from extes.corpus.analytics import analyse
 from extes.corpus.atomic import check_output_dir
 from extes.corpus.formats import read_corpus
+from extes.corpus.report import write_report
 
 BAR_DELAY_S = 1.0  # small corpora finish before this and draw no bar
 
@@ -21,7 +23,7 @@ BAR_DELAY_S = 1.0  # small corpora finish before this and draw no bar
 @click.option("--out", type=click.Path(path_type=Path), help="Write report.md, stats.json, PNG figures and CSVs here.")
 @click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True,
               help="What to print: a Markdown summary, or one JSON object per corpus (one per line).")
-@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
+@json_option
 @click.option("--top", type=POSITIVE_INT, default=10, show_default=True, help="Strategy paths kept per length.")
 @skip_option
 @labels_option
@@ -37,7 +39,6 @@ def stats(corpora, fmt_in, out, fmt, as_json, top, skip_invalid, unknown_labels,
 
     A corpus that takes more than a second shows a bar of utterances on stderr (on a terminal, unless -q).
     """
-    from extes.corpus.analytics import analyse
 
     if out:
         check_output_dir(out, "stats")  # before the analysis: a refused folder costs nothing
@@ -53,8 +54,6 @@ def stats(corpora, fmt_in, out, fmt, as_json, top, skip_invalid, unknown_labels,
             if bar:
                 bar.close()
     if out:
-        from extes.corpus.report import write_report
-
         files = write_report(all_stats, out)
         click.echo(f"wrote {files['report']}", err=True)
     if as_json or fmt == "json":

@@ -13,39 +13,38 @@ from extes.commands.common import (
     POSITIVE,
     POSITIVE_INT,
     PROBABILITY,
+    api_base_option,
     emit_json,
     json_option,
+    model_option,
+    option_from,
+    out_option,
     quiet_option,
 )
-from extes.commands.reply_cmd import api_base_option
-from extes.programs.lm import DEFAULT_MODEL
+from extes.errors import InputError
+from extes.programs.lm import backend_for, load_lm
+from extes.programs.synthesis_run import SynthConfig, SynthesisRun
+from extes.programs.synthesizer import MODES
 
 
 @click.command("synthesize")
-@click.option("-m", "--model", default=DEFAULT_MODEL, show_default=True, help="The generator LM.")
-@click.option("--mode", type=click.Choice(["whole", "turns"]), default="whole", show_default=True,
-              help="whole: one call per dialogue (capable models); turns: self-chat turn by turn (small models).")
-@click.option("--target", type=POSITIVE_INT, default=10, show_default=True,
-              help="Stop at this many accepted dialogues.")
-@click.option("--out", type=click.Path(path_type=Path),
-              help="Run folder (created, or resumed); not needed with --dry-run.")
-@click.option("--workers", type=POSITIVE_INT, default=1, show_default=True, help="Parallel LM calls.")
-@click.option("--demos", type=NON_NEGATIVE_INT, default=1, show_default=True,
-              help="Demo dialogues per call (whole mode).")
-@click.option("--round-size", type=POSITIVE_INT, help="Tasks per expansion round (default max(10, target/3)).")
-@click.option("--uniform", is_flag=True, help="Equal quotas per scene instead of Table 1's proportions.")
-@click.option("--scenes", help="Only these scenes, separated by ';'.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--max-cost", type=NON_NEGATIVE, help="Stop cleanly once this many dollars are spent.")
-@click.option("--dup-threshold", type=PROBABILITY, default=0.5, show_default=True,
-              help="3-gram Jaccard above which a dialogue is a near-duplicate of an accepted one.")
-@click.option("--retries", type=NON_NEGATIVE_INT, default=2, show_default=True,
-              help="Retries of a failed or malformed call.")
-@click.option("--backoff", "backoff_s", type=NON_NEGATIVE, default=1.0, show_default=True,
-              help="Seconds before the first retry; doubled at each further retry.")
-@click.option("--timeout", "timeout_s", type=POSITIVE, help="Seconds before an API call times out (openai/ models).")
-@click.option("--program", type=click.Path(path_type=Path), help="A compiled DialogueSynthesizer (Module.save JSON).")
-@click.option("--prices", type=click.Path(path_type=Path), help="A price table like assets/prices.yaml.")
+@model_option(help="The generator LM.")
+@option_from(SynthConfig, "mode", type=click.Choice(MODES))
+@option_from(SynthConfig, "target", type=POSITIVE_INT)
+@out_option(help="Run folder (created, or resumed); not needed with --dry-run.")
+@option_from(SynthConfig, "workers", type=POSITIVE_INT)
+@option_from(SynthConfig, "demos", type=NON_NEGATIVE_INT)
+@option_from(SynthConfig, "round_size", type=POSITIVE_INT, default=None, show_default=False)  # None: the config's 0
+@option_from(SynthConfig, "uniform")
+@option_from(SynthConfig, "scenes", default=None, show_default=False)  # one string, split on ';' below
+@option_from(SynthConfig, "seed", type=int)
+@option_from(SynthConfig, "max_cost", type=NON_NEGATIVE)
+@option_from(SynthConfig, "dup_threshold", type=PROBABILITY)
+@option_from(SynthConfig, "retries", type=NON_NEGATIVE_INT)
+@option_from(SynthConfig, "backoff_s", "--backoff", "backoff_s", type=NON_NEGATIVE)
+@option_from(SynthConfig, "timeout_s", "--timeout", "timeout_s", type=POSITIVE)
+@option_from(SynthConfig, "program", type=click.Path(path_type=Path))
+@option_from(SynthConfig, "prices", type=click.Path(path_type=Path))
 @click.option("--dry-run", is_flag=True, help="Estimate calls, tokens and dollars; call no LM and write nothing.")
 @api_base_option
 @quiet_option
@@ -64,9 +63,6 @@ def synthesize(model, mode, target, out, workers, demos, round_size, uniform, sc
       extes synthesize -m openai/gpt-4o-mini --target 1000 --workers 16 --max-cost 5 --out runs/r1
       extes synthesize -m scripted --target 50 --workers 4 --out runs/test
     """
-    from extes.errors import InputError
-    from extes.programs.synthesis_run import SynthConfig, SynthesisRun
-
     if out is None and not dry_run:
         raise InputError("--out is required: the run folder to write (or resume)")
     cfg = SynthConfig(
@@ -77,7 +73,7 @@ def synthesize(model, mode, target, out, workers, demos, round_size, uniform, sc
         program=str(program) if program else None, api_base=api_base, prices=str(prices) if prices else None,
     )
     if dry_run:
-        from extes.programs.dryrun import estimate
+        from extes.programs.dryrun import estimate  # lazy: programs.dryrun imports dspy
 
         result = estimate(cfg)
         if as_json:
@@ -87,7 +83,6 @@ def synthesize(model, mode, target, out, workers, demos, round_size, uniform, sc
                        f"~{result['estimated_prompt_tokens']:,} prompt + {result['estimated_completion_tokens']:,} "
                        f"completion tokens, ~${result['estimated_cost_usd']:.2f}")
         return
-    from extes.programs.lm import backend_for, load_lm
 
     backend = backend_for(model)
     kwargs = {}

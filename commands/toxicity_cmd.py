@@ -8,6 +8,8 @@ import click
 
 from extes.commands.common import emit_json, json_option
 from extes.commands.data_cmd import from_option
+from extes.corpus.formats import ReadOptions, read_corpus
+from extes.tuning.toxicity import backend, corpus_toxicity
 
 
 @click.command("toxicity")
@@ -26,8 +28,6 @@ def toxicity(corpus, backend_name, checkpoint, fmt_in, as_json) -> None:
       extes toxicity runs/r1 --backend detoxify --checkpoint toxic_original.ckpt
       PERSPECTIVE_API_KEY=... extes toxicity ../shared/data/esconv/FailedESConv.json --backend perspective
     """
-    from extes.corpus.formats import ReadOptions, read_corpus
-    from extes.tuning.toxicity import backend, corpus_toxicity
 
     scorer = backend(backend_name, str(checkpoint) if checkpoint else None)
     result = corpus_toxicity(read_corpus(corpus, fmt_in, ReadOptions(unknown_labels="keep")).dialogues, scorer)

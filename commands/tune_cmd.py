@@ -8,46 +8,56 @@ from pathlib import Path
 
 import click
 
-from extes.commands.common import NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE_INT, emit_json, json_option, quiet_option
+from extes.commands.common import (
+    NON_NEGATIVE,
+    NON_NEGATIVE_INT,
+    POSITIVE_INT,
+    emit_json,
+    json_option,
+    option_from,
+    out_option,
+    quiet_option,
+)
+from extes.corpus.atomic import atomic_path, check_output_dir, claim_output_dir
+from extes.corpus.formats import ReadOptions, read_corpus
+from extes.corpus.provenance import content_sha256
+from extes.corpus.split import split_dialogues
 from extes.programs.lm import DEFAULT_MODEL
-from extes.tuning.trainer import PRECISIONS
+from extes.tuning.sft import VARIANTS, chat_samples, clm_samples
+from extes.tuning.trainer import PRECISIONS, TuneConfig, check_lora_targets, load_base, train
 
 
 def _options(f):
+    def opt(name, *decls, **kw):
+        return option_from(TuneConfig, name, *decls, **kw)
+
     opts = [
         click.option("--data", type=click.Path(path_type=Path), required=True, help="Training corpus (any format)."),
         click.option("--valid", type=click.Path(path_type=Path),
                      help="Validation corpus (default: 10% of --data, split by dialogue)."),
-        click.option("--variant", type=click.Choice(["strategies", "no-strategies"]), default="strategies",
-                     show_default=True, help="Precede each reply with its strategy label, or not."),
-        click.option("--base", default=DEFAULT_MODEL, show_default=True,
-                     help="local/<name>, a Hugging Face model folder, or a .gguf."),
-        click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder."),
-        click.option("--max-steps", type=POSITIVE_INT, default=30, show_default=True),
-        click.option("--batch-size", type=POSITIVE_INT, default=4, show_default=True),
-        click.option("--grad-accum", type=POSITIVE_INT, default=1, show_default=True),
-        click.option("--lr", type=NON_NEGATIVE, default=0.0, help="Learning rate (default per method)."),
-        click.option("--seq-len", type=POSITIVE_INT, default=512, show_default=True),
-        click.option("--lora-r", type=POSITIVE_INT, default=8, show_default=True),
-        click.option("--lora-targets", default="q_proj,v_proj", show_default=True,
-                     help="Comma-separated module names, e.g. q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"),
-        click.option("--adapter-len", type=POSITIVE_INT, default=10, show_default=True),
-        click.option("--adapter-layers", type=POSITIVE_INT, default=8, show_default=True),
-        click.option("--last-turn-only", is_flag=True, help="Loss on the last assistant turn only."),
-        click.option("--gradient-checkpointing", is_flag=True, help="Recompute activations in the backward pass."),
-        click.option("--checkpoint-layers", type=NON_NEGATIVE_INT, default=0,
-                     help="Selective checkpointing: the first N decoder layers only (implies checkpointing)."),
-        click.option("--compile", "compile_", is_flag=True, help="torch.compile the model (worth it on a GPU)."),
-        click.option("--log-every", type=POSITIVE_INT, default=5, show_default=True, help="A log line every N steps."),
-        click.option("--eval-every", type=NON_NEGATIVE_INT, default=0, help="Valid loss every N steps too."),
-        click.option("--save-every", type=NON_NEGATIVE_INT, default=0,
-                     help="Checkpoint every N steps (OUT/checkpoint)."),
-        click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint with the same options."),
-        click.option("--stop-after", type=NON_NEGATIVE_INT, default=0,
-                     help="Stop cleanly after step N, keeping a checkpoint."),
-        click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
-                     help="auto: bf16 autocast on CUDA and on CPUs with AVX-512-BF16/AMX, else fp32."),
-        click.option("--seed", type=int, default=0, show_default=True),
+        opt("variant", type=click.Choice(VARIANTS)),
+        opt("base"),
+        out_option(required=True),
+        opt("max_steps", type=POSITIVE_INT),
+        opt("batch_size", type=POSITIVE_INT),
+        opt("grad_accum", type=POSITIVE_INT),
+        opt("lr", type=NON_NEGATIVE, show_default=False),
+        opt("seq_len", type=POSITIVE_INT),
+        opt("lora_r", type=POSITIVE_INT),
+        opt("lora_targets"),
+        opt("adapter_len", type=POSITIVE_INT),
+        opt("adapter_layers", type=POSITIVE_INT),
+        opt("last_turn_only"),
+        opt("gradient_checkpointing"),
+        opt("checkpoint_layers", type=NON_NEGATIVE_INT, show_default=False),
+        opt("compile", "--compile", "compile_"),
+        opt("log_every", type=POSITIVE_INT),
+        opt("eval_every", type=NON_NEGATIVE_INT, show_default=False),
+        opt("save_every", type=NON_NEGATIVE_INT, show_default=False),
+        opt("resume"),
+        opt("stop_after", type=NON_NEGATIVE_INT, show_default=False),
+        opt("precision", type=click.Choice(PRECISIONS)),
+        opt("seed", type=int),
         quiet_option,
         json_option,
     ]
@@ -59,13 +69,6 @@ def _options(f):
 def _run(method, data, valid, variant, base, out, max_steps, batch_size, grad_accum, lr, seq_len, lora_r,
          lora_targets, adapter_len, adapter_layers, last_turn_only, gradient_checkpointing, checkpoint_layers,
          compile_, log_every, eval_every, save_every, resume, stop_after, precision, seed, quiet, as_json):
-    from extes.corpus.atomic import check_output_dir, claim_output_dir
-    from extes.corpus.formats import ReadOptions, read_corpus
-    from extes.corpus.provenance import content_sha256
-    from extes.corpus.split import split_dialogues
-    from extes.tuning.sft import chat_samples, clm_samples
-    from extes.tuning.trainer import TuneConfig, check_lora_targets, load_base, train
-
     cfg = TuneConfig(method=method, base=base, variant=variant, max_steps=max_steps, batch_size=batch_size,
                      grad_accum=grad_accum, lr=lr, seq_len=seq_len, lora_r=lora_r,
                      lora_targets=[t.strip() for t in lora_targets.split(",") if t.strip()], adapter_len=adapter_len,
@@ -195,9 +198,7 @@ def merge(adapter_dir, base, out, as_json) -> None:
       extes tune merge runs/lora --out runs/merged
       extes reply "I failed my exam" -m local/runs/merged
     """
-    from extes.corpus.atomic import atomic_path, check_output_dir
-    from extes.programs.lm.local import apply_adapter
-    from extes.tuning.trainer import load_base
+    from extes.programs.lm.local import apply_adapter  # lazy: programs.lm.local imports dspy
 
     check_output_dir(out, "merge")  # before loading: a refused folder costs nothing
     tok, model, model_id, _ = load_base(base)

@@ -13,6 +13,7 @@ from extes.corpus.atomic import check_output_dir, claim_output_dir, write_errors
 from extes.corpus.formats import ReadOptions, ReadResult, read_corpus, write_corpus
 from extes.corpus.formats.hf import dataset_card, write_hf
 from extes.corpus.formats.jsonl import dialogue_line
+from extes.corpus.runstore import RunStore
 from extes.corpus.split import SPLITS, parse_ratios, split_dialogues
 from extes.errors import InputError
 
@@ -49,7 +50,6 @@ def convert_corpus(src: Path, dst: Path, *, fmt_in: str | None, fmt_out: str, op
 
 def run_summary(src: Path) -> dict | None:
     """Cost and yield of a synthesis run folder (None for other inputs)."""
-    from extes.corpus.runstore import RunStore
 
     if not (Path(src).is_dir() and (Path(src) / "manifest.json").exists()):
         return None

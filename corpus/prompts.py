@@ -6,6 +6,7 @@ import json
 from string import Template
 
 from extes.corpus.assets import load_taxonomy, prompt_text
+from extes.corpus.formats.extes_json import dialogue_to_record
 from extes.signatures.dialogue import Dialogue
 
 
@@ -17,7 +18,6 @@ def strategy_list() -> str:
 
 def render_self_chat(scene: str, seed: Dialogue) -> str:
     """The self-chat prompt for one scene with one seed dialogue as the example (ExTES release JSON)."""
-    from extes.corpus.formats.extes_json import dialogue_to_record
 
     tax = load_taxonomy()
     examples = "; ".join(tax.scenario(scene).examples)

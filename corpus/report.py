@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -12,16 +13,19 @@ from extes.corpus.atomic import atomic_path, claim_output_dir, write_text_atomic
 from extes.signatures.taxonomy import slugify
 
 
+@functools.cache
+def _abbreviations() -> dict[str, str]:
+    # Read on first use, not at import: `extes --help` imports this module and need not parse the taxonomy.
+    return {s.name: s.abbreviation for s in load_taxonomy().strategies}
+
+
 def _abbrev(name: str) -> str:
     """ExTES abbreviation of a strategy (other label sets, e.g. ESConv's, keep their names)."""
-    return _ABBREV.get(name, name)
+    return _abbreviations().get(name, name)
 
 
 def _abbrevs(names: list[str]) -> list[str]:
-    return [_abbrev(n) for n in names] if all(n in _ABBREV for n in names) else names
-
-
-_ABBREV = {s.name: s.abbreviation for s in load_taxonomy().strategies}
+    return [_abbrev(n) for n in names] if all(n in _abbreviations() for n in names) else names
 
 
 def phase_png(stats: dict[str, Any], path: Path) -> None:

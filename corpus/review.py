@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from extes.corpus import textio
+from extes.corpus.formats.jsonl import write_jsonl
 from extes.corpus.runstore import RunStore, task_of
 from extes.errors import InputError
 from extes.signatures.dialogue import Dialogue
@@ -67,7 +68,6 @@ def decide(folder: Path, task: str, decision: str, *, edited: Dialogue | None = 
 
 def export_queue(folder: Path, out: Path) -> int:
     """Write the pending queue as corpus JSONL for review in other tools; returns how many."""
-    from extes.corpus.formats.jsonl import write_jsonl
 
     items = pending(folder)
     write_jsonl(items, out)

@@ -59,7 +59,7 @@ class EstimatingLM(dspy.BaseLM):
 
 def estimate(cfg, sample: int = 24) -> dict:
     """Run `sample` tasks against EstimatingLM and scale to cfg.target."""
-    from extes.programs.synthesis_run import Planner, SynthesisRun
+    from extes.programs.synthesis_run import Planner, SynthesisRun  # lazy: programs.synthesis_run imports dspy
 
     lm = EstimatingLM(cfg.model)
     run = SynthesisRun.__new__(SynthesisRun)  # no run folder: nothing is written by a dry run

@@ -9,6 +9,7 @@ import dspy
 
 from extes.corpus import textio
 from extes.corpus.assets import load_taxonomy
+from extes.corpus.formats import read_corpus
 from extes.corpus.labels import normalizer
 from extes.errors import InputError
 from extes.programs.adapter import SmallChatAdapter
@@ -47,7 +48,6 @@ def read_history(path: Path | None) -> list[dict]:
     """A history file: a JSONL transcript (corpus Dialogue) or a JSON list of {role, text} turns."""
     if path is None:
         return []
-    from extes.corpus.formats import read_corpus
 
     if Path(path).suffix == ".json":
         text = textio.read_text(path, label="--history")
@@ -86,7 +86,7 @@ def respond(lm, history: list[dict], message: str, *, strategy: str | None = Non
 
 def stream_reply(lm, history: list[dict], strategy: str):
     """Yield the reply to `history` with `strategy` piece by piece (whole, for LMs that cannot stream)."""
-    from extes.signatures.support import RespondWithStrategy
+    from extes.signatures.support import RespondWithStrategy  # lazy: signatures.support imports dspy
 
     definition = load_taxonomy().strategy(strategy).definition
     if capabilities(lm).can_stream:

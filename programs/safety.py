@@ -20,6 +20,7 @@ from typing import Any
 from extes.corpus.assets import assets_dir, read_yaml
 from extes.corpus.safety_context import ContextRules, check_context, read_context
 from extes.corpus.safety_rules import ORDER, RuleSet, normalize
+from extes.programs.safety_classifier import E5Embeddings, HiddenStates, SafetyClassifier
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +99,6 @@ class SafetyChecker:
     def classifier(self):
         """The learned classifier, loaded once; None (with a warning) when its weights or model are missing."""
         if self._classifier is None:
-            from extes.programs.safety_classifier import E5Embeddings, HiddenStates, SafetyClassifier
-
             # The multilingual features when their optional package is installed; the embedded model's otherwise.
             e5 = self._lm is None and E5Embeddings.available() and (self.folder / "classifier_e5.json").exists()
             path = self.folder / ("classifier_e5.json" if e5 else "classifier.json")
@@ -121,7 +120,7 @@ def default_checker(rules_only: bool = False) -> SafetyChecker:
 def checker_for(lm) -> SafetyChecker:
     """The checker for a conversation on `lm`: rules and context alone for the scripted LM, so that scripted runs
     (tests, demos) never load the embedded model just for the classifier; the full checker otherwise."""
-    from extes.programs.lm.scripted import ScriptedLM
+    from extes.programs.lm.scripted import ScriptedLM  # lazy: programs.lm.scripted imports dspy
 
     return default_checker(rules_only=isinstance(lm, ScriptedLM))
 
@@ -137,6 +136,7 @@ def escalation_message(locale: str | None = None, category: str | None = None) -
 
 def load_labelled(path: Path) -> list[dict[str, Any]]:
     """The rows of a labelled JSONL file (programs/safety_eval.py; kept here for existing callers)."""
+    # lazy: cycle, programs.safety_eval imports this module
     from extes.programs.safety_eval import load_labelled as load
 
     return load(path)

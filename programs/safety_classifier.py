@@ -49,7 +49,7 @@ class HiddenStates:
 
     def __init__(self, lm=None):
         if lm is None:
-            from extes.programs.lm.local import LocalLM
+            from extes.programs.lm.local import LocalLM  # lazy: programs.lm.local imports dspy
 
             lm = LocalLM()
         self.lm, self.model = lm, lm.model

@@ -36,7 +36,7 @@ class Supporter(dspy.Module):
 
     def choose_with(self, lm, history: list[dict]) -> str:
         """Choose a strategy with `lm` under the project's adapter (used by the chat loop)."""
-        from extes.programs.adapter import SmallChatAdapter
+        from extes.programs.adapter import SmallChatAdapter  # lazy: programs.adapter imports dspy
 
         with dspy.context(lm=lm, adapter=SmallChatAdapter()):
             return self.choose(history)[0]

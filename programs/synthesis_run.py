@@ -36,7 +36,7 @@ from extes.corpus.validation import check_duplicate, dialogue_text, validate
 from extes.errors import InputError, ModelError
 from extes.programs.adapter import SmallChatAdapter
 from extes.programs.costs import cost_usd
-from extes.programs.synthesizer import DialogueSynthesizer
+from extes.programs.synthesizer import MODES, DialogueSynthesizer
 
 log = logging.getLogger(__name__)
 RESUME_KEYS = ("model", "mode", "seed", "demos", "round_size", "uniform", "scenes", "program")
@@ -46,32 +46,36 @@ RESUME_KEYS = ("model", "mode", "seed", "demos", "round_size", "uniform", "scene
 class SynthConfig:
     """Everything a run depends on; stored (without secrets) in RUN/manifest.json."""
 
-    model: str
-    out: str
-    mode: str = "whole"
-    target: int = 10
-    workers: int = 1
-    demos: int = 1
-    round_size: int = 0  # 0: max(10, target // 3)
-    uniform: bool = False
-    scenes: list[str] = field(default_factory=list)
-    seed: int = 0
-    max_cost: float | None = None
-    dup_threshold: float = 0.5
-    retries: int = 2
-    backoff_s: float = 1.0
-    program: str | None = None
-    api_base: str | None = None
-    timeout_s: float | None = None
-    prices: str | None = None
-    max_tasks: int = 0  # 0: 5 x target + 20
+    model: str = field(metadata={"help": "The generator LM."})
+    out: str = field(metadata={"help": "Run folder (created, or resumed)."})
+    mode: str = field(default="whole", metadata={
+        "help": "whole: one call per dialogue (capable models); turns: self-chat turn by turn (small models)."})
+    target: int = field(default=10, metadata={"help": "Stop at this many accepted dialogues."})
+    workers: int = field(default=1, metadata={"help": "Parallel LM calls."})
+    demos: int = field(default=1, metadata={"help": "Demo dialogues per call (whole mode)."})
+    round_size: int = field(default=0, metadata={"help": "Tasks per expansion round (default max(10, target/3))."})
+    uniform: bool = field(default=False, metadata={"help": "Equal quotas per scene instead of Table 1's proportions."})
+    scenes: list[str] = field(default_factory=list, metadata={"help": "Only these scenes, separated by ';'."})
+    seed: int = field(default=0, metadata={"help": "Seed of each task's draw of demos."})
+    max_cost: float | None = field(default=None, metadata={"help": "Stop cleanly once this many dollars are spent."})
+    dup_threshold: float = field(default=0.5, metadata={
+        "help": "3-gram Jaccard above which a dialogue is a near-duplicate of an accepted one."})
+    retries: int = field(default=2, metadata={"help": "Retries of a failed or malformed call."})
+    backoff_s: float = field(default=1.0, metadata={
+        "help": "Seconds before the first retry; doubled at each further retry."})
+    program: str | None = field(default=None, metadata={"help": "A compiled DialogueSynthesizer (Module.save JSON)."})
+    api_base: str | None = field(default=None, metadata={"help": "An OpenAI-compatible server for openai/ models."})
+    timeout_s: float | None = field(default=None, metadata={
+        "help": "Seconds before an API call times out (openai/ models)."})
+    prices: str | None = field(default=None, metadata={"help": "A price table like assets/prices.yaml."})
+    max_tasks: int = field(default=0, metadata={"help": "Most tasks the run may create (0: 5 x target + 20)."})
 
     def __post_init__(self):
         if self.target < 1:
             raise InputError(f"--target {self.target}: give at least 1")
         if self.workers < 1:
             raise InputError(f"--workers {self.workers}: give at least 1")
-        if self.mode not in ("whole", "turns"):
+        if self.mode not in MODES:
             raise InputError(f"--mode {self.mode!r}: use whole or turns")
         # The CLI's option types check these too; library callers get the same one-line errors.
         for name, value, low in (("--demos", self.demos, 0), ("--retries", self.retries, 0),

@@ -58,7 +58,7 @@ def arena_report(folder: Path, *, bootstrap: int = 500, seed: int = 0) -> dict[s
     """Compute the report of an arena run folder and write report.json / report.md next to the transcripts."""
     folder = Path(folder)
     cfg = json.loads((folder / "manifest.json").read_text())["config"]
-    from extes.programs.arena_supporters import parse_supporter
+    from extes.programs.arena_supporters import parse_supporter  # lazy: programs.arena_supporters imports dspy
 
     players = [parse_supporter(s).name for s in cfg["supporters"]] if cfg["supporters"] else []
     store = RunStore(folder, files=FILES, dialogues=("transcripts",))

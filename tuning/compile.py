@@ -67,7 +67,7 @@ def load_program(name: str, path: Path, *, option: str = "--program"):
 def _embed(texts: list[str]):
     import numpy as np
 
-    from extes.tuning.metrics import extrema_vector
+    from extes.tuning.metrics import extrema_vector  # lazy: tuning.metrics imports dspy
 
     rows = []
     for t in texts:

@@ -25,7 +25,7 @@ def turn_examples(dialogues: list[Dialogue], program: str, *, limit: int | None 
     elif program == "judge":
         raise InputError("the judge compiles against people's answers: give --trainset STUDY (a human-eval folder)")
     elif program == "synthesizer":
-        from extes.programs.synthesizer import demo_example
+        from extes.programs.synthesizer import demo_example  # lazy: programs.synthesizer imports dspy
 
         out = [dspy.Example(**demo_example(d), id=d.id).with_inputs("scene", "scene_examples", "strategy_guide")
                for d in dialogues]

@@ -16,8 +16,11 @@ from typing import Any
 
 from dspy.clients.provider import Provider, TrainingJob
 
+from extes.corpus.atomic import claim_output_dir, write_text_atomic
+from extes.errors import InputError
 from extes.programs.lm import capabilities, get_model
 from extes.programs.lm.weights import cache_root
+from extes.tuning.sft import Sample
 
 
 class LocalTrainingJob(TrainingJob):
@@ -56,8 +59,7 @@ class LocalProvider(Provider):
 
 def finetune_local(lm, train_data: list[dict[str, Any]], train_kwargs: dict[str, Any]):
     """Chat-format calls (the teacher's traces) → a LoRA adapter on `lm`'s base → a LocalLM that uses it."""
-    from extes.tuning.sft import Sample
-    from extes.tuning.trainer import TuneConfig, load_base, train
+    from extes.tuning.trainer import TuneConfig, load_base, train  # lazy: tuning.trainer imports dspy
 
     if not train_data:
         raise ValueError("no training data: the teacher produced no trace that passed the metric")
@@ -105,8 +107,7 @@ def load_distilled(program_name: str, path: Path):
     """Load a program saved by `distill`, LMs included; only extes's own LM class is accepted from the file."""
     from dspy.clients.base_lm import LM_CLASS_STATE_KEY
 
-    from extes.errors import InputError
-    from extes.tuning.compile import make_program
+    from extes.tuning.compile import make_program  # lazy: tuning.compile imports dspy
 
     state = json.loads(Path(path).read_text(encoding="utf-8"))
     classes = {v["lm"].get(LM_CLASS_STATE_KEY) for v in state.values() if isinstance(v, dict) and v.get("lm")}
@@ -150,9 +151,7 @@ def distill(program_name: str, teacher_lm, student_lm, trainset: list, out: Path
 
     import dspy
 
-    from extes.corpus.atomic import claim_output_dir, write_text_atomic
-    from extes.errors import InputError
-    from extes.programs.adapter import SmallChatAdapter
+    from extes.programs.adapter import SmallChatAdapter  # lazy: programs.adapter imports dspy
     from extes.tuning.compile import load_program, make_program
     from extes.tuning.program_metrics import METRICS
 

@@ -27,6 +27,7 @@ from extes.programs.supporter import Supporter, load_supporter
 from extes.signatures.dialogue import Dialogue
 from extes.signatures.support import Respond
 from extes.tuning import metrics as M
+from extes.tuning.perplexity import reply_nll
 
 MODES = ("gold", "predicted", "none")
 
@@ -131,8 +132,6 @@ def evaluate_run(lm, dialogues: list[Dialogue], out: Path, *, mode: str = "gold"
         row["extrema"] = float(torch.nn.functional.cosine_similarity(vh, vr, dim=0)) if vh is not None and \
             vr is not None else 0.0
         if local:
-            from extes.tuning.perplexity import reply_nll
-
             row["nll"], row["ref_tokens"] = reply_nll(lm, sample["history"], ref)
         return row
 

@@ -155,7 +155,7 @@ def _embeddings():
     from safetensors.numpy import safe_open
     from tokenizers import Tokenizer
 
-    from extes.programs.lm.weights import converted_folder, embedded_gguf
+    from extes.programs.lm.weights import converted_folder, embedded_gguf  # lazy: programs.lm.weights imports dspy
 
     folder = converted_folder(embedded_gguf("smollm2-135m-instruct"))
     with safe_open(str(folder / "model.safetensors"), "np") as f:

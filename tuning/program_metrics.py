@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from extes.corpus.validation import validate
 from extes.tuning import metrics as M
 
 
@@ -41,8 +42,6 @@ def supporter_metric(example, prediction, trace=None) -> float:
 
 
 def synthesizer_metric(example, prediction, trace=None) -> float:
-    from extes.corpus.validation import validate
-
     d = getattr(prediction, "dialogue", None)
     if d is None:
         return 0.0

@@ -35,6 +35,7 @@ from typing import Any
 from extes.base import die_with_parent
 from extes.corpus.atomic import claim_output_dir, is_output_of, write_text_atomic
 from extes.errors import ExtesError, InputError
+from extes.tuning.recipe_report import write_report
 
 KIND = "recipe"
 
@@ -186,7 +187,6 @@ def run_stage(st: Stage, out: Path, launcher: Launcher) -> dict[str, Any]:
 def run_recipe(cfg: RecipeConfig, out: Path, *, stop_after: str | None = None,
                say: Callable[[str], None] = lambda _m: None) -> dict[str, Any]:
     """Run (or continue) the recipe in `out`; returns the report (also written as report.md / report.json)."""
-    from extes.tuning.recipe_report import write_report
 
     if stop_after is not None and stop_after not in STAGE_NAMES:
         raise InputError(f"--stop-after {stop_after!r}: use one of {', '.join(STAGE_NAMES)}")

@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from extes.corpus.atomic import write_text_atomic
+from extes.corpus.atomic import atomic_path, write_text_atomic
 from extes.errors import InputError, ModelError
 from extes.programs.lm import DEFAULT_MODEL, backend_for
-from extes.programs.lm.q4 import cpu_has_native_bf16
 from extes.programs.lm.weights import resolve_local
+from extes.tuning.sft import batches
 
 log = logging.getLogger(__name__)
 METHODS = ("lora", "adapter", "clm")
@@ -40,6 +40,8 @@ def autocast_dtype(precision: str):
         return device, False
     if precision == "bf16":
         return device, True
+    from extes.programs.lm.q4 import cpu_has_native_bf16  # lazy: programs.lm.q4 imports torch
+
     return device, (torch.cuda.is_bf16_supported() if device == "cuda" else cpu_has_native_bf16())
 
 
@@ -47,33 +49,41 @@ def autocast_dtype(precision: str):
 class TuneConfig:
     """Every knob of a tuning run, with the usual LLaMA-LoRA defaults."""
 
-    method: str = "lora"
-    base: str = DEFAULT_MODEL
-    variant: str = "strategies"
-    max_steps: int = 30
-    batch_size: int = 4
-    grad_accum: int = 1
-    lr: float = 0.0  # 0: 2e-4 for lora, 1e-2 for adapter, 5e-5 for clm
-    warmup_steps: int = 3
-    seq_len: int = 512
-    lora_r: int = 8
-    lora_alpha: int = 16
-    lora_dropout: float = 0.05
-    lora_targets: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
-    adapter_len: int = 10
-    adapter_layers: int = 8
-    last_turn_only: bool = False
-    gradient_checkpointing: bool = False
-    checkpoint_layers: int = 0  # selective checkpointing: only the first N decoder layers (0: all, when enabled)
-    compile: bool = False  # torch.compile the model (on an H100: 43% -> 62% of bf16 peak for 7B LoRA)
-    precision: str = "auto"  # auto: bf16 autocast on CUDA and on CPUs with native bf16; else fp32
-    log_every: int = 5
-    eval_every: int = 0  # 0: valid loss before and after only
-    save_every: int = 0  # 0: no checkpoints; else OUT/checkpoint every N steps (single process)
-    resume: bool = False  # continue from OUT/checkpoint
-    stop_after: int = 0  # stop cleanly after this step, keeping the checkpoint (a time-boxed job); 0: run to the end
-    seed: int = 0
-    data_sha256: str = ""  # of the training (and validation) data, so that --resume on other data is refused
+    method: str = field(default="lora", metadata={"help": "lora, adapter or clm (the `extes tune` subcommand)."})
+    base: str = field(default=DEFAULT_MODEL,
+                      metadata={"help": "local/<name>, a Hugging Face model folder, or a .gguf."})
+    variant: str = field(default="strategies", metadata={"help": "Precede each reply with its strategy label, or not."})
+    max_steps: int = field(default=30, metadata={"help": "Optimizer steps."})
+    batch_size: int = field(default=4, metadata={"help": "Samples per micro-batch."})
+    grad_accum: int = field(default=1, metadata={"help": "Micro-batches per optimizer step."})
+    lr: float = field(default=0.0, metadata={
+        "help": "Learning rate (default per method: 2e-4 for lora, 1e-2 for adapter, 5e-5 for clm)."})
+    warmup_steps: int = field(default=3, metadata={"help": "Steps of linear warm-up."})
+    seq_len: int = field(default=512, metadata={"help": "Longest sample, in tokens (longer ones are cut)."})
+    lora_r: int = field(default=8, metadata={"help": "LoRA rank."})
+    lora_alpha: int = field(default=16, metadata={"help": "LoRA scaling (alpha)."})
+    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout."})
+    lora_targets: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"], metadata={
+        "help": "Comma-separated module names, e.g. q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"})
+    adapter_len: int = field(default=10, metadata={"help": "LLaMA-Adapter: learned prompt tokens per layer."})
+    adapter_layers: int = field(default=8, metadata={"help": "LLaMA-Adapter: top layers that get a prompt."})
+    last_turn_only: bool = field(default=False, metadata={"help": "Loss on the last assistant turn only."})
+    gradient_checkpointing: bool = field(default=False,
+                                         metadata={"help": "Recompute activations in the backward pass."})
+    checkpoint_layers: int = field(default=0, metadata={
+        "help": "Selective checkpointing: the first N decoder layers only (implies checkpointing)."})
+    # torch.compile: on an H100, 43% -> 62% of bf16 peak for 7B LoRA
+    compile: bool = field(default=False, metadata={"help": "torch.compile the model (worth it on a GPU)."})
+    precision: str = field(default="auto", metadata={
+        "help": "auto: bf16 autocast on CUDA and on CPUs with AVX-512-BF16/AMX, else fp32."})
+    log_every: int = field(default=5, metadata={"help": "A log line every N steps."})
+    eval_every: int = field(default=0, metadata={"help": "Valid loss every N steps too."})
+    save_every: int = field(default=0, metadata={"help": "Checkpoint every N steps (OUT/checkpoint)."})
+    resume: bool = field(default=False, metadata={"help": "Continue from OUT/checkpoint with the same options."})
+    stop_after: int = field(default=0, metadata={"help": "Stop cleanly after step N, keeping a checkpoint."})
+    seed: int = field(default=0, metadata={"help": "Seed of the validation split, the batch order and torch."})
+    # so that --resume on other data is refused
+    data_sha256: str = field(default="", metadata={"help": "sha256 of the training (and validation) data."})
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -213,8 +223,6 @@ def valid_loss(loss_fn, samples, pad_id: int, batch_size: int, precision: str = 
     """Token-weighted mean loss on the samples (loss_fn: a `labelled_loss` module)."""
     import torch
 
-    from extes.tuning.sft import batches
-
     device_type, enabled = autocast_dtype(precision)
     device = next(loss_fn.parameters()).device
     loss_fn.eval()
@@ -240,8 +248,6 @@ def train(cfg: TuneConfig, train_samples, valid_samples, tok, model, out: Path, 
     (after every optimizer step: loss, lr, tokens_per_s), e.g. a tqdm bar; the CLI passes one on a terminal.
     """
     import torch
-
-    from extes.tuning.sft import batches
 
     torch.manual_seed(cfg.seed)
     if torch.cuda.is_available():
@@ -333,8 +339,6 @@ def train(cfg: TuneConfig, train_samples, valid_samples, tok, model, out: Path, 
             if progress:
                 progress.write(f"step {step} valid loss {vl:.4f}")
         if world == 1 and ((cfg.save_every and step % cfg.save_every == 0) or step == cfg.stop_after):
-            from extes.corpus.atomic import atomic_path
-
             with atomic_path(ckpt_dir, is_dir=True, kind="tune-checkpoint") as tmp:
                 torch.save({"params": {n: p.detach().cpu() for n, p in named}, "optimizer": opt.state_dict(),
                             "rng": torch.get_rng_state(), "step": step, "tokens": tokens, "history": history,

@@ -15,7 +15,6 @@ from typing import Any
 import dspy
 
 from extes.errors import ModelError
-from extes.programs.lm.batching import batcher_for
 from extes.programs.lm.context import fit_messages
 from extes.programs.lm.registry import Backend, Capabilities, Option, sampling_options
 from extes.programs.lm.response import memoized_forward
@@ -69,7 +68,7 @@ class LocalLM(dspy.BaseLM):
         """The model's window, capped at the lean decode loop's (programs/lm/fastdecode.py), or less with
         EXTES_CONTEXT_TOKENS. A prompt past the loop's 4,096 tokens fell back to `generate`, whose growing cache
         copied itself at every token: a 700-turn history took 20 minutes on a shared 2-core machine."""
-        from extes.programs.lm.fastdecode import decoder_for
+        from extes.programs.lm.fastdecode import decoder_for  # lazy: programs.lm.fastdecode imports torch
 
         window = int(getattr(self.hf_model.config, "max_position_embeddings", 0) or 2048)
         dec = decoder_for(self.hf_model)
@@ -117,6 +116,9 @@ class LocalLM(dspy.BaseLM):
     def _new_tokens(self, input_ids, gen: dict):
         import torch
 
+        # lazy: programs.lm.batching imports torch, which `extes --help` and the light commands never load
+        from extes.programs.lm.batching import batcher_for
+
         batcher = batcher_for(self.hf_model, self.tokenizer)
         new = batcher.generate(input_ids, gen) if batcher is not None else None
         if new is not None:
@@ -131,6 +133,8 @@ class LocalLM(dspy.BaseLM):
         `request.tokens()` yields the new token ids as they are decoded; `request.cancel()` stops it."""
         gen = self._gen_kwargs(kwargs)
         input_ids = self._inputs(messages, gen["max_new_tokens"])
+        from extes.programs.lm.batching import batcher_for  # lazy: programs.lm.batching imports torch
+
         batcher = batcher_for(self.hf_model, self.tokenizer)
         plan = batcher.plan(input_ids, gen) if batcher is not None else None
         if plan is None:
@@ -278,7 +282,7 @@ def _load(folder: Path, adapter: str | None, precision: str = "fp32"):
     stored = json.loads((Path(folder) / "config.json").read_text()).get("dtype")
     dtype = torch.bfloat16 if stored == "bfloat16" and precision != "fp32" else torch.float32
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
-    from extes.programs.lm import q4
+    from extes.programs.lm import q4  # lazy: programs.lm.q4 imports torch
 
     if precision == "auto" and not q4.cpu_has_native_bf16() and dtype == torch.float32:
         # Without native bf16 (AVX2 CPUs) fp32 is the fastest: the int4 kernel and bf16 are emulated there.
@@ -320,7 +324,7 @@ def build(model: str, name: str, *, adapter: str | None = None, **options):
     if adapter and not os.path.isdir(adapter):
         raise ModelError(f"--adapter {adapter}: no such folder; give the folder written by `extes tune`")
     if _runs_on_llamacpp(name, adapter):  # the offline teacher (`make teacher`): llama.cpp when it is installed
-        from extes.programs.lm.teacher import TeacherLM
+        from extes.programs.lm.teacher import TeacherLM  # lazy: programs.lm.teacher imports dspy
 
         options.pop("precision", None)
         return TeacherLM(assemble(SPLIT_MODELS[name]), model_id=model, **options)
@@ -332,7 +336,7 @@ def _runs_on_llamacpp(name: str, adapter: str | None) -> bool:
     transformers applies) is given or EXTES_LOCAL_BACKEND=transformers asks for the fallback."""
     if name not in SPLIT_MODELS or adapter or os.environ.get("EXTES_LOCAL_BACKEND") == "transformers":
         return False
-    from extes.programs.lm.teacher import available
+    from extes.programs.lm.teacher import available  # lazy: programs.lm.teacher imports dspy
 
     return available()
 

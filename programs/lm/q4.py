@@ -26,6 +26,8 @@ from pathlib import Path
 
 import torch
 
+from extes.corpus.atomic import atomic_path
+
 log = logging.getLogger(__name__)
 
 GROUP = 32
@@ -228,8 +230,6 @@ def pack_q4(model, cache: Path | None = None) -> tuple[int, int]:
         setattr(module, name, new)
         packed += 1
     if stored is None and cache is not None:
-        from extes.corpus.atomic import atomic_path
-
         with atomic_path(cache) as tmp:
             save_file(fresh, str(tmp))
     return packed, len(linears) - packed

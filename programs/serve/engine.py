@@ -24,7 +24,7 @@ from extes.corpus.assets import load_taxonomy
 from extes.errors import ExtesError, InputError
 from extes.programs.adapter import SmallChatAdapter
 from extes.programs.runtime import canonical_strategy
-from extes.programs.safety import SafetyChecker
+from extes.programs.safety import SafetyChecker, default_checker
 from extes.programs.safety_locale import localized_escalation
 from extes.programs.serve.schemas import ChatCompletionRequest
 from extes.programs.supporter import Supporter
@@ -77,8 +77,6 @@ class Engine:
     def _check(self, text: str, conversation: list[dict]):
         checker = self.checker
         if checker is None:
-            from extes.programs.safety import default_checker
-
             checker = self.checker = default_checker()
         params = inspect.signature(checker.check).parameters
         for name in ("conversation", "history"):  # a checker that reads the conversation gets it
@@ -167,7 +165,7 @@ def _content(choice) -> str:
 
 def _streamed(name, lm, messages, kwargs, meta) -> Answer:
     """Pieces from the local model's batch as they are decoded; stop strings cut as `generate` cuts them."""
-    from extes.programs.lm.local import text_pieces
+    from extes.programs.lm.local import text_pieces  # lazy: programs.lm.local imports dspy
 
     req, n_prompt = lm.stream_tokens(messages, **kwargs)
     if req is None:  # not on the lean loop: the whole reply at once
