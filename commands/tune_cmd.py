@@ -63,7 +63,7 @@ def _run(method, data, valid, variant, base, out, max_steps, batch_size, grad_ac
     from extes.corpus.formats import ReadOptions, read_corpus
     from extes.corpus.provenance import content_sha256
     from extes.corpus.split import split_dialogues
-    from extes.tuning.sft import chat_samples, clm_samples
+    from extes.tuning.sft import chat_samples, clm_samples, prompt_shape
     from extes.tuning.trainer import TuneConfig, check_lora_targets, load_base, train
 
     cfg = TuneConfig(method=method, base=base, variant=variant, max_steps=max_steps, batch_size=batch_size,
@@ -95,7 +95,9 @@ def _run(method, data, valid, variant, base, out, max_steps, batch_size, grad_ac
         va = chat_samples(valid_d, tok, variant=variant, max_len=seq_len, last_turn_only=last_turn_only)
     progress = None if quiet else _Progress(cfg.max_steps, bar=sys.stderr.isatty())
     try:
-        result = train(cfg, tr, va, tok, model, out, model_id=model_id, progress=progress)
+        # clm is a session text without a chat template: no adapter formats it, so it records no prompt shape
+        result = train(cfg, tr, va, tok, model, out, model_id=model_id, progress=progress,
+                       prompt_shape=None if method == "clm" else prompt_shape(variant))
     finally:
         if progress:
             progress.close()

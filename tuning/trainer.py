@@ -233,8 +233,11 @@ def valid_loss(loss_fn, samples, pad_id: int, batch_size: int, precision: str = 
 
 
 def train(cfg: TuneConfig, train_samples, valid_samples, tok, model, out: Path, *, model_id: str,
-          progress=None) -> dict[str, Any]:
+          progress=None, prompt_shape: dict | None = None) -> dict[str, Any]:
     """Train `model` (fp32, as `load_base` gives it) on the samples and save the artifact in `out`.
+
+    `prompt_shape` (programs/prompt_shape.py: how the samples' prompts were formatted) goes into extes_tune.json,
+    where loading the adapter for serving checks it.
 
     `progress`, if given, has `write(line)` (log lines: one per interval and per eval) and `update(step, **stats)`
     (after every optimizer step: loss, lr, tokens_per_s), e.g. a tqdm bar; the CLI passes one on a terminal.
@@ -369,6 +372,6 @@ def train(cfg: TuneConfig, train_samples, valid_samples, tok, model, out: Path, 
               "resumed_from": start - 1 if start > 1 else None, "valid_history": history}
     if rank != 0:
         return result
-    write_text_atomic(out / "extes_tune.json", json.dumps({"config": dataclasses.asdict(cfg), "result": result},
-                                                          indent=1) + "\n")
+    record = {"config": dataclasses.asdict(cfg), "result": result, "prompt_shape": prompt_shape}
+    write_text_atomic(out / "extes_tune.json", json.dumps(record, indent=1) + "\n")
     return result
