@@ -33,7 +33,7 @@ def _options(f):
                      help="Comma-separated module names, e.g. q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"),
         click.option("--adapter-len", type=POSITIVE_INT, default=10, show_default=True),
         click.option("--adapter-layers", type=POSITIVE_INT, default=8, show_default=True),
-        click.option("--last-turn-only", is_flag=True, help="Loss on the last assistant turn only."),
+        click.option("--last-turn-only", is_flag=True, help="Train on each dialogue's last reply only."),
         click.option("--gradient-checkpointing", is_flag=True, help="Recompute activations in the backward pass."),
         click.option("--checkpoint-layers", type=NON_NEGATIVE_INT, default=0,
                      help="Selective checkpointing: the first N decoder layers only (implies checkpointing)."),

@@ -6,9 +6,14 @@ import shutil
 
 import pytest
 
+from extes.corpus.formats import write_corpus
+from extes.corpus.seeds import read_seed_folder
+from extes.programs.lm.local import LocalLM
+from extes.programs.lm.weights import converted_folder, embedded_gguf
 from extes.programs.prompt_shape import shape_problem, shape_record
 from extes.signatures.support import Respond, RespondWithStrategy
 from extes.tuning.sft import prompt_shape
+from helpers import tiny_llama
 
 
 def record(folder, shape):
@@ -29,13 +34,6 @@ def test_a_matching_record_passes_and_every_mismatch_is_named(tmp_path):
 
 @pytest.mark.model
 def test_tune_records_the_shape_and_a_drifted_adapter_loads_with_one_warning(cli, tmp_path, caplog):
-    from helpers import tiny_llama
-
-    from extes.corpus.formats import write_corpus
-    from extes.corpus.seeds import read_seed_folder
-    from extes.programs.lm.local import LocalLM
-    from extes.programs.lm.weights import converted_folder, embedded_gguf
-
     base = tiny_llama(tmp_path / "tiny", converted_folder(embedded_gguf("smollm2-135m-instruct")), 512)
     write_corpus(read_seed_folder()[:3], tmp_path / "train.jsonl", "jsonl")
     write_corpus(read_seed_folder()[100:101], tmp_path / "valid.jsonl", "jsonl")
