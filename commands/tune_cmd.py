@@ -23,7 +23,7 @@ from extes.corpus.formats import ReadOptions, read_corpus
 from extes.corpus.provenance import content_sha256
 from extes.corpus.split import split_dialogues
 from extes.programs.lm import DEFAULT_MODEL
-from extes.tuning.sft import VARIANTS, chat_samples, clm_samples
+from extes.tuning.sft import VARIANTS, chat_samples, clm_samples, prompt_shape
 from extes.tuning.trainer import PRECISIONS, TuneConfig, check_lora_targets, load_base, train
 
 
@@ -98,7 +98,9 @@ def _run(method, data, valid, variant, base, out, max_steps, batch_size, grad_ac
         va = chat_samples(valid_d, tok, variant=variant, max_len=seq_len, last_turn_only=last_turn_only)
     progress = None if quiet else _Progress(cfg.max_steps, bar=sys.stderr.isatty())
     try:
-        result = train(cfg, tr, va, tok, model, out, model_id=model_id, progress=progress)
+        # clm is a session text without a chat template: no adapter formats it, so it records no prompt shape
+        result = train(cfg, tr, va, tok, model, out, model_id=model_id, progress=progress,
+                       prompt_shape=None if method == "clm" else prompt_shape(variant))
     finally:
         if progress:
             progress.close()

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import functools
-import re
 from dataclasses import dataclass
 
 from extes.corpus.assets import load_esconv_strategies, load_extes_to_esconv, load_taxonomy
+from extes.signatures.reply_tag import split_tag
 from extes.signatures.taxonomy import label_key
 
 
@@ -70,10 +70,6 @@ def extes_to_esconv() -> dict[str, str]:
     return load_extes_to_esconv()
 
 
-_LEADING = re.compile(r"\s*\[([^\]\n]{1,60})\]\s*")
-
-
 def leading_label(reply: str) -> tuple[str | None, str]:
     """Split a reply of a model tuned on the `strategies` variant: "[Question] How are you?" -> (label, text)."""
-    m = _LEADING.match(reply)
-    return (m.group(1).strip(), reply[m.end():]) if m else (None, reply)
+    return split_tag(reply)

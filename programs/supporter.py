@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-import re
 
 import dspy
 
 from extes.corpus.assets import load_taxonomy
 from extes.programs.saved import load_saved
+from extes.signatures.reply_tag import split_tag
 from extes.signatures.support import RespondWithStrategy, SelectStrategy
 
 log = logging.getLogger(__name__)
@@ -45,12 +45,17 @@ class Supporter(dspy.Module):
         fallback = False
         if strategy is None:
             strategy, fallback = self.choose(history)
-        definition = load_taxonomy().strategy(strategy).definition
-        reply = self.respond(history=history, strategy=strategy, strategy_definition=definition,
-                             config=config or {}).reply
+        reply = self.respond(**reply_inputs(history, strategy), config=config or {}).reply
         # A model tuned on the `strategies` variant starts its reply with "[Strategy]"; the label is shown apart.
-        reply = re.sub(r"^\s*\[[^\]\n]{2,48}\]\s*", "", reply)
+        reply = split_tag(reply)[1]
         return dspy.Prediction(strategy=strategy, reply=reply, strategy_fallback=fallback)
+
+
+def reply_inputs(history: list[dict], strategy: str) -> dict:
+    """The inputs of the Supporter's reply step (RespondWithStrategy) at this point of a dialogue; `extes tune`
+    builds its training prompts from the same inputs, so that an adapter is served what it was trained on."""
+    return {"history": history, "strategy": strategy,
+            "strategy_definition": load_taxonomy().strategy(strategy).definition}
 
 
 def load_supporter(path, option: str = "--program") -> Supporter:

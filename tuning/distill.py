@@ -20,7 +20,8 @@ from extes.corpus.atomic import claim_output_dir, write_text_atomic
 from extes.errors import InputError
 from extes.programs.lm import capabilities, get_model
 from extes.programs.lm.weights import cache_root
-from extes.tuning.sft import Sample
+from extes.programs.prompt_shape import shape_record
+from extes.tuning.sft import chat_sample
 
 
 class LocalTrainingJob(TrainingJob):
@@ -64,19 +65,19 @@ def finetune_local(lm, train_data: list[dict[str, Any]], train_kwargs: dict[str,
     if not train_data:
         raise ValueError("no training data: the teacher produced no trace that passed the metric")
     tok, model, model_id, _ = load_base(lm.model)
-    samples = []
-    for row in train_data:
-        msgs = row["messages"]
-        prefix = tok.apply_chat_template(msgs[:-1], add_generation_prompt=True, tokenize=True)
-        full = tok.apply_chat_template(msgs, tokenize=True)
-        prefix = list(prefix["input_ids"]) if hasattr(prefix, "keys") else list(prefix)
-        full = list(full["input_ids"]) if hasattr(full, "keys") else list(full)
-        samples.append(Sample(full, [-100] * len(prefix) + full[len(prefix):]))
+    seq_len = int(train_kwargs.get("seq_len", 512))
+    # The traces are SmallChatAdapter's own messages (format_finetune_data): the shape the student is served with.
+    # tune's masking and cutting: loss on the reply only, the oldest turns dropped from a trace that is too long.
+    samples = [s for row in train_data
+               if (s := chat_sample(tok, row["messages"][:-1], str(row["messages"][-1]["content"]), seq_len))]
+    if not samples:
+        raise ValueError(f"no training sample: no teacher trace fits {seq_len} tokens, even cut to its last turn")
     digest = hashlib.sha256(json.dumps(train_data, sort_keys=True, default=str).encode()).hexdigest()[:12]
     out = Path(train_kwargs.get("out") or cache_root() / "distill" / f"{model_id.split('/')[-1]}-{digest}")
     cfg = TuneConfig(method="lora", base=lm.model, max_steps=int(train_kwargs.get("max_steps", 20)),
                      batch_size=int(train_kwargs.get("batch_size", 2)), lr=float(train_kwargs.get("lr", 5e-4)))
-    result = train(cfg, samples, samples[: max(1, len(samples) // 5)], tok, model, out, model_id=model_id)
+    result = train(cfg, samples, samples[: max(1, len(samples) // 5)], tok, model, out, model_id=model_id,
+                   prompt_shape=train_kwargs.get("prompt_shape"))
     (out / "distill.json").write_text(json.dumps({"samples": len(samples), "result": result}, indent=1))
     # The student keeps the user's model string (a folder path stays a path), so the saved program reloads.
     student = get_model(lm.model, adapter=str(out), max_tokens=lm.kwargs.get("max_tokens"))
@@ -168,8 +169,11 @@ def distill(program_name: str, teacher_lm, student_lm, trainset: list, out: Path
                else make_program(program_name))
     teacher.set_lm(teacher_lm)
     adapter = SmallChatAdapter()
+    # The traces are formatted by the adapter that serves the student: that shape goes into the adapter's record.
+    shape = shape_record([p.signature for p in student.predictors()])
     finetune = dspy.BootstrapFinetune(metric=metric, adapter=adapter, num_threads=1,
-                                      train_kwargs={"max_steps": max_steps, "out": str(out / "adapter")})
+                                      train_kwargs={"max_steps": max_steps, "out": str(out / "adapter"),
+                                                    "prompt_shape": shape})
     candidates = None
     with contextlib.redirect_stdout(sys.stderr), dspy.context(lm=student_lm, adapter=adapter):
         if optimizer == "bootstrap-finetune":

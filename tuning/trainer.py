@@ -67,7 +67,7 @@ class TuneConfig:
         "help": "Comma-separated module names, e.g. q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"})
     adapter_len: int = field(default=10, metadata={"help": "LLaMA-Adapter: learned prompt tokens per layer."})
     adapter_layers: int = field(default=8, metadata={"help": "LLaMA-Adapter: top layers that get a prompt."})
-    last_turn_only: bool = field(default=False, metadata={"help": "Loss on the last assistant turn only."})
+    last_turn_only: bool = field(default=False, metadata={"help": "Train on each dialogue's last reply only."})
     gradient_checkpointing: bool = field(default=False,
                                          metadata={"help": "Recompute activations in the backward pass."})
     checkpoint_layers: int = field(default=0, metadata={
@@ -241,8 +241,11 @@ def valid_loss(loss_fn, samples, pad_id: int, batch_size: int, precision: str = 
 
 
 def train(cfg: TuneConfig, train_samples, valid_samples, tok, model, out: Path, *, model_id: str,
-          progress=None) -> dict[str, Any]:
+          progress=None, prompt_shape: dict | None = None) -> dict[str, Any]:
     """Train `model` (fp32, as `load_base` gives it) on the samples and save the artifact in `out`.
+
+    `prompt_shape` (programs/prompt_shape.py: how the samples' prompts were formatted) goes into extes_tune.json,
+    where loading the adapter for serving checks it.
 
     `progress`, if given, has `write(line)` (log lines: one per interval and per eval) and `update(step, **stats)`
     (after every optimizer step: loss, lr, tokens_per_s), e.g. a tqdm bar; the CLI passes one on a terminal.
@@ -373,6 +376,6 @@ def train(cfg: TuneConfig, train_samples, valid_samples, tok, model, out: Path, 
               "resumed_from": start - 1 if start > 1 else None, "valid_history": history}
     if rank != 0:
         return result
-    write_text_atomic(out / "extes_tune.json", json.dumps({"config": dataclasses.asdict(cfg), "result": result},
-                                                          indent=1) + "\n")
+    record = {"config": dataclasses.asdict(cfg), "result": result, "prompt_shape": prompt_shape}
+    write_text_atomic(out / "extes_tune.json", json.dumps(record, indent=1) + "\n")
     return result

@@ -306,18 +306,26 @@ def _load(folder: Path, adapter: str | None, precision: str = "fp32"):
 
 
 def apply_adapter(model, adapter: Path):
-    """`model` wrapped with the peft adapter in folder `adapter`, or a one-line ModelError saying what to give."""
+    """`model` wrapped with the peft adapter in folder `adapter`, or a one-line ModelError saying what to give; one
+    warning when the adapter was trained on another prompt shape than this version serves (programs/prompt_shape.py).
+    """
     if not (adapter / "adapter_config.json").exists():
         raise ModelError(f"--adapter {adapter}: no adapter_config.json there; give a folder saved by `extes tune`")
     from peft import PeftModel
 
+    # Imported here, not at the top: programs.prompt_shape needs programs.adapter, which imports this package's
+    # registry, so a top-level import would be circular.
+    from extes.programs.prompt_shape import check_adapter_shape
+
     try:
-        return PeftModel.from_pretrained(model, str(adapter))
+        wrapped = PeftModel.from_pretrained(model, str(adapter))
     except (RuntimeError, ValueError, KeyError) as e:
         first = str(e).strip().splitlines()[0][:160]
         raise ModelError(
             f"--adapter {adapter}: it does not fit this base model ({first}); use the base it was trained on"
         ) from None
+    check_adapter_shape(adapter)  # after the load: an adapter that does not fit fails with that error alone
+    return wrapped
 
 
 def build(model: str, name: str, *, adapter: str | None = None, **options):

@@ -91,6 +91,11 @@ def test_distilled_on_a_folder_model_reloads_and_answers(cli, tmp_path):
                             "--max-steps", "1", "--out", out, "--json")
     assert code == 0, err
     assert json.loads(stdout)["student"] == student
+    # the traces' shape (the Supporter's two signatures through SmallChatAdapter) is recorded and matches on load
+    from extes.programs.prompt_shape import shape_problem
+
+    shape = json.loads((out / "adapter" / "extes_tune.json").read_text())["prompt_shape"]
+    assert shape["signature"] == "SelectStrategy,RespondWithStrategy" and shape_problem(out / "adapter") is None
     saved = json.loads((out / "program.json").read_text())
     assert {v["lm"]["model"] for v in saved.values() if isinstance(v, dict) and v.get("lm")} == {student}
     program = load_distilled("supporter", out / "program.json")

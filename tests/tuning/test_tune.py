@@ -43,10 +43,12 @@ def test_labels_cover_assistant_tokens_only(tok):
 def test_long_dialogues_are_cut_not_truncated(tok):
     d = read_seed_folder()[0]
     parts = chat_samples([d], tok, max_len=200)
-    assert len(parts) > 1 and all(len(p.input_ids) <= 200 for p in parts)
+    assert all(len(p.input_ids) <= 200 for p in parts)
     n_assistant = sum(1 for t in d.turns if t.role == "assistant")
-    covered = sum(tok.decode([t for t in p.labels if t != -100]).count("<|im_end|>") for p in parts)
-    assert covered == n_assistant
+    trained = [tok.decode([t for t in p.labels if t != -100]) for p in parts]
+    # one sample per reply, each reply whole (its end-of-turn marker trained too), its oldest history dropped
+    assert len(parts) == n_assistant and all(t.count("<|im_end|>") == 1 for t in trained)
+    assert len(chat_samples([d], tok, max_len=4096)[-1].input_ids) > 200
 
 
 @pytest.mark.model
@@ -84,7 +86,7 @@ def test_llama_adapter_trains_and_reloads(cli, data, tmp_path):
     base = tiny_llama(tmp_path / "tiny", src)
     out = tmp_path / "adapter"
     code, stdout, err = cli("tune", "adapter", "--base", str(base), "--data", data / "train.jsonl", "--max-steps",
-                            "3", "--batch-size", "2", "--seq-len", "128", "--adapter-len", "4", "--adapter-layers",
+                            "3", "--batch-size", "2", "--seq-len", "192", "--adapter-len", "4", "--adapter-layers",
                             "2", "--out", out, "--json")
     assert code == 0, err
     r = json.loads(stdout)
@@ -107,7 +109,7 @@ def test_clm_full_finetuning_of_a_gpt2_model_trains_and_reloads(cli, data, tmp_p
         shutil.copy(src / name, base / name)
     out = tmp_path / "clm"
     code, stdout, err = cli("tune", "clm", "--base", str(base), "--data", data / "train.jsonl", "--variant",
-                            "no-strategies", "--max-steps", "3", "--batch-size", "2", "--seq-len", "128", "--out",
+                            "no-strategies", "--max-steps", "3", "--batch-size", "2", "--seq-len", "192", "--out",
                             out, "--json")
     assert code == 0, err
     r = json.loads(stdout)
@@ -134,7 +136,7 @@ def test_merge_a_lora_adapter_into_its_base(cli, data, tmp_path):
     base = tiny_llama(tmp_path / "tiny", src)
     lora = tmp_path / "lora"
     code, _, err = cli("tune", "lora", "--base", str(base), "--data", data / "train.jsonl", "--max-steps", "2",
-                       "--batch-size", "2", "--seq-len", "128", "--checkpoint-layers", "1", "--out", lora)
+                       "--batch-size", "2", "--seq-len", "192", "--checkpoint-layers", "1", "--out", lora)
     assert code == 0, err
     code, out, err = cli("tune", "merge", lora, "--base", str(base), "--out", tmp_path / "merged", "--json")
     assert code == 0, err
@@ -169,7 +171,7 @@ def test_two_process_ddp_on_cpu(data, tmp_path):
         [accelerate, "launch", "--config_file", str(config), "--num_processes", "2", "--main_process_port", str(port),
          "-m", "extes.cli", "tune", "lora",
          "--base", str(base), "--data", str(data / "train.jsonl"), "--max-steps", "3",
-         "--batch-size", "2", "--seq-len", "128", "--out", str(out), "--json"],
+         "--batch-size", "2", "--seq-len", "192", "--out", str(out), "--json"],
         capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-2000:]
     (line,) = [x for x in proc.stdout.splitlines() if x.startswith("{")]
@@ -184,7 +186,7 @@ def test_resume_from_a_checkpoint_gives_the_same_adapter(cli, data, tmp_path):
     src = converted_folder(embedded_gguf("smollm2-135m-instruct"))
     base = tiny_llama(tmp_path / "tiny", src)
     common = ["--base", str(base), "--data", str(data / "train.jsonl"), "--max-steps", "4", "--batch-size", "2",
-              "--seq-len", "128", "--json"]
+              "--seq-len", "192", "--json"]
     code, _, err = cli("tune", "lora", *common, "--out", tmp_path / "straight", "--eval-every", "2")
     assert code == 0, err
     code, out, err = cli("tune", "lora", *common, "--out", tmp_path / "resumed", "--stop-after", "2")
@@ -251,7 +253,7 @@ def test_training_log_lines_and_progress_bar(data, tmp_path):
     src = converted_folder(embedded_gguf("smollm2-135m-instruct"))
     base = tiny_llama(tmp_path / "tiny", src)
     args = ["-m", "extes.cli", "tune", "lora", "--base", str(base), "--data", str(data / "train.jsonl"),
-            "--max-steps", "4", "--batch-size", "2", "--seq-len", "128", "--eval-every", "2"]
+            "--max-steps", "4", "--batch-size", "2", "--seq-len", "192", "--eval-every", "2"]
     proc = subprocess.run([sys.executable, *args, "--out", str(tmp_path / "a")], capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -277,7 +279,7 @@ def test_selective_checkpointing_marks_only_the_first_layers(tok, tmp_path):
 
     src = converted_folder(embedded_gguf("smollm2-135m-instruct"))
     model = wrap(AutoModelForCausalLM.from_pretrained(tiny_llama(tmp_path / "m", src)), TuneConfig(lora_dropout=0.0))
-    b = next(batches(chat_samples(read_seed_folder()[:2], tok, max_len=128), 2, tok.pad_token_id))
+    b = next(batches(chat_samples(read_seed_folder()[:2], tok, max_len=192), 2, tok.pad_token_id))
     plain = labelled_loss(model)(**b)
     model.activation_checkpointing_enable()
     model.enable_input_require_grads()
@@ -302,7 +304,7 @@ def test_labelled_loss_defers_to_transformers_for_soft_capped_heads(tok):
     cfg = Gemma2Config(vocab_size=49152, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                        num_attention_heads=4, num_key_value_heads=2, head_dim=16, final_logit_softcapping=0.5)
     model = Gemma2ForCausalLM(cfg).eval()
-    b = next(batches(chat_samples(read_seed_folder()[:2], tok, max_len=128), 2, tok.pad_token_id))
+    b = next(batches(chat_samples(read_seed_folder()[:2], tok, max_len=192), 2, tok.pad_token_id))
     with torch.no_grad():
         assert torch.allclose(labelled_loss(model)(**b), model(**b).loss, atol=1e-5)
 
@@ -310,7 +312,7 @@ def test_labelled_loss_defers_to_transformers_for_soft_capped_heads(tok):
 def test_resume_with_other_data_or_hyperparameters_is_refused(cli, data, tmp_path):
     src = converted_folder(embedded_gguf("smollm2-135m-instruct"))
     base = tiny_llama(tmp_path / "tiny", src)
-    common = ["--base", str(base), "--max-steps", "3", "--batch-size", "2", "--seq-len", "128", "--out",
+    common = ["--base", str(base), "--max-steps", "3", "--batch-size", "2", "--seq-len", "192", "--out",
               tmp_path / "run"]
     train = ["--data", str(data / "train.jsonl")]
     code, _, err = cli("tune", "lora", *common, *train, "--stop-after", "1")
