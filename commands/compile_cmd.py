@@ -6,18 +6,8 @@ from pathlib import Path
 
 import click
 
-from extes.commands.common import (
-    NON_NEGATIVE_INT,
-    POSITIVE_INT,
-    api_base_option,
-    emit_json,
-    json_option,
-    limit_option,
-    model_option,
-    out_option,
-    quiet_option,
-    verbose_option,
-)
+from extes.commands import common
+from extes.commands.common import NON_NEGATIVE_INT, POSITIVE_INT, emit_json
 from extes.corpus.formats import ReadOptions, read_corpus
 from extes.programs.lm import load_lm
 from extes.tuning.compile import OPTIMIZERS, compile_program
@@ -30,18 +20,18 @@ from extes.tuning.compile import OPTIMIZERS, compile_program
               help="Training corpus (any format); for judge, a human-eval STUDY folder.")
 @click.option("--valset", type=click.Path(path_type=Path), required=True,
               help="Validation corpus (any format); for judge, a human-eval STUDY folder.")
-@model_option(help="The student LM.", dest="student")
+@common.model_option(help="The student LM.", dest="student")
 @click.option("--teacher", help="A teacher LM for bootstrapping (default: the student).")
-@api_base_option
-@limit_option(help="Training examples (turns) to use.", default=40)
+@common.api_base_option
+@common.limit_option(help="Training examples (turns) to use.", default=40)
 @click.option("--val-limit", type=POSITIVE_INT, default=20, show_default=True, help="Validation examples to score.")
 @click.option("--balance", is_flag=True, help="Take strategies in turn when sampling examples.")
 @click.option("--k", type=NON_NEGATIVE_INT, default=4, show_default=True, help="Demos per predictor.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@out_option(help="program.json (Module.save).", required=True)
-@quiet_option
-@verbose_option
-@json_option
+@common.out_option(help="program.json (Module.save).", required=True)
+@common.quiet_option
+@common.verbose_option
+@common.json_option
 def compile_cmd(program, optimizer, trainset, valset, student, teacher, api_base, limit, val_limit, balance, k, seed,
                 out, quiet, as_json) -> None:
     """Compile PROGRAM with a DSPy optimizer; report the valset metric before and after; save program.json,
