@@ -1,7 +1,8 @@
 """`extes recipe distill`: the whole distillation, teacher to student, as one resumable run.
 
-Stages, each an ordinary extes command run as its own process on files in the run folder (so each is exactly
-what a user would type, and keeps that command's own resume and refusal rules):
+Stages, each an ordinary extes command on files in the run folder, forked from a launcher that has the heavy
+libraries loaded (launcher.py; so each is exactly what a user would type, in a process of its own, and keeps that
+command's own resume and refusal rules):
 
     synthesize         the teacher writes --dialogues dialogues (validated, deduplicated by the run itself)
     split              train / valid / test of the accepted dialogues (by dialogue)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from extes.corpus.atomic import write_text_atomic
+from extes.corpus.runstore import RunStore
 
 BENCHES = (("student", "bench-student"), ("distilled", "bench-distilled"), ("teacher", "bench-teacher"))
 TABLE6 = ("meteor", "rouge_l", "bleu2", "bleu4", "extrema", "dist1_response", "dist2_response")
@@ -29,20 +30,15 @@ def _json(path: Path) -> Any:
 
 
 def _rejections(synth: Path) -> dict[str, int]:
-    """Reason codes of the rejected synthesis tasks, counted from the run's own records."""
+    """Reason codes of the rejected and failed synthesis tasks, from the run's own store (corpus/runstore.py)."""
     counts: Counter[str] = Counter()
-    for name in ("rejected.jsonl", "failed.jsonl"):
-        p = synth / name
-        if not p.exists():
-            continue
-        for line in p.read_text(encoding="utf-8", errors="replace").splitlines():
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue
-            reasons = rec.get("reasons") or rec.get("reason") or rec.get("error") or "unknown"
-            for r in reasons if isinstance(reasons, list) else [reasons]:
-                counts[str(r.get("code", r) if isinstance(r, dict) else r).split(":")[0]] += 1
+    if not synth.is_dir():
+        return {}
+    store = RunStore(synth)
+    for name in ("rejected", "failed"):
+        for rec in store.records[name]:
+            for r in rec.get("reasons") or ["unknown"]:
+                counts[str(r).split(":")[0]] += 1
     return dict(counts.most_common())
 
 

@@ -86,3 +86,15 @@ def test_python_dash_m_extes_is_the_cli():
 
     out = subprocess.run([sys.executable, "-m", "extes", "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and "extes" in out.stdout
+
+
+def test_report_counts_rejection_reasons_from_the_run_store(tmp_path):
+    from extes.corpus.runstore import RunStore
+    from extes.tuning.recipe_report import _rejections
+
+    store = RunStore(tmp_path / "synth")
+    store.append("rejected", {"task": "t1", "status": "rejected", "reasons": ["role_flip: turn 3", "too_short"]})
+    store.append("rejected", {"task": "t2", "status": "rejected", "reasons": ["role_flip"]})
+    store.append("failed", {"task": "t3", "status": "failed", "reasons": ["lm_error"]})
+    assert _rejections(tmp_path / "synth") == {"role_flip": 2, "too_short": 1, "lm_error": 1}
+    assert _rejections(tmp_path / "missing") == {}
