@@ -142,5 +142,6 @@ def train_cmd(files, out, features, as_json) -> None:
 
 TRAINING_FILES = ("labelled.jsonl", "development.jsonl", "development_context.jsonl", "development_multilingual.jsonl",
                   "development_fresh1.jsonl", "development_fresh2.jsonl", "development_fresh3.jsonl",
-                  "development_fresh4.jsonl", "development_fresh5.jsonl", "development_written_en_crises.jsonl",
-                  "development_written_en_negatives.jsonl", "development_written_multilingual.jsonl")
+                  "development_fresh4.jsonl", "development_fresh5.jsonl", "development_fresh6.jsonl",
+                  "development_written_en_crises.jsonl", "development_written_en_negatives.jsonl",
+                  "development_written_multilingual.jsonl", "development_written_followups.jsonl")
