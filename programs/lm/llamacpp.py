@@ -54,8 +54,10 @@ def _load(path: Path, n_ctx: int):
     with _LOAD_LOCK:
         if key not in _LOADED:
             llama_cpp = _llama_cpp()
-            _LOADED[key] = llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, n_threads=max(1, os.cpu_count() or 1),
-                                           verbose=False)
+            # EXTES_THREADS caps the threads as it does torch's (programs/lm/local.py), e.g. on a shared machine.
+            threads = int(os.environ.get("EXTES_THREADS") or 0) or max(1, os.cpu_count() or 1)
+            _LOADED[key] = llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, n_threads=threads,
+                                           n_threads_batch=threads, verbose=False)
         return _LOADED[key]
 
 
