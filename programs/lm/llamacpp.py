@@ -20,6 +20,7 @@ from typing import Any
 import dspy
 
 from extes.errors import ModelError
+from extes.programs.lm.llamacpp_batch import Sampling, batcher_for
 from extes.programs.lm.registry import Backend, Capabilities, Option, sampling_options
 from extes.programs.lm.response import chat_response
 from extes.programs.lm.weights import EMBEDDED, embedded_gguf
@@ -117,8 +118,6 @@ class LlamaCppLM(dspy.BaseLM):
     @property
     def batcher(self):
         """The loaded model's `LlamaBatcher` (one per model; built on first use)."""
-        from extes.programs.lm.llamacpp_batch import batcher_for  # lazy: it needs the optional llama_cpp
-
         return batcher_for(self.llm, n_ctx=self.n_ctx, threads=self.llm.n_threads)
 
     @property
@@ -129,8 +128,6 @@ class LlamaCppLM(dspy.BaseLM):
     def stream_tokens(self, messages: list[dict[str, str]], **kwargs):
         """(the batch's `Request` for this chat, prompt tokens), as `LocalLM.stream_tokens`: `request.tokens()`
         yields the new token ids as they are decoded, `request.cancel()` stops it."""
-        from extes.programs.lm.llamacpp_batch import Sampling  # lazy: it needs the optional llama_cpp
-
         s = self._sampling(kwargs)
         ids = self.llm.tokenize(self.prompt_text(messages).encode("utf-8"), add_bos=True, special=True)
         sampling = Sampling(max_tokens=s["max_tokens"], temperature=s["temperature"], top_p=s["top_p"],
