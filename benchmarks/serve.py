@@ -1,6 +1,8 @@
 """`extes serve` on the embedded model against llama.cpp's OpenAI-compatible server on the same GGUF.
 
     python benchmarks/serve.py --json            # 1, 4 and 16 concurrent clients, both servers, ratios in one run
+    python benchmarks/serve.py --engine torch    # extes serve on its torch batcher (default: auto, i.e. llama.cpp's
+                                                 # continuous batcher when llama-cpp-python is installed)
 
 Each server runs as a child process on loopback (llama.cpp: `python -m llama_cpp.server --model <the embedded
 GGUF> --n_threads T`; extes: `extes serve` with EXTES_THREADS=T). Every client sends streamed chat completions of
@@ -98,17 +100,20 @@ def level(url: str, model: str, clients: int, per_client: int, max_tokens: int) 
 
 
 def main() -> None:
-    a = parse_options(__doc__, levels="1,4,16", per_client=2, max_tokens=32, threads=2, skip_llamacpp=False)
+    a = parse_options(__doc__, levels="1,4,16", per_client=2, max_tokens=32, threads=2, skip_llamacpp=False,
+                      engine="auto")
     from extes.programs.lm.weights import embedded_gguf  # lazy: programs.lm.weights imports dspy
 
     env = {**os.environ, "EXTES_THREADS": str(a.threads)}
-    servers = {"extes": ([EXTES, "serve", "--max-tokens", str(a.max_tokens)], "smollm2-135m-instruct")}
+    servers = {"extes": ([EXTES, "serve", "--max-tokens", str(a.max_tokens), "--engine", a.engine],
+                         "smollm2-135m-instruct")}
     if not a.skip_llamacpp:
         servers["llama.cpp"] = ([sys.executable, "-m", "llama_cpp.server", "--model", str(embedded_gguf(
             "smollm2-135m-instruct")), "--n_threads", str(a.threads), "--n_ctx", "2048",
             # by default a new request interrupts the one streaming (its client gets a cut stream): queue them instead
             "--interrupt_requests", "False"], "smollm2")
-    report: dict = {"threads": a.threads, "max_tokens": a.max_tokens, "load_avg_start": os.getloadavg()[0]}
+    report: dict = {"threads": a.threads, "max_tokens": a.max_tokens, "engine": a.engine,
+                    "load_avg_start": os.getloadavg()[0]}
     for name, (cmd, model) in servers.items():
         port = _port()
         srv = Server([*cmd, "--port", str(port)], port, env)

@@ -4,7 +4,9 @@
 path to a `.gguf` file. The prompt is the model's own chat template (from the GGUF's metadata); stop strings,
 token counts and streaming come from llama.cpp. `Literal` outputs are scored: the prompt is evaluated once and
 each allowed value's tokens are scored from the logits of the positions before them, so the adapter picks a
-strategy by likelihood, as with `local/` models.
+strategy by likelihood, as with `local/` models. With `batched=True` (what `extes serve` uses) concurrent
+`generate`/`stream` calls decode together in the model's `LlamaBatcher` (programs/lm/llamacpp_batch.py) instead of
+one at a time under the lock; at temperature 0 the replies are the same.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 import dspy
 
 from extes.errors import ModelError
+from extes.programs.lm.llamacpp_batch import Sampling, batcher_for
 from extes.programs.lm.registry import Backend, Capabilities, Option, sampling_options
 from extes.programs.lm.response import chat_response
 from extes.programs.lm.weights import EMBEDDED, embedded_gguf
@@ -52,8 +55,10 @@ def _load(path: Path, n_ctx: int):
     with _LOAD_LOCK:
         if key not in _LOADED:
             llama_cpp = _llama_cpp()
-            _LOADED[key] = llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, n_threads=max(1, os.cpu_count() or 1),
-                                           verbose=False)
+            # EXTES_THREADS caps the threads as it does torch's (programs/lm/local.py), e.g. on a shared machine.
+            threads = int(os.environ.get("EXTES_THREADS") or 0) or max(1, os.cpu_count() or 1)
+            _LOADED[key] = llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, n_threads=threads,
+                                           n_threads_batch=threads, verbose=False)
         return _LOADED[key]
 
 
@@ -61,11 +66,12 @@ class LlamaCppLM(dspy.BaseLM):
     """A GGUF chat model on llama.cpp, usable as a DSPy LM; `stream` and `score_choices` as `LocalLM` has them."""
 
     def __init__(self, path: str | os.PathLike, *, model: str, max_tokens: int = 160, temperature: float = 0.0,
-                 top_p: float = 1.0, n_ctx: int = 2048, cache: bool = True):
+                 top_p: float = 1.0, n_ctx: int = 2048, cache: bool = True, batched: bool = False):
         super().__init__(model=model, model_type="chat", temperature=temperature, max_tokens=max_tokens,
                          top_p=top_p, cache=cache)
         self.path = Path(path)
         self.n_ctx = n_ctx
+        self.batched = batched
         self.llm = _load(self.path, n_ctx)
         self._lock = threading.Lock()
         template = self.llm.metadata.get("tokenizer.chat_template")
@@ -98,13 +104,61 @@ class LlamaCppLM(dspy.BaseLM):
 
     def generate(self, messages: list[dict[str, str]], **kwargs) -> tuple[str, int, int]:
         """(text, prompt tokens, completion tokens) for a chat."""
+        if self.batched:
+            req, n_prompt = self.stream_tokens(messages, **kwargs)
+            text = self.tokenizer.decode(req.result())
+            stops = [s for s in self._sampling(kwargs)["stop"] if s in text]
+            return _cut(text, stops).strip(), n_prompt, len(req.new)
         with self._lock:
             out = self.llm.create_completion(self.prompt_text(messages), **self._sampling(kwargs))
         usage = out["usage"]
         return out["choices"][0]["text"].strip(), usage["prompt_tokens"], usage["completion_tokens"]
 
+    # -- batched decoding -------------------------------------------------------------------------------------
+    @property
+    def batcher(self):
+        """The loaded model's `LlamaBatcher` (one per model; built on first use)."""
+        return batcher_for(self.llm, n_ctx=self.n_ctx, threads=self.llm.n_threads)
+
+    @property
+    def tokenizer(self):
+        """`decode(ids)` for `local.text_pieces` (the streamed pieces `extes serve` sends)."""
+        return _Detokenizer(self.llm)
+
+    def stream_tokens(self, messages: list[dict[str, str]], **kwargs):
+        """(the batch's `Request` for this chat, prompt tokens), as `LocalLM.stream_tokens`: `request.tokens()`
+        yields the new token ids as they are decoded, `request.cancel()` stops it."""
+        s = self._sampling(kwargs)
+        ids = self.llm.tokenize(self.prompt_text(messages).encode("utf-8"), add_bos=True, special=True)
+        sampling = Sampling(max_tokens=s["max_tokens"], temperature=s["temperature"], top_p=s["top_p"],
+                            stop=s["stop"], repeat_penalty=s["repeat_penalty"])
+        return self.batcher.submit(ids, sampling), len(ids)
+
     def stream(self, messages: list[dict[str, str]], **kwargs) -> Iterator[str]:
         """Yield the reply piece by piece as llama.cpp decodes it (for `extes chat`)."""
+        if self.batched:
+            from extes.programs.lm.local import text_pieces  # lazy: programs.lm.local loads transformers' stack
+
+            req, _ = self.stream_tokens(messages, **kwargs)
+            stops = [s for s in self._sampling(kwargs)["stop"] if s]
+            hold = max((len(s) for s in stops), default=1) - 1  # never send the start of a stop string
+            text, sent = "", 0
+            for piece in text_pieces(self.tokenizer, req.tokens()):
+                text += piece
+                hits = [s for s in stops if s in text]
+                end = len(_cut(text, hits)) if hits else max(sent, len(text) - hold)
+                if not sent:
+                    lead = len(text[:end]) - len(text[:end].lstrip())  # the reply starts after a newline or space
+                    sent = lead if end > lead else 0
+                if end > sent:
+                    yield text[sent:end]
+                    sent = end
+                if hits:
+                    req.cancel()
+                    return
+            if len(text) > sent:
+                yield text[sent:] if sent else text.lstrip()
+            return
         with self._lock:
             first = True
             for chunk in self.llm.create_completion(self.prompt_text(messages), stream=True, **self._sampling(kwargs)):
@@ -161,6 +215,21 @@ class LlamaCppLM(dspy.BaseLM):
         return len(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
 
+class _Detokenizer:
+    """The one tokenizer method `text_pieces` calls, on llama.cpp's vocabulary."""
+
+    def __init__(self, llm):
+        self.llm = llm
+
+    def decode(self, ids, skip_special_tokens: bool = True) -> str:
+        return self.llm.detokenize(list(ids)).decode("utf-8", "replace")
+
+
+def _cut(text: str, stops: list[str]) -> str:
+    """`text` up to the first of the stop strings it holds."""
+    return text[: min(text.index(s) for s in stops)] if stops else text
+
+
 def build(model: str, name: str, **options) -> LlamaCppLM:
     _llama_cpp()
     return LlamaCppLM(gguf_path(name), model=model, **options)
@@ -174,6 +243,7 @@ BACKEND = Backend(
         *sampling_options(),
         Option("n_ctx", int, "Context window, in tokens.", min=256, max=131072),
         Option("cache", bool, "Accepted for compatibility (llama.cpp reuses a shared prompt prefix itself)."),
+        Option("batched", bool, "Decode concurrent calls together (continuous batching; what `extes serve` uses)."),
     ),
     capabilities=Capabilities(can_score=True, can_stream=True, in_process=True),
 )

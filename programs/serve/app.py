@@ -79,6 +79,7 @@ def create_app(engine: Engine, *, api_key: str | None = None, title: str = "exte
         out = {"status": "ok", "models": list(engine.models), "uptime_s": round(time.time() - app.state.started, 1)}
         batchers = {n: lm.hf_model._extes_batcher.stats() for n, lm in engine.models.items()
                     if getattr(getattr(lm, "hf_model", None), "_extes_batcher", None) is not None}
+        batchers.update({n: lm.batcher.stats() for n, lm in engine.models.items() if getattr(lm, "batched", False)})
         if batchers:
             out["batch"] = batchers
         return out

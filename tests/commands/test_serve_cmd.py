@@ -76,3 +76,33 @@ def test_extes_reply_against_extes_serve_and_sigterm_drains():
 def test_bad_options_are_one_line_errors(cli, args, needle):
     code, _, err = cli("serve", *args)
     assert code == 2 and needle in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.model
+def test_the_llamacpp_engine_answers_the_openai_client_plain_and_streamed():
+    pytest.importorskip("llama_cpp", reason="the llamacpp extra is not installed (pip install 'extes[llamacpp]')")
+    from openai import OpenAI
+
+    proc, url = start("--engine", "llamacpp", "--max-tokens", "12", timeout=300)
+    try:
+        health = httpx.get(url + "/health", timeout=10).json()
+        assert health["models"] == ["smollm2-135m-instruct"]
+        client = OpenAI(base_url=url + "/v1", api_key="unused")
+        msgs = [{"role": "user", "content": "I failed my exam again and I feel worthless."}]
+        plain = client.chat.completions.create(model="smollm2-135m-instruct", messages=msgs, max_tokens=12)
+        text = plain.choices[0].message.content
+        assert text and 0 < plain.usage.completion_tokens <= 12 and plain.usage.prompt_tokens > 10
+        chunks = list(client.chat.completions.create(model="smollm2-135m-instruct", messages=msgs, max_tokens=12,
+                                                     stream=True))
+        assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices).strip() == text
+        assert chunks[-1].usage.completion_tokens == plain.usage.completion_tokens
+        batch = httpx.get(url + "/health", timeout=10).json()["batch"]["smollm2-135m-instruct"]
+        assert batch["steps"] > 0  # it went through llama.cpp's batcher, not the torch loop
+    finally:
+        proc.terminate()
+        assert proc.wait(60) == 0
+
+
+def test_engine_llamacpp_refuses_what_it_cannot_serve(cli):
+    code, _, err = cli("serve", "-m", "scripted", "--engine", "llamacpp")
+    assert code == 2 and "--engine llamacpp serves an embedded local/ model" in err

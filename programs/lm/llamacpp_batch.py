@@ -1,0 +1,299 @@
+"""Continuous batching over llama.cpp's low-level API: concurrent requests decode together in one `llama_decode`.
+
+llama-cpp-python's `Llama` (and its server) decodes one sequence at a time, so on a 2-core AVX2 CPU it stays at
+~60 tok/s however many clients wait. `LlamaBatcher` owns a second context on the same loaded model with one KV
+sequence per request (`n_seq_max` of them, each with its own `n_ctx` cells: `kv_unified` off, so a token attends
+over its own sequence's cells, not over every sequence's). One scheduler thread, as in `programs/lm/batching.py`:
+between two steps it admits waiting requests onto free sequence ids, then builds one `llama_batch` with one token
+for every decoding sequence and a chunk of the prompt of those still prefilling (at most `chunk` prompt tokens in
+a step while others decode, so a long prompt does not stall them; the whole prompt at once when nothing else
+decodes), runs `llama_decode`, and picks every sequence's next token from its own row of logits (greedy, or
+temperature / top-k 40 / top-p / min-p 0.05 as llama-cpp-python's sampler chain does). A sequence leaves on an
+end-of-generation token, a stop string, its `max_tokens` or a cancel; its cells are dropped with
+`llama_memory_seq_rm` and its id is free for the next request.
+
+Every sequence's logits depend on its own tokens only (its own cells, its own positions), so at temperature 0 a
+request gets the same tokens batched as alone (tested). llama-cpp-python builds a fresh sampler for every token,
+so its repeat penalty never sees a history: the existing `llamacpp/` backend's greedy output is plain argmax,
+which is what this gives too (tested).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import queue
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from extes.errors import ModelError
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 16  # sequences decoding at once; issue 15's top level is 16 clients
+CHUNK = 64  # prompt tokens a prefilling sequence adds to a step while others decode
+PENALTY_WINDOW = 64  # llama-cpp-python's last_n_tokens_size
+_DONE = object()
+
+
+@dataclass
+class Sampling:
+    """How one request decodes: its longest reply, temperature (0: greedy), top-p, stop strings and seed."""
+
+    max_tokens: int = 160
+    temperature: float = 0.0
+    top_p: float = 1.0
+    stop: list[str] = field(default_factory=list)
+    seed: int | None = None
+    repeat_penalty: float = 1.0  # over the reply's last PENALTY_WINDOW tokens, as llama.cpp's penalties sampler
+
+    def __post_init__(self):
+        if self.max_tokens < 1:
+            raise ModelError(f"max_tokens {self.max_tokens}: give at least 1")
+        if self.temperature < 0 or not 0 < self.top_p <= 1:
+            raise ModelError(f"temperature {self.temperature} / top_p {self.top_p}: give temperature >= 0 and "
+                             "0 < top_p <= 1")
+
+
+class Request:
+    """One submitted prompt: new token ids arrive through `tokens()` (streaming) or all at once through `result()`;
+    `finish` is "stop" (end token or stop string) or "length" once it is done."""
+
+    def __init__(self, ids: list[int], sampling: Sampling):
+        self.ids = list(ids)
+        self.sampling = sampling
+        self.new: list[int] = []
+        self.finish: str | None = None
+        self.out: queue.Queue = queue.Queue()
+        self.cancelled = threading.Event()
+        self.error: BaseException | None = None
+        self.seq: int | None = None
+        self.fed = 0  # prompt tokens already in the KV cache
+        self.text = b""  # the reply's bytes so far, for stop strings
+        self.rng = np.random.default_rng(sampling.seed)
+
+    def cancel(self) -> None:
+        """Stop decoding this request (a client went away); it leaves the batch before the next step."""
+        self.cancelled.set()
+
+    def tokens(self) -> Iterator[int]:
+        """Yield the new token ids as they are decoded; closing the iterator early cancels the request."""
+        try:
+            while True:
+                item = self.out.get()
+                if item is _DONE:
+                    if self.error is not None:
+                        raise self.error
+                    return
+                yield item
+        finally:
+            self.cancel()
+
+    def result(self) -> list[int]:
+        """All new token ids, once the request is finished."""
+        return list(self.tokens())
+
+
+class LlamaBatcher:
+    """The scheduler thread over one llama.cpp model (see module docstring). Thread-safe; one per loaded model.
+
+    `llm` is a loaded `llama_cpp.Llama` (its weights and vocabulary are shared, its context is not used);
+    `n_ctx` is each sequence's window (prompt plus reply), `threads` llama.cpp's threads."""
+
+    def __init__(self, llm, *, max_batch: int = MAX_BATCH, n_ctx: int = 2048, chunk: int = CHUNK,
+                 threads: int | None = None):
+        import llama_cpp  # lazy: the llamacpp extra is optional
+
+        self.lib = llama_cpp
+        self.llm = llm
+        self.max_batch, self.n_ctx, self.chunk = max_batch, n_ctx, chunk
+        self.capacity = max(512, max_batch + chunk)  # tokens one llama_decode may hold
+        params = llama_cpp.llama_context_default_params()
+        # The same kernels as the `Llama` context (it turns flash attention off; the default is "auto"), so a
+        # request decodes here as it would there.
+        params.flash_attn_type = llm.context_params.flash_attn_type
+        params.n_ctx = n_ctx * max_batch
+        params.n_batch = params.n_ubatch = self.capacity
+        params.n_seq_max = max_batch
+        params.kv_unified = False
+        params.n_threads = params.n_threads_batch = threads or llm.n_threads
+        params.no_perf = True
+        self.ctx = llama_cpp.llama_init_from_model(llm.model, params)
+        if not self.ctx:
+            raise ModelError(f"llama.cpp could not make a context of {max_batch} x {n_ctx} tokens; lower them")
+        self.mem = llama_cpp.llama_get_memory(self.ctx)
+        self.batch = llama_cpp.llama_batch_init(self.capacity, 0, 1)
+        self.vocab = llama_cpp.llama_model_get_vocab(llm.model)
+        self.n_vocab = llama_cpp.llama_vocab_n_tokens(self.vocab)
+        self.free = list(range(max_batch))
+        self.incoming: queue.Queue = queue.Queue()
+        self.active: list[Request] = []
+        self.steps = 0
+        self.peak_batch = 0
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+
+    # -- callers -----------------------------------------------------------------------------------------------
+    def submit(self, ids: list[int], sampling: Sampling) -> Request:
+        """Queue a prompt's token ids; returns at once. A prompt that leaves no room for a reply is an error on
+        the request (raised by `tokens()`/`result()`)."""
+        req = Request(ids, sampling)
+        if not req.ids or len(req.ids) >= self.n_ctx:
+            req.error = ModelError(f"the prompt has {len(req.ids)} tokens; this server's window is {self.n_ctx} "
+                                   "per sequence: shorten the conversation")
+            req.out.put(_DONE)
+            return req
+        self._ensure_thread()
+        self.incoming.put(req)
+        return req
+
+    def generate(self, ids: list[int], sampling: Sampling) -> list[int]:
+        """New token ids for the prompt, decoded in the shared batch."""
+        return self.submit(ids, sampling).result()
+
+    def stats(self) -> dict[str, int]:
+        """Steps run, the largest batch seen, the sequences decoding now and those waiting."""
+        return {"steps": self.steps, "peak_batch": self.peak_batch, "active": len(self.active),
+                "queued": self.incoming.qsize()}
+
+    def piece(self, token: int) -> bytes:
+        """The bytes of one token (special tokens rendered as nothing)."""
+        buf = (ctypes.c_char * 64)()
+        n = self.lib.llama_token_to_piece(self.vocab, token, buf, len(buf), 0, False)
+        if n < 0:  # the piece is longer than the buffer: -n is its length
+            buf = (ctypes.c_char * -n)()
+            n = self.lib.llama_token_to_piece(self.vocab, token, buf, len(buf), 0, False)
+        return bytes(buf[:n]) if n > 0 else b""
+
+    # -- the scheduler -----------------------------------------------------------------------------------------
+    def _ensure_thread(self) -> None:
+        with self._start_lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="extes-llamacpp-batcher", daemon=True)
+                self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            if not self.active:
+                self._admit(self.incoming.get())  # idle: sleep until work arrives
+            while self.free:
+                try:
+                    self._admit(self.incoming.get_nowait())
+                except queue.Empty:
+                    break
+            self._drop_cancelled()
+            if self.active:
+                try:
+                    self._step()
+                except Exception as e:  # noqa: BLE001 - fail this batch's requests, keep the scheduler alive
+                    log.exception("llama.cpp batched decode step failed")
+                    for req in list(self.active):
+                        self._leave(req, error=e)
+
+    def _admit(self, req: Request) -> None:
+        if req.cancelled.is_set():
+            req.out.put(_DONE)
+            return
+        req.seq = self.free.pop()
+        self.active.append(req)
+
+    def _leave(self, req: Request, finish: str | None = None, error: BaseException | None = None) -> None:
+        self.lib.llama_memory_seq_rm(self.mem, req.seq, -1, -1)  # the whole sequence: never fails
+        self.free.append(req.seq)
+        self.active.remove(req)
+        req.finish, req.error = finish, error
+        req.out.put(_DONE)
+
+    def _drop_cancelled(self) -> None:
+        for req in [r for r in self.active if r.cancelled.is_set()]:
+            self._leave(req, "stop")
+
+    def _step(self) -> None:
+        """One llama_decode: a token for every decoding sequence, prompt chunks for the prefilling ones; then
+        every sequence whose last token was in the batch picks its next one."""
+        b = self.batch
+        n = 0
+        outputs: list[tuple[Request, int]] = []
+        decoding = [r for r in self.active if r.fed == len(r.ids)]
+        for req in decoding:  # the last picked token goes in at the position after the ones before it
+            n = self._put(n, req.new[-1], len(req.ids) + len(req.new) - 1, req.seq, True)
+            outputs.append((req, n - 1))
+        budget = self.chunk if decoding else self.capacity
+        for req in self.active:
+            if req.fed == len(req.ids) or budget <= 0:
+                continue
+            take = min(budget, len(req.ids) - req.fed, self.capacity - n)
+            for i in range(req.fed, req.fed + take):
+                n = self._put(n, req.ids[i], i, req.seq, i == len(req.ids) - 1)
+            req.fed += take
+            budget -= take
+            if req.fed == len(req.ids):
+                outputs.append((req, n - 1))
+        if n == 0:
+            return
+        b.n_tokens = n
+        rc = self.lib.llama_decode(self.ctx, b)
+        if rc != 0:
+            raise ModelError(f"llama_decode returned {rc} for a batch of {n} tokens (KV cache full?)")
+        self.steps += 1
+        self.peak_batch = max(self.peak_batch, len(outputs))
+        for req, row in outputs:
+            logits = np.ctypeslib.as_array(self.lib.llama_get_logits_ith(self.ctx, row), shape=(self.n_vocab,))
+            self._take(req, _pick(logits, req.sampling, req.rng, req.new[-PENALTY_WINDOW:]))
+
+    def _put(self, n: int, token: int, pos: int, seq: int, want_logits: bool) -> int:
+        b = self.batch
+        b.token[n], b.pos[n], b.n_seq_id[n], b.logits[n] = token, pos, 1, want_logits
+        b.seq_id[n][0] = seq
+        return n + 1
+
+    def _take(self, req: Request, token: int) -> None:
+        s = req.sampling
+        if self.lib.llama_vocab_is_eog(self.vocab, token):
+            self._leave(req, "stop")
+            return
+        req.new.append(token)
+        req.out.put(token)
+        req.text += self.piece(token)
+        if s.stop and any(stop in req.text.decode("utf-8", "ignore") for stop in s.stop):
+            self._leave(req, "stop")
+        elif len(req.new) >= s.max_tokens or len(req.ids) + len(req.new) >= self.n_ctx:
+            self._leave(req, "length")
+
+
+def _pick(logits: np.ndarray, s: Sampling, rng: np.random.Generator, recent: list[int]) -> int:
+    """The next token from one row of logits, as llama-cpp-python's sampler chain picks it: the repeat penalty on
+    the `recent` tokens, then argmax at temperature 0, else top-k 40, top-p, min-p 0.05, temperature and a draw."""
+    if s.repeat_penalty != 1.0 and recent:
+        logits = logits.copy()
+        seen = np.unique(np.asarray(recent))
+        row = logits[seen]
+        logits[seen] = np.where(row <= 0, row * s.repeat_penalty, row / s.repeat_penalty)
+    if s.temperature == 0:
+        return int(np.argmax(logits))
+    top = np.argpartition(logits, -40)[-40:]
+    top = top[np.argsort(-logits[top])]
+    z = logits[top].astype(np.float64)
+    p = np.exp(z - z[0])
+    p /= p.sum()
+    keep = int(np.searchsorted(np.cumsum(p), s.top_p) + 1)  # the smallest prefix whose mass reaches top_p
+    keep = max(1, min(keep, int((p >= 0.05 * p[0]).sum())))
+    z = z[:keep] / s.temperature
+    q = np.exp(z - z.max())
+    return int(top[rng.choice(keep, p=q / q.sum())])
+
+
+_MAKE = threading.Lock()
+
+
+def batcher_for(llm, **options) -> LlamaBatcher:
+    """The `LlamaBatcher` of a loaded `llama_cpp.Llama` (built once, kept on it)."""
+    with _MAKE:
+        b = getattr(llm, "_extes_batcher", None)
+        if b is None:
+            b = LlamaBatcher(llm, **options)
+            llm._extes_batcher = b
+    return b
