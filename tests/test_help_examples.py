@@ -54,6 +54,7 @@ SKIP = {
     # servers that keep running, terminals, editors
     "extes serve": "a server that runs until interrupted (tests/commands/test_serve_cmd.py)",
     "extes serve -m scripted --port 8123": "a server that runs until interrupted (tests/commands/test_serve_cmd.py)",
+    "extes serve --engine torch": "a server that runs until interrupted (tests/commands/test_serve_cmd.py)",
     "extes serve --adapter kind=runs/lora-kind --adapter brief=runs/lora-brief --api-key s3cret":
         "a server that runs until interrupted, with two tuned adapters",
     "extes human-eval serve --supporters a=scripted,b=scripted --out studies/pilot --min-turns 2 --port 8765":
