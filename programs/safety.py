@@ -22,7 +22,8 @@ from typing import Any
 from extes.corpus.assets import assets_dir, read_yaml
 from extes.corpus.safety_context import ContextRules, check_context, read_context
 from extes.corpus.safety_rules import ORDER, RuleSet, normalize
-from extes.programs.safety_classifier import E5Embeddings, HiddenStates, SafetyClassifier
+from extes.programs.safety_classifier import E5Embeddings, HiddenStates, SafetyClassifier, windows_of
+from extes.programs.safety_features import e5_texts
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,16 @@ class SafetyChecker:
         if clf.hybrid:
             return hit, clf.probabilities(text, context, hit, self.rules.prepare)
         return hit, clf.probabilities(self.rules.prepare(text) if clf.prepared_input else text)
+
+    def prefetch(self, rows: list[tuple[str, list[dict[str, str]] | None]]) -> None:
+        """Embed, in batches, what a version-3 classifier will read for each (text, context): `extes safety eval`
+        calls this on blocks of a file (fewer texts than the extractor's MEMO), which makes it about three times faster
+        than one message at a time."""
+        clf = None if self.rules_only else self.classifier()
+        if clf is None or not clf.hybrid:
+            return
+        clf.extractor.embed([t for text, ctx in rows for w in windows_of(text)
+                             for t in e5_texts(self.rules.prepare(w), w, ctx)])
 
     def verdict(self, hit: SafetyResult | None, probs: dict[str, float] | None,
                 threshold: float | None = None) -> SafetyResult:

@@ -62,7 +62,8 @@ def test_identical_strings_are_embedded_once():
     assert ex.seen == ["a", "b"] and torch.equal(out[0], out[2])
 
 
-def test_version3_trains_reads_context_and_rules():
+def test_version3_trains_reads_context_and_rules(monkeypatch):
+    monkeypatch.setattr(sc, "FOLDS", 2)  # the calibration's folds: fewer keep this test fast, the path is the same
     rows = [{"text": t, "crisis": c, "category": cat, "context": []} for t, c, cat in [
         ("i will end it tonight", True, "suicide"), ("i have the pills ready", True, "suicide"),
         ("he is outside my door with a knife", True, "abuse_violence"), ("she hit me again, i'm scared", True,
