@@ -17,70 +17,45 @@ import copy
 import logging
 import queue
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from extes.programs.lm import fastdecode
+from extes.programs.lm.stream import DONE, SchedulerThread, StreamedRequest
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 16  # beyond this the int4 kernel turns compute-bound on 2 cores and a step costs more than it saves
-_DONE = object()
 
 
-class Request:
+class Request(StreamedRequest):
     """One submitted prompt: its tokens arrive through `tokens()` (streaming) or all at once through `result()`."""
 
     def __init__(self, input_ids: torch.Tensor, kwargs: dict[str, Any]):
+        super().__init__()
         self.ids = input_ids
         self.kw = kwargs
         self.new: list[int] = []
-        self.out: queue.Queue = queue.Queue()
-        self.cancelled = threading.Event()
-        self.error: BaseException | None = None
         self.slot = None
         self.logits = None
-
-    def cancel(self) -> None:
-        """Stop decoding this request (a client went away); it leaves the batch before the next step."""
-        self.cancelled.set()
-
-    def tokens(self) -> Iterator[int]:
-        """Yield the new token ids as they are decoded; closing the iterator early cancels the request."""
-        try:
-            while True:
-                item = self.out.get()
-                if item is _DONE:
-                    if self.error is not None:
-                        raise self.error
-                    return
-                yield item
-        finally:
-            self.cancel()
 
     def result(self) -> torch.Tensor:
         """All new token ids ([n]), once the request is finished."""
         return torch.tensor(list(self.tokens()), dtype=torch.long)
 
 
-class Batcher:
+class Batcher(SchedulerThread):
     """The scheduler thread of one model's lean decode loop (see module docstring). Thread-safe; one per model."""
 
     def __init__(self, model, tokenizer, max_batch: int = MAX_BATCH):
+        super().__init__()
         self.model, self.tokenizer = model, tokenizer
         self.base = fastdecode.decoder_for(model)
         if self.base is None:
             raise ValueError("batched decoding needs a LLaMA-layout model (fastdecode.supports)")
         self.max_batch = max_batch
-        self.incoming: queue.Queue = queue.Queue()
-        self.active: list[Request] = []
-        self.steps = 0
-        self.peak_batch = 0
-        self._thread: threading.Thread | None = None
-        self._start_lock = threading.Lock()
 
     # -- callers -----------------------------------------------------------------------------------------------
     def plan(self, input_ids: torch.Tensor, gen: dict) -> dict[str, Any] | None:
@@ -107,12 +82,6 @@ class Batcher:
                 "queued": self.incoming.qsize()}
 
     # -- the scheduler -----------------------------------------------------------------------------------------
-    def _ensure_thread(self) -> None:
-        with self._start_lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._loop, name="extes-batcher", daemon=True)
-                self._thread.start()
-
     def _loop(self) -> None:
         with torch.inference_mode():
             while True:
@@ -129,7 +98,7 @@ class Batcher:
 
     def _admit(self, req: Request) -> None:
         if req.cancelled.is_set():
-            req.out.put(_DONE)
+            req.out.put(DONE)
             return
         try:
             length = req.ids.shape[1] + req.kw["max_new_tokens"]
@@ -141,7 +110,7 @@ class Batcher:
             req.pos = req.ids.shape[1]  # where the next token goes
         except Exception as e:  # noqa: BLE001 - one bad prompt must not stop the others
             req.error = e
-            req.out.put(_DONE)
+            req.out.put(DONE)
             return
         self.active.append(req)
 
@@ -150,7 +119,7 @@ class Batcher:
         keep = []
         for req in self.active:
             if req.cancelled.is_set():
-                req.out.put(_DONE)
+                req.out.put(DONE)
                 continue
             kw = req.kw
             scores = kw["processors"](req.ids, req.logits[None])
@@ -163,7 +132,7 @@ class Batcher:
             stop = kw["stop"]
             if token in kw["eos"] or (stop is not None and stop(req.new)) or len(req.new) >= kw["max_new_tokens"]:
                 req.slot = None
-                req.out.put(_DONE)
+                req.out.put(DONE)
                 continue
             req.ids = torch.cat([req.ids, torch.tensor([[token]])], dim=1)
             keep.append(req)
@@ -176,7 +145,7 @@ class Batcher:
             log.exception("batched decode step failed")
             for req in self.active:
                 req.error = e
-                req.out.put(_DONE)
+                req.out.put(DONE)
             self.active = []
 
     def _step(self) -> None:

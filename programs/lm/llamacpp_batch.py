@@ -24,19 +24,18 @@ import ctypes
 import logging
 import queue
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from extes.errors import ModelError
+from extes.programs.lm.stream import DONE, SchedulerThread, StreamedRequest
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 16  # sequences decoding at once; issue 15's top level is 16 clients
 CHUNK = 64  # prompt tokens a prefilling sequence adds to a step while others decode
 PENALTY_WINDOW = 64  # llama-cpp-python's last_n_tokens_size
-_DONE = object()
 
 
 @dataclass
@@ -58,55 +57,39 @@ class Sampling:
                              "0 < top_p <= 1")
 
 
-class Request:
+class Request(StreamedRequest):
     """One submitted prompt: new token ids arrive through `tokens()` (streaming) or all at once through `result()`;
     `finish` is "stop" (end token or stop string) or "length" once it is done."""
 
     def __init__(self, ids: list[int], sampling: Sampling):
+        super().__init__()
         self.ids = list(ids)
         self.sampling = sampling
         self.new: list[int] = []
         self.finish: str | None = None
-        self.out: queue.Queue = queue.Queue()
-        self.cancelled = threading.Event()
-        self.error: BaseException | None = None
         self.seq: int | None = None
         self.fed = 0  # prompt tokens already in the KV cache
         self.text = b""  # the reply's bytes so far, for stop strings
         self.rng = np.random.default_rng(sampling.seed)
-
-    def cancel(self) -> None:
-        """Stop decoding this request (a client went away); it leaves the batch before the next step."""
-        self.cancelled.set()
-
-    def tokens(self) -> Iterator[int]:
-        """Yield the new token ids as they are decoded; closing the iterator early cancels the request."""
-        try:
-            while True:
-                item = self.out.get()
-                if item is _DONE:
-                    if self.error is not None:
-                        raise self.error
-                    return
-                yield item
-        finally:
-            self.cancel()
 
     def result(self) -> list[int]:
         """All new token ids, once the request is finished."""
         return list(self.tokens())
 
 
-class LlamaBatcher:
+class LlamaBatcher(SchedulerThread):
     """The scheduler thread over one llama.cpp model (see module docstring). Thread-safe; one per loaded model.
 
     `llm` is a loaded `llama_cpp.Llama` (its weights and vocabulary are shared, its context is not used);
     `n_ctx` is each sequence's window (prompt plus reply), `threads` llama.cpp's threads."""
 
+    thread_name = "extes-llamacpp-batcher"
+
     def __init__(self, llm, *, max_batch: int = MAX_BATCH, n_ctx: int = 2048, chunk: int = CHUNK,
                  threads: int | None = None):
         import llama_cpp  # lazy: the llamacpp extra is optional
 
+        super().__init__()
         self.lib = llama_cpp
         self.llm = llm
         self.max_batch, self.n_ctx, self.chunk = max_batch, n_ctx, chunk
@@ -129,12 +112,6 @@ class LlamaBatcher:
         self.vocab = llama_cpp.llama_model_get_vocab(llm.model)
         self.n_vocab = llama_cpp.llama_vocab_n_tokens(self.vocab)
         self.free = list(range(max_batch))
-        self.incoming: queue.Queue = queue.Queue()
-        self.active: list[Request] = []
-        self.steps = 0
-        self.peak_batch = 0
-        self._thread: threading.Thread | None = None
-        self._start_lock = threading.Lock()
 
     # -- callers -----------------------------------------------------------------------------------------------
     def submit(self, ids: list[int], sampling: Sampling) -> Request:
@@ -144,7 +121,7 @@ class LlamaBatcher:
         if not req.ids or len(req.ids) >= self.n_ctx:
             req.error = ModelError(f"the prompt has {len(req.ids)} tokens; this server's window is {self.n_ctx} "
                                    "per sequence: shorten the conversation")
-            req.out.put(_DONE)
+            req.out.put(DONE)
             return req
         self._ensure_thread()
         self.incoming.put(req)
@@ -169,12 +146,6 @@ class LlamaBatcher:
         return bytes(buf[:n]) if n > 0 else b""
 
     # -- the scheduler -----------------------------------------------------------------------------------------
-    def _ensure_thread(self) -> None:
-        with self._start_lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._loop, name="extes-llamacpp-batcher", daemon=True)
-                self._thread.start()
-
     def _loop(self) -> None:
         while True:
             if not self.active:
@@ -195,7 +166,7 @@ class LlamaBatcher:
 
     def _admit(self, req: Request) -> None:
         if req.cancelled.is_set():
-            req.out.put(_DONE)
+            req.out.put(DONE)
             return
         req.seq = self.free.pop()
         self.active.append(req)
@@ -205,7 +176,7 @@ class LlamaBatcher:
         self.free.append(req.seq)
         self.active.remove(req)
         req.finish, req.error = finish, error
-        req.out.put(_DONE)
+        req.out.put(DONE)
 
     def _drop_cancelled(self) -> None:
         for req in [r for r in self.active if r.cancelled.is_set()]:
