@@ -123,12 +123,16 @@ class RuleSet:
         self.exempt: list[re.Pattern] = []
         self.patterns: dict[str, list[re.Pattern]] = {cat: [] for cat in ORDER}
         self.languages = []
+        self.language_of: dict[str, str] = {}  # pattern -> the language of the file it comes from (the first)
         for path in files:
             exempt, patterns = _compile(path, read_yaml(path))
+            lang = "en" if path.name == "patterns.yaml" else path.stem
             self.exempt += exempt
             for cat in ORDER:
                 self.patterns[cat] += patterns[cat]
-            self.languages.append("en" if path.name == "patterns.yaml" else path.stem)
+                for pat in patterns[cat]:
+                    self.language_of.setdefault(pat.pattern, lang)
+            self.languages.append(lang)
 
     def strip(self, normalized: str) -> str:
         """The normalized text with idioms, negations, reported speech and hyperbole removed."""

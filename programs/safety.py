@@ -22,8 +22,8 @@ from typing import Any
 from extes.corpus.assets import assets_dir, read_yaml
 from extes.corpus.safety_context import ContextRules, check_context, read_context
 from extes.corpus.safety_rules import ORDER, RuleSet, normalize
-from extes.programs.safety_classifier import E5Embeddings, HiddenStates, SafetyClassifier, windows_of
-from extes.programs.safety_features import e5_texts
+from extes.programs import safety_eval
+from extes.programs.safety_classifier import E5Embeddings, HiddenStates, SafetyClassifier
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +92,7 @@ class SafetyChecker:
         clf = None if self.rules_only else self.classifier()
         if clf is None or not clf.hybrid:
             return
-        clf.extractor.embed([t for text, ctx in rows for w in windows_of(text)
-                             for t in e5_texts(self.rules.prepare(w), w, ctx)])
+        clf.extractor.embed([t for text, ctx in rows for t in clf.e5_inputs(text, ctx, self.rules.prepare)])
 
     def verdict(self, hit: SafetyResult | None, probs: dict[str, float] | None,
                 threshold: float | None = None) -> SafetyResult:
@@ -105,8 +104,8 @@ class SafetyChecker:
         if not crisis:
             why = f"P(crisis)={p:.2f}" + (f"; overrules {hit.source} {hit.rule!r}" if hit else "")
             return SafetyResult(False, None, None, why, source="classifier")
-        if hit is not None:
-            return SafetyResult(True, category, hit.matched, f"{hit.rule}; P(crisis)={p:.2f}", source=hit.source)
+        if hit is not None:  # `rule` stays the pattern itself: safety_locale reads its language from it
+            return SafetyResult(True, category, hit.matched, hit.rule, source=hit.source)
         return SafetyResult(True, category, None, f"P(crisis)={p:.2f}", source="classifier")
 
     def classifier(self):
@@ -149,7 +148,4 @@ def escalation_message(locale: str | None = None, category: str | None = None) -
 
 def load_labelled(path: Path) -> list[dict[str, Any]]:
     """The rows of a labelled JSONL file (programs/safety_eval.py; kept here for existing callers)."""
-    # lazy: cycle, programs.safety_eval imports this module
-    from extes.programs.safety_eval import load_labelled as load
-
-    return load(path)
+    return safety_eval.load_labelled(path)

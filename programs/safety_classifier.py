@@ -275,7 +275,7 @@ class SafetyClassifier:
 
         parts = windows_of(text)
         if self.hybrid:
-            emb = embed_unique(self.extractor, [t for w in parts for t in e5_texts(prepare(w), w, context)])
+            emb = embed_unique(self.extractor, self.e5_inputs(text, context, prepare))
             x = assemble(emb.reshape(len(parts), E5_TEXTS, -1), [hit] * len(parts), parts)
         else:
             x = features(self.extractor, parts)
@@ -283,6 +283,10 @@ class SafetyClassifier:
         p = torch.softmax(z @ self.w + self.b, dim=-1)
         row = p[int(torch.argmin(p[:, 0]))]
         return {c: float(row[i]) for i, c in enumerate(self.classes)}
+
+    def e5_inputs(self, text: str, context: list[dict[str, str]] | None, prepare) -> list[str]:
+        """The strings a version-3 classifier embeds for `text`: E5_TEXTS per window, in feature order."""
+        return [t for w in windows_of(text) for t in e5_texts(prepare(w), w, context)]
 
     def decide(self, probs: dict[str, float], threshold: float | None = None) -> tuple[bool, str | None, float]:
         """(crisis, category, P(crisis)) at `threshold` (default: the calibrated one)."""

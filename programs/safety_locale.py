@@ -17,6 +17,7 @@ from collections import Counter
 from typing import Any
 
 from extes.corpus.assets import assets_dir, read_yaml
+from extes.corpus.safety_rules import default_rules
 from extes.programs.safety import escalation_message
 
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
@@ -30,19 +31,6 @@ def _words() -> tuple[dict[str, str], dict[str, str]]:
     seen = Counter(w for words in data["languages"].values() for w in set(map(str, words)))
     words = {str(w): lang for lang, ws in data["languages"].items() for w in ws if seen[str(w)] == 1}
     return words, {str(e): lang for lang, es in (data.get("elisions") or {}).items() for e in es}
-
-
-@functools.lru_cache(maxsize=1)
-def _rule_languages() -> dict[str, str]:
-    """pattern text -> language of the rule file it comes from (patterns.yaml is English)."""
-    folder = assets_dir() / "safety"
-    files = [("en", folder / "patterns.yaml")] + [(p.stem, p) for p in sorted((folder / "languages").glob("*.yaml"))]
-    out: dict[str, str] = {}
-    for lang, path in files:
-        for patterns in (read_yaml(path).get("patterns") or {}).values():
-            for pat in patterns or []:
-                out.setdefault(str(pat), lang)
-    return out
 
 
 @functools.lru_cache(maxsize=1)
@@ -75,7 +63,7 @@ def detect_language(text: str, rule: str | None = None, earlier: str = "") -> st
     ranked = votes.most_common(2)
     if ranked and (len(ranked) == 1 or ranked[0][1] > ranked[1][1]):
         return ranked[0][0]
-    return _rule_languages().get(rule or "")
+    return default_rules().language_of.get(rule or "")
 
 
 def choose_locale(locale: str | None, language: str | None) -> str | None:

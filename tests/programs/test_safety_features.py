@@ -122,3 +122,11 @@ def test_shipped_classifier_keeps_crises(shipped, text):
 def test_rules_only_is_unchanged_by_version3():
     v = SafetyChecker(rules_only=True).check("I'm going to kill myself tonight")
     assert v.crisis and v.source == "rules"
+
+
+def test_a_rule_verdict_keeps_its_pattern_so_its_language_is_known(shipped):
+    from extes.corpus.safety_rules import default_rules
+
+    v = shipped.check("voy a suicidarme esta noche")
+    assert v.crisis and v.source == "rules"
+    assert default_rules().language_of[v.rule] == "es"
