@@ -76,11 +76,16 @@ def test_one_participant_through_the_page_then_the_report(server, browser, tmp_p
 
     def submit(element_id):
         # A click that posts a form returns before the next page loads (slow on a busy machine): wait for it.
+        from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
         from selenium.webdriver.support import expected_conditions as ec
         from selenium.webdriver.support.ui import WebDriverWait
 
+        # The page may still be replacing its document when we look ("Node ... does not belong to the document"):
+        # wait until it has loaded, and retry a click that lands on a node of the old one.
+        WebDriverWait(browser, 60).until(lambda b: b.execute_script("return document.readyState") == "complete")
         old = browser.find_element(By.TAG_NAME, "html")
-        browser.find_element(By.ID, element_id).click()
+        WebDriverWait(browser, 60, ignored_exceptions=(StaleElementReferenceException, WebDriverException)).until(
+            lambda b: b.find_element(By.ID, element_id).click() or True)
         WebDriverWait(browser, 60).until(ec.staleness_of(old))
 
     def shot(name):
