@@ -3,7 +3,7 @@
 | code | check |
 |---|---|
 | empty | the message has at least two characters |
-| role_flip | it does not speak as the supporter ("how can I help", "it sounds like you", "as an AI", advice lists) |
+| role_flip | it does not speak as the supporter (`validation.ROLE_FLIP`: "how can I help", "as an AI", ...) |
 | echo | 3-gram Jaccard with the supporter's last message <= 0.5, and it does not contain that message whole |
 | loop | 3-gram Jaccard with each of the seeker's earlier messages <= 0.6 |
 """
@@ -13,16 +13,9 @@ from __future__ import annotations
 import re
 
 from extes.corpus.dedup import jaccard, shingles
-from extes.corpus.validation import Problem
+from extes.corpus.validation import ROLE_FLIP, Problem
 
 ECHO, LOOP = 0.5, 0.6
-ROLE_FLIP = re.compile(
-    r"\bhow (can|may) i (help|support|assist) you\b|\bit sounds like you\b|\bi'?m here (for|to support) you\b"
-    r"|\bas an ai\b|\bi'?m an? (ai|assistant|language model|chatbot)\b|\bi understand how you feel\b"
-    r"|\bwhat'?s on your mind\b|\bhow are you feeling (today|now)\b|\byou (should|could) try\b"
-    r"|\bis there anything (else )?i can\b|\bthank you for sharing\b|^\s*(supporter|assistant|therapist)\s*:",
-    re.I,
-)
 
 
 def _words(text: str) -> str:

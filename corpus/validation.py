@@ -14,6 +14,9 @@ merging consecutive turns of one role) are applied and recorded in `meta.fixes`.
 | utterance_length | hard | every utterance 2-1200 characters |
 | wrong_scene | hard | the scene is the one asked for |
 | vague_description | soft | the description has at least 8 words |
+| ai_description | hard | the description is not in an AI's voice ("as an AI language model, I don't have ...") |
+| repeated_turn | hard | no turn of 6+ words repeats an earlier turn of the same role (3-gram Jaccard <= 0.8) |
+| seeker_role | hard | no user turn speaks as the supporter (the `ROLE_FLIP` phrases the arena's role checks use) |
 | demo_copy | hard | 3-gram Jaccard with any of its demos <= 0.5 |
 | near_duplicate | hard | 3-gram Jaccard with any accepted dialogue <= `dup_threshold` (default 0.5) |
 | unsafe | soft | no assistant turn trips the crisis rules or a slur/profanity screen |
@@ -33,8 +36,22 @@ MIN_UTT, MAX_UTT = 8, 40
 MIN_CHARS, MAX_CHARS = 2, 1200
 MIN_DESCRIPTION_WORDS = 8
 DEMO_COPY = 0.5
+REPEAT = 0.8
 HARMFUL = re.compile(r"\b(kill|hurt|harm|cut|starve) (yourself|themselves)\b|\byou should (just )?die\b|\bkys\b"
                      r"|\bnobody (would|will) miss you\b", re.I)
+# A help-seeker that talks like the supporter (synthesis with a small teacher did; the arena's seeker checks too).
+ROLE_FLIP = re.compile(
+    r"\bhow (can|may) i (help|support|assist) you\b|\bit sounds like you\b|\bi'?m here (for|to support) you\b"
+    r"|\bas an ai\b|\bi'?m an? (ai|assistant|language model|chatbot)\b|\bi understand how you feel\b"
+    r"|\bwhat'?s on your mind\b|\bhow are you feeling (today|now)\b|\byou (should|could) try\b"
+    r"|\bis there anything (else )?i can (do|help) (for|to help) you\b|\bthank you for sharing\b"
+    r"|^\s*(supporter|assistant|therapist)\s*:"
+    r"|\bremember,? (that )?it'?s (important|okay|ok)\b|\bdon'?t hesitate to reach out\b"
+    r"|\bif you (ever )?need (anything|someone to talk to|support|further support)\b|^\s*it'?s (okay|ok) to feel\b",
+    re.I,
+)
+AI_VOICE = re.compile(r"\bas an ai\b|\blanguage model\b|\bi (can'?t|cannot) (assist|help) with (that|this)\b"
+                      r"|\bi (don'?t|do not) have (access to )?(personal|feelings|emotions)", re.I)
 PROFANITY = re.compile(r"\b(fuck\w*|shit\w*|bitch\w*|cunt\w*|retard\w*|fag\w*|nigg\w*|whore\w*|slut\w*)\b", re.I)
 
 
@@ -134,6 +151,31 @@ def check_description(d: Dialogue) -> Problem | None:
     return None
 
 
+def check_ai_description(d: Dialogue) -> Problem | None:
+    m = AI_VOICE.search(d.description or "")
+    if m:
+        return Problem("ai_description", "hard", f"the description is in an AI's voice ({m.group(0)!r})")
+    return None
+
+
+def check_repeats(turns: list[Turn]) -> Problem | None:
+    seen: list[tuple[str, set]] = []
+    for i, t in enumerate(turns):
+        mine = shingles(t.text) if len(t.text.split()) >= 6 else set()  # "Thank you." twice is a conversation
+        if mine and any(role == t.role and jaccard(mine, other) > REPEAT for role, other in seen):
+            return Problem("repeated_turn", "hard", f"turn {i} repeats an earlier {t.role} turn")
+        seen.append((t.role, mine))
+    return None
+
+
+def check_seeker_role(turns: list[Turn]) -> Problem | None:
+    for i, t in enumerate(turns):
+        m = ROLE_FLIP.search(t.text) if t.role == "user" else None
+        if m:
+            return Problem("seeker_role", "hard", f"user turn {i} speaks as the supporter ({m.group(0)!r})")
+    return None
+
+
 def dialogue_text(d: Dialogue) -> str:
     return " ".join(t.text for t in d.turns)
 
@@ -180,7 +222,8 @@ def validate(d: Dialogue, *, scene: str, demos: list[Dialogue], index: DedupInde
     if unknown:
         problems.append(Problem("unknown_strategy", "hard", f"labels not among the 16: {sorted(set(unknown))}"))
     for p in [check_alternation(turns), check_labels(turns), *check_length(turns), check_scene(fixed, scene),
-              check_description(fixed), check_demo_copy(fixed, demos),
+              check_description(fixed), check_ai_description(fixed), check_seeker_role(turns), check_repeats(turns),
+              check_demo_copy(fixed, demos),
               check_duplicate(fixed, index, dup_threshold) if index is not None else None, check_unsafe(fixed)]:
         if p is not None:
             problems.append(p)

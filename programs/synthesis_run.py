@@ -214,7 +214,7 @@ class SynthesisRun:
         task = f"gen-{i:06d}"
         scene, round_ = self.planner.scene(i), self.planner.round(i)
         rng = random.Random(f"{cfg.seed}:{task}")
-        demos = rng.sample(pool, min(cfg.demos, len(pool))) if cfg.mode == "whole" else []
+        demos = rng.sample(pool, min(cfg.demos, len(pool)))  # turn mode takes a description and a seeker line
         usage = {"prompt_tokens": 0, "completion_tokens": 0, "cost_usd": 0.0, "program_calls": 0}
         base = {"task": task, "scene": scene, "round": round_, "demo_ids": [d.id for d in demos]}
         last_error, attempts = None, 0

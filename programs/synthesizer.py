@@ -4,7 +4,10 @@
 capable models). Few-shot demos are seed (or earlier generated) dialogues: the compiler may set them on
 `self.generate`, and a run passes the demos it drew for each call.
 `turns`: a help-seeker simulator and the supporter alternate turn by turn (for small local models that cannot
-write a whole structured dialogue at once); every assistant turn gets its strategy from `SelectStrategy`.
+write a whole structured dialogue at once); every assistant turn gets its strategy from `SelectStrategy`. Each
+seeker message passes the arena's role checks (corpus/role_checks.py: no supporter talk, no echo, no loop) and a
+description must not be in an AI's voice; one that fails is sampled again (twice at most), and validation rejects
+what still fails (`seeker_role`, `ai_description`).
 """
 
 from __future__ import annotations
@@ -16,14 +19,20 @@ import re
 import dspy
 
 from extes.corpus.assets import load_taxonomy
+from extes.corpus.dedup import jaccard, shingles
 from extes.corpus.formats.base import ReadOptions, RecordError
 from extes.corpus.formats.extes_json import dialogue_to_record, record_to_dialogue
 from extes.corpus.prompts import strategy_list
+from extes.corpus.role_checks import check_seeker_message
+from extes.corpus.validation import AI_VOICE, DEMO_COPY, REPEAT
 from extes.programs.supporter import Supporter
 from extes.signatures.dialogue import Dialogue, Meta, Turn
 from extes.signatures.synthesis import DescribeSituation, SimulateHelpSeeker, SynthesizeSupportDialogue
 
 MODES = ("whole", "turns")
+LISTENER_OPENING = "Hi, I'm here to listen. What's been going on?"  # the seeker's view only, not the dialogue's
+# Turn mode: a description, seeker message or reply that broke role or repeated is sampled again, twice at most.
+RETRIES, RETRY_TEMPERATURE = 2, 0.8
 
 
 def demo_example(d: Dialogue) -> dict:
@@ -80,7 +89,7 @@ class DialogueSynthesizer(dspy.Module):
         """`config` goes to the LM calls (e.g. a distinct `rollout_id` per dialogue for diverse samples)."""
         if self.mode == "whole":
             return self._whole(scene, dialogue_id, demos, config or {})
-        return self._turns(scene, dialogue_id, seed, config or {})
+        return self._turns(scene, dialogue_id, seed, config or {}, demos)
 
     def _whole(self, scene, dialogue_id, demos, config):
         kwargs = {"config": config}
@@ -90,24 +99,70 @@ class DialogueSynthesizer(dspy.Module):
         raw = self.generate(scene=scene, scene_examples=examples, strategy_guide=strategy_list(), **kwargs).dialogue
         return dspy.Prediction(dialogue=parse_dialogue(raw, scene=scene, dialogue_id=dialogue_id), raw=raw)
 
-    def _turns(self, scene, dialogue_id, seed, config):
-        examples = "; ".join(load_taxonomy().scenario(scene).examples)
-        raw = self.describe(scene=scene, scene_examples=examples, config={**config, "max_tokens": 70}).description
-        description = _first_sentences(_clean(raw), 2)
+    def _turns(self, scene, dialogue_id, seed, config, demos=None):
+        described, seeker_demos = turn_demos(demos or [])
+        # The drawn dialogues' descriptions join the scene's examples (as demos with the same inputs, the model
+        # copied them word for word); one in an AI's voice, a refusal or a near copy is written again.
+        examples = "; ".join([*load_taxonomy().scenario(scene).examples, *described])
+        description = ""
+        for attempt in range(RETRIES + 1):
+            raw = self.describe(scene=scene, scene_examples=examples,
+                                config=_retry_config(config, attempt, max_tokens=70)).description
+            description = _first_sentences(_clean(raw), 2)
+            if not AI_VOICE.search(description) and not any(
+                    jaccard(shingles(description), shingles(d)) > DEMO_COPY for d in described):
+                break
         rng = random.Random(f"{dialogue_id}:{seed}")
         turns: list[dict] = []
         for _ in range(rng.randint(self.min_exchanges, self.max_exchanges)):
-            # The simulator plays the user, so from its side the roles are swapped.
-            flipped = [{"role": "user" if t["role"] == "assistant" else "assistant", "text": t["text"]} for t in turns]
-            message = _clean(self.seeker(description=description, history=flipped,
-                                         config={**config, "max_tokens": 60}).message)
+            for attempt in range(RETRIES + 1):  # the arena's role checks: a message that breaks role is resampled
+                message = _clean(self.seeker(description=description, conversation=seeker_transcript(turns),
+                                             demos=[*self.seeker.demos, *seeker_demos],
+                                             config=_retry_config(config, attempt, max_tokens=60)).message)
+                if not check_seeker_message(message, turns):
+                    break
             turns.append({"role": "user", "text": message})
             strategy, _ = self.supporter.choose(turns)
-            reply = self.supporter(history=turns, strategy=strategy, config={**config, "max_tokens": 90}).reply
+            earlier = [shingles(t["text"]) for t in turns if t["role"] == "assistant"]
+            for attempt in range(RETRIES + 1):  # a reply that repeats an earlier one is sampled again
+                reply = self.supporter(history=turns, strategy=strategy,
+                                       config=_retry_config(config, attempt, max_tokens=90)).reply
+                if not any(jaccard(shingles(reply), e) > REPEAT for e in earlier):
+                    break
             turns.append({"role": "assistant", "text": _clean(reply), "strategy": strategy})
         d = Dialogue(id=dialogue_id, scene=scene, description=description,
                      turns=[Turn(**t) for t in turns], meta=Meta(source="generated"))
         return dspy.Prediction(dialogue=d, raw=None)
+
+
+def seeker_transcript(turns: list[dict]) -> str:
+    """The conversation as the seeker simulator reads it: the listener's opening line (so that the first message
+    answers someone), then one line per turn, ending with the Person's cue."""
+    lines = [f"Listener: {LISTENER_OPENING}"]
+    lines += [f"{'Person' if t['role'] == 'user' else 'Listener'}: {t['text']}" for t in turns]
+    return "\n".join([*lines, "Person:"])
+
+
+def turn_demos(dialogues: list[Dialogue]) -> tuple[list[str], list[dict]]:
+    """What turn mode takes from the run's drawn dialogues (seeds in round 0): their descriptions, as examples of
+    the scene, and the person's second message after the opening exchange, as a demo of the seeker."""
+    described, seeker = [], []
+    for d in dialogues:
+        if d.description:
+            described.append(d.description)
+        turns = [{"role": t.role, "text": t.text} for t in d.turns]
+        if len(turns) >= 3 and [t["role"] for t in turns[:3]] == ["user", "assistant", "user"]:
+            seeker.append({"description": d.description, "conversation": seeker_transcript(turns[:2]),
+                           "message": turns[2]["text"]})
+    return described, seeker
+
+
+def _retry_config(config: dict, attempt: int, **extra) -> dict:
+    """The call's config; a retry samples (temperature 0.8) under its own rollout id, so it is a new answer."""
+    out = {**config, **extra}
+    if attempt:
+        out.update(temperature=RETRY_TEMPERATURE, rollout_id=int(config.get("rollout_id") or 0) * 10 + attempt)
+    return out
 
 
 def _first_sentences(text: str, n: int) -> str:
@@ -116,5 +171,6 @@ def _first_sentences(text: str, n: int) -> str:
 
 
 def _clean(text: str) -> str:
-    text = re.sub(r"^(user|assistant|you|me)\s*:\s*", "", text.strip(), flags=re.I)
+    text = re.sub(r"^(user|assistant|you|me|person)\s*:\s*", "", text.strip(), flags=re.I)
+    text = re.split(r"\n\s*(?:Listener|Person)\s*:", text)[0]  # a model that writes the listener's line as well
     return text.strip().strip('"').strip() or "..."

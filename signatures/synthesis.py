@@ -21,7 +21,8 @@ class SynthesizeSupportDialogue(dspy.Signature):
 class DescribeSituation(dspy.Signature):
     """Invent one specific, realistic situation in which a person seeks emotional support in the given scene. Name
     who they are, which relationship or setting is involved and what happened, in one or two sentences written in
-    the first person."""
+    the first person ("I ..."). Make up a new person and new details: do not reuse the examples' names, places or
+    events."""
 
     scene: str = dspy.InputField(desc="The scenario")
     scene_examples: str = dspy.InputField(desc="Examples of situations in this scenario")
@@ -29,10 +30,13 @@ class DescribeSituation(dspy.Signature):
 
 
 class SimulateHelpSeeker(dspy.Signature):
-    """You are a real person texting a supportive listener about your own problem (the situation below). Reply to
-    the listener's last message with ONE short chat message of one or two sentences, in the first person, about
-    your feelings and what happened. Do not write stories, lists or advice."""
+    """You play a person who is texting a listener for emotional support. You are not the listener and not an
+    assistant: you are the one with the problem (the situation below). Write only the Person's next message: one or
+    two short sentences in the first person about your own feelings or what happened; keep talking about your
+    problem, with a new detail, worry or feeling each time. No advice, no thanks at every turn, no stories or lists."""
 
     description: str = dspy.InputField(desc="Your situation")
-    history: list[dict] = dspy.InputField(desc="The conversation so far, as {role, text} turns")
-    message: str = dspy.OutputField(desc="Your next message")
+    # A transcript, not chat turns: shown its own turns as the assistant's, a small chat model (the 1.5B teacher)
+    # answered as the assistant, i.e. like the supporter, in 8 of 8 turns; with the transcript it speaks as the person.
+    conversation: str = dspy.InputField(desc="The chat so far, one line per message (Person: you; Listener: them)")
+    message: str = dspy.OutputField(desc="The Person's next message")

@@ -78,7 +78,7 @@ class ScriptedLM(dspy.BaseLM):
             return compose_json(scene.group(1).strip() if scene else "Academic Stress", seed)
         if "Invent one specific, realistic situation" in system:
             return compose_description(scene.group(1) if scene else "", seed)
-        if "texting a supportive listener" in system:
+        if "texting a listener for emotional support" in system:
             return compose_user_message(seed)
         if "seeks emotional support, described by the role card" in system:
             return _seeker_message(messages, seed)

@@ -22,6 +22,7 @@ from typing import Any
 import dspy
 
 from extes.errors import ModelError
+from extes.programs.lm.kv_snapshots import KVSnapshots
 from extes.programs.lm.response import memoized_forward
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ class TeacherLM(dspy.BaseLM):
 
     def __init__(self, gguf: str | os.PathLike, *, model_id: str | None = None, temperature: float = 0.0,
                  max_tokens: int = 160, top_p: float = 1.0, cache: bool = True, n_ctx: int = 8192,
-                 threads: int | None = None):
+                 threads: int | None = None, kv_slots: int = 4):
         self.gguf = Path(gguf)
         super().__init__(model=model_id or f"local/{self.gguf.stem}", model_type="chat", temperature=temperature,
                          max_tokens=max_tokens, cache=cache, top_p=top_p)
@@ -66,6 +67,8 @@ class TeacherLM(dspy.BaseLM):
         self._lock = threading.Lock()
         self._memo: OrderedDict[str, Any] = OrderedDict()
         self.llm = _load(self.gguf, n_ctx, threads)
+        # Prompts that take turns (seeker, strategy choice, reply) each keep their evaluated prefix (kv_snapshots).
+        self.snapshots = _snapshots(self.llm, kv_slots)
 
     def __deepcopy__(self, memo):
         """Optimizers deep-copy programs: copies share the loaded model, lock and call cache (as `LocalLM`)."""
@@ -96,7 +99,10 @@ class TeacherLM(dspy.BaseLM):
     def generate(self, messages: list[dict[str, str]], **kwargs) -> tuple[str, int, int]:
         """(text, prompt tokens, completion tokens) for a chat."""
         with self._lock:
+            prompt = self.prompt_tokens(messages)
+            self.snapshots.restore_for(prompt)
             out = self.llm.create_chat_completion(messages=messages, **self._sampling(kwargs))
+            self.snapshots.save(prompt)
         usage = out.get("usage") or {}
         text = (out["choices"][0]["message"].get("content") or "").strip()
         return text, int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
@@ -104,10 +110,13 @@ class TeacherLM(dspy.BaseLM):
     def stream(self, messages: list[dict[str, str]], **kwargs) -> Iterator[str]:
         """Yield the reply piece by piece as it is decoded (for `extes chat`)."""
         with self._lock:
+            prompt = self.prompt_tokens(messages)
+            self.snapshots.restore_for(prompt)
             for chunk in self.llm.create_chat_completion(messages=messages, stream=True, **self._sampling(kwargs)):
                 piece = chunk["choices"][0].get("delta", {}).get("content")
                 if piece:
                     yield piece
+            self.snapshots.save(prompt)
 
     def forward(self, prompt=None, messages=None, **kwargs):
         return memoized_forward(self, self._memo, prompt, messages, **kwargs)
@@ -146,11 +155,14 @@ class TeacherLM(dspy.BaseLM):
         conts = [self.llm.tokenize(c.encode("utf-8"), add_bos=False) for c in choices]
         scores = []
         with self._lock:
+            self.snapshots.restore_for(base[:-1])
             self._eval_prefix(base[:-1])
+            self.snapshots.save(base[:-1])
             for cont in conts:
                 rows = self._logits_for(base[-1:] + cont, len(base) - 1)  # row j predicts token j + 1
                 logp = rows - np.logaddexp.reduce(rows, axis=1, keepdims=True)
                 scores.append(float(np.mean([logp[j, t] for j, t in enumerate(cont)])))
+            self.llm._requires_eval = True  # the logits are a choice's: a completion must decode its prompt's end
         return scores
 
     def _eval_prefix(self, tokens: list[int]) -> None:
@@ -215,6 +227,15 @@ def _load(gguf: Path, n_ctx: int, threads: int | None):
         atexit.register(_close_all)
     _LOADED[key] = llm
     return llm
+
+
+def _snapshots(llm, slots: int) -> KVSnapshots:
+    """One set of saved caches per loaded model: copies of the LM (optimizers make many) share it."""
+    snaps = getattr(llm, "_extes_snapshots", None)
+    if snaps is None:
+        snaps = KVSnapshots(llm, slots)
+        llm._extes_snapshots = snaps
+    return snaps
 
 
 def _close_all() -> None:
