@@ -2,17 +2,22 @@
 
 import pytest
 
+from extes.corpus.assets import assets_dir
 from extes.corpus.dedup import DedupIndex
+from extes.corpus.formats import read_corpus
 from extes.corpus.formats.base import ReadOptions
 from extes.corpus.formats.extes_json import record_to_dialogue
 from extes.corpus.validation import (
+    check_ai_description,
     check_alternation,
     check_demo_copy,
     check_description,
     check_duplicate,
     check_labels,
     check_length,
+    check_repeats,
     check_scene,
+    check_seeker_role,
     check_unsafe,
     dialogue_text,
     merge_consecutive,
@@ -87,6 +92,50 @@ def test_scene_and_description():
     assert check_scene(d, "Caregiver Support").code == "wrong_scene"
     d.description = "Stress."
     assert check_description(d).code == "vague_description"
+
+
+@pytest.mark.parametrize("description", [
+    "As an AI language model, I don't have access to personal information or emotions.",
+    "I'm sorry, but I can't assist with that request.",
+])
+def test_a_description_in_an_ai_voice_is_hard(description):
+    d = make()
+    assert check_ai_description(d) is None
+    d.description = description
+    o = validate(d, scene="Academic Stress", demos=[], index=DedupIndex())
+    assert check_ai_description(d).code == "ai_description" and o.status == "rejected"
+
+
+def test_a_seeker_that_talks_like_the_supporter_is_hard():
+    # The seeker turns the 1.5B teacher wrote in turn mode before its prompt became a transcript.
+    for text in ["It's okay to feel overwhelmed or conflicted when things don't go as planned.",
+                 "You're welcome! Remember, it's important to take care of yourself.",
+                 "If you ever need someone to talk to, I'm here."]:
+        turns = [Turn(role="user", text=text), Turn(role="assistant", text="Thank you for telling me.")]
+        assert check_seeker_role(turns).code == "seeker_role", text
+    # A seeker asking what they can do is a seeker (a real ESConv turn).
+    asking = "My doctor says that I am suffering from depression. Is there anything I can do that might help?"
+    assert check_seeker_role([Turn(role="user", text=asking)]) is None
+    # Said by the supporter, the same words are fine.
+    assert check_seeker_role([Turn(role="user", text="hi"), Turn(role="assistant", text=text)]) is None
+
+
+def test_a_turn_repeating_an_earlier_one_of_its_role_is_hard():
+    reply = "You're welcome! If you have any other questions or need further support, feel free to ask."
+    turns = [Turn(role="user", text="Thanks a lot for listening to me tonight, really."),
+             Turn(role="assistant", text=reply), Turn(role="user", text="Thank you."),
+             Turn(role="assistant", text=reply)]
+    assert check_repeats(turns).code == "repeated_turn"
+    short = [Turn(role="user", text="Thank you."), Turn(role="assistant", text="Any time."),
+             Turn(role="user", text="Thank you.")]
+    assert check_repeats(short) is None  # a short thanks twice is a conversation
+
+
+def test_the_seeds_pass_the_role_and_repeat_checks():
+    seeds = read_corpus(assets_dir() / "seeds").dialogues
+    assert len(seeds) >= 100
+    flagged = [d.id for d in seeds if check_seeker_role(d.turns) or check_repeats(d.turns) or check_ai_description(d)]
+    assert flagged == []
 
 
 def test_demo_copy_and_near_duplicate():
