@@ -47,7 +47,9 @@ ROLE_FLIP = re.compile(
     r"|\bis there anything (else )?i can (do|help) (for|to help) you\b|\bthank you for sharing\b"
     r"|^\s*(supporter|assistant|therapist)\s*:"
     r"|\bremember,? (that )?it'?s (important|okay|ok)\b|\bdon'?t hesitate to reach out\b"
-    r"|\bif you (ever )?need (anything|someone to talk to|support|further support)\b|^\s*it'?s (okay|ok) to feel\b",
+    r"|\bif you (ever )?need (anything|someone to talk to|support|further support)\b|^\s*it'?s (okay|ok) to feel\b"
+    r"|\bi (can'?t|cannot) assist\b|\bcould you (please )?provide more (information|context|details)\b"
+    r"|^\s*i'?m sorry to hear (that|about)\b",
     re.I,
 )
 AI_VOICE = re.compile(r"\bas an ai\b|\blanguage model\b|\bi (can'?t|cannot) (assist|help) with (that|this)\b"

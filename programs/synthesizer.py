@@ -6,8 +6,9 @@ capable models). Few-shot demos are seed (or earlier generated) dialogues: the c
 `turns`: a help-seeker simulator and the supporter alternate turn by turn (for small local models that cannot
 write a whole structured dialogue at once); every assistant turn gets its strategy from `SelectStrategy`. Each
 seeker message passes the arena's role checks (corpus/role_checks.py: no supporter talk, no echo, no loop) and a
-description must not be in an AI's voice; one that fails is sampled again (twice at most), and validation rejects
-what still fails (`seeker_role`, `ai_description`).
+description must not be in an AI's voice; one that fails is sampled again (twice at most). A seeker message or
+reply that still fails ends the conversation if it has 8 turns already (the seeker has nothing new to say), and
+validation rejects what fails in a shorter one (`seeker_role`, `repeated_turn`, `ai_description`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from extes.corpus.formats.base import ReadOptions, RecordError
 from extes.corpus.formats.extes_json import dialogue_to_record, record_to_dialogue
 from extes.corpus.prompts import strategy_list
 from extes.corpus.role_checks import check_seeker_message
-from extes.corpus.validation import AI_VOICE, DEMO_COPY, REPEAT
+from extes.corpus.validation import AI_VOICE, DEMO_COPY, MIN_UTT, REPEAT
 from extes.programs.supporter import Supporter
 from extes.signatures.dialogue import Dialogue, Meta, Turn
 from extes.signatures.synthesis import DescribeSituation, SimulateHelpSeeker, SynthesizeSupportDialogue
@@ -119,17 +120,26 @@ class DialogueSynthesizer(dspy.Module):
                 message = _clean(self.seeker(description=description, conversation=seeker_transcript(turns),
                                              demos=[*self.seeker.demos, *seeker_demos],
                                              config=_retry_config(config, attempt, max_tokens=60)).message)
-                if not check_seeker_message(message, turns):
+                broke = check_seeker_message(message, turns)
+                if not broke:
                     break
+            # A seeker with nothing new to say in role ends the conversation once it is long enough; before that
+            # the turn is kept and validation judges the dialogue.
+            if broke and len(turns) >= MIN_UTT:
+                break
             turns.append({"role": "user", "text": message})
             strategy, _ = self.supporter.choose(turns)
             earlier = [shingles(t["text"]) for t in turns if t["role"] == "assistant"]
             for attempt in range(RETRIES + 1):  # a reply that repeats an earlier one is sampled again
-                reply = self.supporter(history=turns, strategy=strategy,
-                                       config=_retry_config(config, attempt, max_tokens=90)).reply
-                if not any(jaccard(shingles(reply), e) > REPEAT for e in earlier):
+                reply = _clean(self.supporter(history=turns, strategy=strategy,
+                                              config=_retry_config(config, attempt, max_tokens=90)).reply)
+                repeats = any(jaccard(shingles(reply), e) > REPEAT for e in earlier)
+                if not repeats:
                     break
-            turns.append({"role": "assistant", "text": _clean(reply), "strategy": strategy})
+            if repeats and len(turns) - 1 >= MIN_UTT:
+                turns.pop()  # the same: end on the last good reply
+                break
+            turns.append({"role": "assistant", "text": reply, "strategy": strategy})
         d = Dialogue(id=dialogue_id, scene=scene, description=description,
                      turns=[Turn(**t) for t in turns], meta=Meta(source="generated"))
         return dspy.Prediction(dialogue=d, raw=None)

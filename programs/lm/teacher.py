@@ -14,6 +14,7 @@ import logging
 import os
 import threading
 import time
+import zlib
 from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
@@ -119,6 +120,9 @@ class TeacherLM(dspy.BaseLM):
             self.snapshots.save(prompt)
 
     def forward(self, prompt=None, messages=None, **kwargs):
+        rollout = kwargs.get("rollout_id")
+        if rollout is not None and kwargs.get("seed") is None:  # a rollout samples the same tokens in every run
+            kwargs["seed"] = zlib.crc32(str(rollout).encode("utf-8"))
         return memoized_forward(self, self._memo, prompt, messages, **kwargs)
 
     # -- scoring ----------------------------------------------------------------------------------------------

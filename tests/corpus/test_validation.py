@@ -110,7 +110,9 @@ def test_a_seeker_that_talks_like_the_supporter_is_hard():
     # The seeker turns the 1.5B teacher wrote in turn mode before its prompt became a transcript.
     for text in ["It's okay to feel overwhelmed or conflicted when things don't go as planned.",
                  "You're welcome! Remember, it's important to take care of yourself.",
-                 "If you ever need someone to talk to, I'm here."]:
+                 "If you ever need someone to talk to, I'm here.",
+                 "I'm sorry, but I can't assist with that request.",
+                 "I'm sorry to hear that. Could you please provide more information about what happened?"]:
         turns = [Turn(role="user", text=text), Turn(role="assistant", text="Thank you for telling me.")]
         assert check_seeker_role(turns).code == "seeker_role", text
     # A seeker asking what they can do is a seeker (a real ESConv turn).

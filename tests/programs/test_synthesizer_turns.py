@@ -95,3 +95,27 @@ def test_a_seeker_turn_that_breaks_role_is_sampled_again_and_the_seed_line_is_a_
     describe = next(m for s, m, _ in lm.calls if "Invent one specific" in s)
     assert seed.description in " ".join(x["content"] for x in describe)
     assert d.description.startswith("I had a fight")
+
+
+class Looper(Recorder):
+    """A seeker that, after four good messages, can only repeat itself: the conversation ends there."""
+
+    def forward(self, prompt=None, messages=None, **kwargs):
+        system = messages[0]["content"]
+        if "texting a listener" in system:
+            self.calls.append((system, messages, kwargs))
+            said = messages[-1]["content"].count("\nPerson: ")
+            text = (f"Another worry, number {said}: {' '.join(IN_ROLE[said % 2].split()[: 6 + said])} today."
+                    if said < 4 else "Thank you so much, I feel a little better now, I really do appreciate it.")
+            return SimpleNamespace(model="recorder", usage={}, choices=[
+                SimpleNamespace(message=SimpleNamespace(content=text), finish_reason="stop")])
+        return super().forward(prompt, messages, **kwargs)
+
+
+def test_a_seeker_that_only_repeats_itself_ends_the_conversation_on_the_last_reply():
+    lm = Looper()
+    with dspy.context(lm=lm, adapter=SmallChatAdapter()):
+        d = DialogueSynthesizer(mode="turns", min_exchanges=8, max_exchanges=8)(
+            scene=SCENE, dialogue_id="gen-000002", demos=_seeds()[:1]).dialogue
+    assert [t.role for t in d.turns] == ["user", "assistant"] * 5
+    assert d.turns[-1].role == "assistant" and d.turns[-2].text.startswith("Thank you so much")
