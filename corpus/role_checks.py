@@ -4,6 +4,7 @@
 |---|---|
 | empty | the message has at least two characters |
 | role_flip | it does not speak as the supporter (`validation.ROLE_FLIP`: "how can I help", "as an AI", ...) |
+| fragment | it does not continue the listener's unfinished last sentence (starting in lower case after it) |
 | echo | 3-gram Jaccard with the supporter's last message <= 0.5, and it does not contain that message whole |
 | loop | 3-gram Jaccard with each of the seeker's earlier messages <= 0.6 |
 """
@@ -28,10 +29,12 @@ def check_seeker_message(message: str, history: list[dict]) -> list[Problem]:
     if len(text) < 2:
         return [Problem("empty", "hard", "the seeker's message is empty")]
     problems = []
+    last_support = next((t["text"] for t in reversed(history) if t["role"] == "assistant"), "").rstrip()
+    if last_support and last_support[-1] not in ".!?\"')" and (text[0].islower() or text[0] in ",;:"):
+        problems.append(Problem("fragment", "hard", "the message continues the listener's unfinished sentence"))
     m = ROLE_FLIP.search(text)
     if m:
         problems.append(Problem("role_flip", "hard", f"the seeker speaks as the supporter ({m.group(0)!r})"))
-    last_support = next((t["text"] for t in reversed(history) if t["role"] == "assistant"), "")
     if last_support:
         sim = jaccard(shingles(text), shingles(last_support))
         contained = len(_words(last_support)) > 12 and _words(last_support) in _words(text)

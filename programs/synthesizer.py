@@ -117,9 +117,10 @@ class DialogueSynthesizer(dspy.Module):
         turns: list[dict] = []
         for _ in range(rng.randint(self.min_exchanges, self.max_exchanges)):
             for attempt in range(RETRIES + 1):  # the arena's role checks: a message that breaks role is resampled
-                message = _clean(self.seeker(description=description, conversation=seeker_transcript(turns),
-                                             demos=[*self.seeker.demos, *seeker_demos],
-                                             config=_retry_config(config, attempt, max_tokens=60)).message)
+                message = whole_sentences(_clean(self.seeker(
+                    description=description, conversation=seeker_transcript(turns),
+                    demos=[*self.seeker.demos, *seeker_demos],
+                    config=_retry_config(config, attempt, max_tokens=60)).message))
                 broke = check_seeker_message(message, turns)
                 if not broke:
                     break
@@ -131,8 +132,9 @@ class DialogueSynthesizer(dspy.Module):
             strategy, _ = self.supporter.choose(turns)
             earlier = [shingles(t["text"]) for t in turns if t["role"] == "assistant"]
             for attempt in range(RETRIES + 1):  # a reply that repeats an earlier one is sampled again
-                reply = _clean(self.supporter(history=turns, strategy=strategy,
-                                              config=_retry_config(config, attempt, max_tokens=90)).reply)
+                # A reply cut by the token limit ends mid-sentence, and the seeker then continued the sentence.
+                reply = whole_sentences(_clean(self.supporter(history=turns, strategy=strategy, config=_retry_config(
+                    config, attempt, max_tokens=90)).reply))
                 repeats = any(jaccard(shingles(reply), e) > REPEAT for e in earlier)
                 if not repeats:
                     break
@@ -173,6 +175,15 @@ def _retry_config(config: dict, attempt: int, **extra) -> dict:
     if attempt:
         out.update(temperature=RETRY_TEMPERATURE, rollout_id=int(config.get("rollout_id") or 0) * 10 + attempt)
     return out
+
+
+def whole_sentences(text: str) -> str:
+    """`text` without a last sentence the token limit cut short (kept whole if it has no sentence end at all)."""
+    text = text.strip()
+    if not text or text[-1] in ".!?\"')":
+        return text
+    ends = [m.end() for m in re.finditer(r"[.!?](?=\s)", text)]
+    return text[: ends[-1]] if ends else text
 
 
 def _first_sentences(text: str, n: int) -> str:

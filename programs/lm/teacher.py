@@ -65,11 +65,12 @@ class TeacherLM(dspy.BaseLM):
         super().__init__(model=model_id or f"local/{self.gguf.stem}", model_type="chat", temperature=temperature,
                          max_tokens=max_tokens, cache=cache, top_p=top_p)
         self.n_ctx = n_ctx
-        self._lock = threading.Lock()
         self._memo: OrderedDict[str, Any] = OrderedDict()
         self.llm = _load(self.gguf, n_ctx, threads)
+        # One lock per loaded model: two TeacherLMs built on the same GGUF share its llama.cpp context.
+        self._lock = _shared(self.llm, "_extes_lock", threading.Lock)
         # Prompts that take turns (seeker, strategy choice, reply) each keep their evaluated prefix (kv_snapshots).
-        self.snapshots = _snapshots(self.llm, kv_slots)
+        self.snapshots = _shared(self.llm, "_extes_snapshots", lambda: KVSnapshots(self.llm, kv_slots))
 
     def __deepcopy__(self, memo):
         """Optimizers deep-copy programs: copies share the loaded model, lock and call cache (as `LocalLM`)."""
@@ -233,13 +234,13 @@ def _load(gguf: Path, n_ctx: int, threads: int | None):
     return llm
 
 
-def _snapshots(llm, slots: int) -> KVSnapshots:
-    """One set of saved caches per loaded model: copies of the LM (optimizers make many) share it."""
-    snaps = getattr(llm, "_extes_snapshots", None)
-    if snaps is None:
-        snaps = KVSnapshots(llm, slots)
-        llm._extes_snapshots = snaps
-    return snaps
+def _shared(llm, name: str, make):
+    """An object kept on the loaded model, so that every TeacherLM (and copy) on it uses the same one."""
+    value = getattr(llm, name, None)
+    if value is None:
+        value = make()
+        setattr(llm, name, value)
+    return value
 
 
 def _close_all() -> None:

@@ -31,3 +31,17 @@ def test_loop_on_own_message():
 
 def test_empty():
     assert codes("  ") == ["empty"]
+
+
+def test_a_message_that_continues_the_listeners_cut_sentence():
+    cut = [HISTORY[0], {"role": "assistant", "text": "It might help to break your debts into"}]
+    assert codes("smaller monthly payments so they feel lighter.", cut) == ["fragment"]
+    assert codes("i just feel so tired of all of it.") == []  # lower case after a whole sentence is texting
+
+
+def test_whole_sentences_drops_what_the_token_limit_cut():
+    from extes.programs.synthesizer import whole_sentences
+
+    assert whole_sentences("I hear you. Breaking your debts into") == "I hear you."
+    assert whole_sentences("No sentence end at all") == "No sentence end at all"
+    assert whole_sentences("Fine. Done!") == "Fine. Done!"
