@@ -28,12 +28,14 @@ from extes.tuning.compile import OPTIMIZERS, compile_program
 @click.option("--balance", is_flag=True, help="Take strategies in turn when sampling examples.")
 @click.option("--k", type=NON_NEGATIVE_INT, default=4, show_default=True, help="Demos per predictor.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--keep-best", is_flag=True,
+              help="Save the uncompiled program instead when compiling made it worse on the valset.")
 @common.out_option(help="program.json (Module.save).", required=True)
 @common.quiet_option
 @common.verbose_option
 @common.json_option
 def compile_cmd(program, optimizer, trainset, valset, student, teacher, api_base, limit, val_limit, balance, k, seed,
-                out, quiet, as_json) -> None:
+                keep_best, out, quiet, as_json) -> None:
     """Compile PROGRAM with a DSPy optimizer; report the valset metric before and after; save program.json,
     program.manifest.json and the teacher traces (program.traces.json) for distillation.
 
@@ -62,10 +64,12 @@ def compile_cmd(program, optimizer, trainset, valset, student, teacher, api_base
         val = turn_examples(read_corpus(valset, None, opts).dialogues, program, limit=val_limit, seed=seed + 1)
     lm = load_lm(student, api_base=api_base)
     t_lm = load_lm(teacher, api_base=api_base) if teacher else None
-    result = compile_program(program, optimizer, train, val, lm, teacher=t_lm, seed=seed, k=k, out=out, quiet=quiet)
+    result = compile_program(program, optimizer, train, val, lm, teacher=t_lm, seed=seed, k=k, out=out, quiet=quiet,
+                             keep_best=keep_best)
     if as_json:
         emit_json(result)
     else:
         b, a = result["valid_before"], result["valid_after"]
+        kept = " (worse: the uncompiled program was saved)" if result["kept"] == "uncompiled" else ""
         click.echo(f"{program} + {optimizer}: valid {b['score']:.1f} -> {a['score']:.1f} "
-                   f"({a['n']} examples, {result['wall_s']} s); saved {out}")
+                   f"({a['n']} examples, {result['wall_s']} s); saved {out}{kept}")

@@ -144,8 +144,13 @@ def score(program, examples: list, metric, program_name: str) -> dict[str, float
 
 
 def compile_program(program_name: str, optimizer: str, trainset: list, valset: list, student, *, teacher=None,
-                    seed: int = 0, k: int = 4, out: Path | None = None, quiet: bool = False) -> dict[str, Any]:
-    """Compile, score before and after on the valset, save the program, its manifest and the teacher traces."""
+                    seed: int = 0, k: int = 4, out: Path | None = None, quiet: bool = False,
+                    keep_best: bool = False) -> dict[str, Any]:
+    """Compile, score before and after on the valset, save the program, its manifest and the teacher traces.
+
+    With `keep_best`, a compiled program that scores below the uncompiled one on the valset is not kept: the
+    uncompiled program is saved instead (`result["kept"]` says which), as the recipe does (with the 1.5B teacher,
+    bootstrapped demos made both programs worse)."""
     metric = METRICS[program_name]
     if out:  # before any compute: a missing folder is made, a path that cannot be one fails now, in one line
         Path(out).parent.mkdir(parents=True, exist_ok=True)
@@ -160,11 +165,16 @@ def compile_program(program_name: str, optimizer: str, trainset: list, valset: l
                                  teacher_lm=teacher)
         after = score(compiled, valset, metric, program_name)
     wall = time.perf_counter() - t0
+    kept = "uncompiled" if keep_best and after["score"] < before["score"] else "compiled"
+    if kept == "uncompiled":
+        compiled = base
     result = {"program": program_name, "optimizer": optimizer, "seed": seed, "valid_before": before,
-              "valid_after": after, "train": len(trainset), "valid": len(valset), "wall_s": round(wall, 2)}
+              "valid_after": after, "kept": kept, "train": len(trainset), "valid": len(valset),
+              "wall_s": round(wall, 2)}
     if out:
         out = Path(out)
-        if optimizer != "knn":  # KNN picks demos per input at run time; its state is the trainset, not a demo list
+        # KNN picks demos per input at run time (its state is the trainset, not a demo list): not saved.
+        if optimizer != "knn" or kept == "uncompiled":
             compiled.save(str(out))
         traces = [{"predictor": name, "demos": [dict(d) for d in p.demos]} for name, p in compiled.named_predictors()]
         write_text_atomic(out.with_suffix(".traces.json"), json.dumps(traces, ensure_ascii=False, default=str) + "\n")

@@ -126,3 +126,26 @@ def test_compile_seeker_from_seed_dialogues(cli, tmp_path):
     assert code == 0, err
     r = _json.loads(stdout)
     assert r["valid_after"]["n"] == 4 and r["valid_after"]["score"] > 0 and out.exists()
+
+
+def test_keep_best_saves_the_uncompiled_program_when_compiling_made_it_worse(cli, splits, tmp_path, monkeypatch):
+    from extes.tuning import compile as compile_mod
+
+    scores = iter([{"score": 75.0, "n": 6}, {"score": 25.0, "n": 6}])  # before, after: what the teacher did
+    monkeypatch.setattr(compile_mod, "score", lambda *a, **k: next(scores))
+    out = tmp_path / "clf.json"
+    code, stdout, err = cli("compile", "classifier", "--optimizer", "labeled", "--trainset", splits / "train.jsonl",
+                            "--valset", splits / "valid.jsonl", "-m", "scripted", "--k", "3", "--keep-best",
+                            "--out", out, "--json")
+    assert code == 0, err
+    assert json.loads(stdout)["kept"] == "uncompiled"
+    saved = StrategyClassifier()
+    saved.load(str(out))
+    assert saved.classify.demos == []  # the labeled demos were dropped with the worse program
+    # Without the flag the compiled program is kept even so.
+    scores = iter([{"score": 75.0, "n": 6}, {"score": 25.0, "n": 6}])
+    code, stdout, _ = cli("compile", "classifier", "--optimizer", "labeled", "--trainset", splits / "train.jsonl",
+                          "--valset", splits / "valid.jsonl", "-m", "scripted", "--k", "3", "--out", out, "--json")
+    assert json.loads(stdout)["kept"] == "compiled"
+    saved.load(str(out))
+    assert len(saved.classify.demos) == 3
