@@ -85,8 +85,8 @@ def gather(out: Path, state: dict[str, Any]) -> dict[str, Any]:
                                                      "prompt_tokens", "completion_tokens", "cost_usd")},
                       "accepted_per_hour": round(synth.get("accepted", 0) / synth_h, 2) if synth_h else None,
                       "rejections": _rejections(out / "synth")},
-        "compile": {p: {k: (_json(logs / f"compile-{p}.json") or {}).get(k) for k in ("valid_before", "valid_after",
-                                                                                     "wall_s")}
+        "compile": {p: {k: (_json(logs / f"compile-{p}.json") or {}).get(k)
+                        for k in ("valid_before", "valid_after", "kept", "wall_s")}
                     for p in ("classifier", "supporter")},
         "distill": {k: (_json(logs / "distill.json") or {}).get(k) for k in
                     ("train_examples", "valid_loss_before", "valid_loss_after", "steps", "train_tokens")},
@@ -115,7 +115,8 @@ def report_markdown(r: dict[str, Any]) -> str:
               "## Compiled with the teacher (valid score before -> after)", ""]
     for p, v in r["compile"].items():
         b, a = v.get("valid_before") or {}, v.get("valid_after") or {}
-        lines.append(f"- {p}: {_cell(b.get('score'))} -> {_cell(a.get('score'))} ({a.get('n')} examples)")
+        kept = "; worse, so the uncompiled program was kept" if v.get("kept") == "uncompiled" else ""
+        lines.append(f"- {p}: {_cell(b.get('score'))} -> {_cell(a.get('score'))} ({a.get('n')} examples{kept})")
     d = r["distill"]
     lines += ["", "## Distillation into the student", "",
               f"{d.get('train_examples')} teacher traces, {d.get('steps')} LoRA steps, {d.get('train_tokens')} tokens; "
