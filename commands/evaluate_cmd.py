@@ -100,8 +100,8 @@ def evaluate(ctx, model, adapter, api_base, program, test_corpus, mode, limit, w
 @json_option
 def compare(runs, reps, out, paired_reps, seed, as_json) -> None:
     """A Table 6-style comparison of evaluation RUNS with bootstrap 95% confidence intervals, and a paired test of
-    each run against the first on their shared samples (paired bootstrap over dialogues): a p-value and a one-line
-    verdict per metric. Runs that share no sample are refused.
+    each run against the first on their shared samples (paired bootstrap over dialogues; the exact randomization
+    test up to 10 dialogues): a p-value and a one-line verdict per metric. Runs that share no sample are refused.
 
     \b
     Examples:

@@ -6,6 +6,12 @@ Two-sided p-value of "no difference", from the bootstrap distribution shifted to
 1993, sec. 16.4; as in Koehn 2004 and Berg-Kirkpatrick et al. 2012): p = (1 + #{|delta* - delta| >= |delta|}) /
 (reps + 1), so the smallest p it can report is 1 / (reps + 1). A metric is called different when p < alpha. With
 a single dialogue every resample equals the sample, so nothing is tested (the verdict says so, p = 1).
+
+With few dialogues the bootstrap is far too confident (with 3 dialogues that all move the same way, every resample
+does, and it reported p <= 0.001). Up to `EXACT_MAX` dialogues the test is instead the exact paired randomization
+test over dialogues: under "no difference" the two runs' outputs are exchangeable within a dialogue, so delta is
+recomputed for all 2^k ways of swapping A and B in some dialogues, and p = #{|delta_swap| >= |delta|} / 2^k. Its
+smallest p is 2 / 2^k (0.25 for 3 dialogues, 0.002 for 10), which is what so few dialogues can show.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from typing import Any
 from extes.errors import InputError
 from extes.tuning import resample as R
 
+EXACT_MAX = 10  # dialogues up to which the exact randomization test replaces the bootstrap
 METRICS = ("ppl", "meteor", "bleu2", "bleu4", "rouge_l", "extrema", "dist1", "dist2", "dist3")
 LOWER_IS_BETTER = {"ppl"}
 
@@ -55,28 +62,46 @@ def paired_test(rows_a: list[dict], rows_b: list[dict], name_a: str = "A", name_
                for k in keys}
         return {"a": name_a, "b": name_b, "n": len(a), "dialogues": len(groups), "reps": 0, "seed": seed,
                 "alpha": alpha, "method": "paired bootstrap over dialogues, null-shifted, two-sided", "metrics": out}
-    for _ in range(reps):
-        idx = R.resample_groups(groups, rng)
-        ra, rb = R.table6([sa[i] for i in idx]), R.table6([sb[i] for i in idx])
-        for k in keys:
-            if abs((rb[k] - ra[k]) - observed[k]) >= abs(observed[k]) - 1e-12:
-                extreme[k] += 1
-    floor = 1 / (reps + 1)
+    exact = len(groups) <= EXACT_MAX
+    if exact:
+        members = list(groups.values())
+        reps = 2 ** len(members)
+        for mask in range(reps):
+            swap = {i for g, idx in enumerate(members) if mask >> g & 1 for i in idx}
+            ra = R.table6([sb[i] if i in swap else sa[i] for i in range(len(sa))])
+            rb = R.table6([sa[i] if i in swap else sb[i] for i in range(len(sa))])
+            for k in keys:
+                if abs(rb[k] - ra[k]) >= abs(observed[k]) - 1e-12:
+                    extreme[k] += 1
+    else:
+        for _ in range(reps):
+            idx = R.resample_groups(groups, rng)
+            ra, rb = R.table6([sa[i] for i in idx]), R.table6([sb[i] for i in idx])
+            for k in keys:
+                if abs((rb[k] - ra[k]) - observed[k]) >= abs(observed[k]) - 1e-12:
+                    extreme[k] += 1
+    floor = 2 / reps if exact else 1 / (reps + 1)
+    method = (f"exact paired randomization over dialogues (all {reps} swaps), two-sided" if exact else
+              "paired bootstrap over dialogues, null-shifted, two-sided")
     out = {}
     for k in keys:
-        p = (1 + extreme[k]) / (reps + 1)
+        p = extreme[k] / reps if exact else (1 + extreme[k]) / (reps + 1)
         line = verdict(name_a, name_b, observed[k], p, alpha, floor)
         if k in LOWER_IS_BETTER and p < alpha and observed[k] != 0:
             line += " (lower is better)"
         out[k] = {"a": ta[k], "b": tb[k], "delta": observed[k], "p": p, "verdict": line}
     return {"a": name_a, "b": name_b, "n": len(a), "dialogues": len(groups), "reps": reps, "seed": seed,
-            "alpha": alpha, "method": "paired bootstrap over dialogues, null-shifted, two-sided", "metrics": out}
+            "alpha": alpha, "method": method, "metrics": out}
 
 
 def paired_markdown(result: dict[str, Any]) -> str:
     """The paired test as a Markdown table, one verdict per metric."""
-    lines = [f"Paired bootstrap over {result['dialogues']} dialogues ({result['n']} shared samples, "
-             f"{result['reps']} resamples, seed {result['seed']}): {result['b']} vs {result['a']}", "",
+    how = (f"Exact paired randomization test over {result['dialogues']} dialogues ({result['n']} shared samples, "
+           f"all {result['reps']} swaps; the smallest possible p is {2 / max(result['reps'], 1):.3g})"
+           if result["method"].startswith("exact") else
+           f"Paired bootstrap over {result['dialogues']} dialogues ({result['n']} shared samples, "
+           f"{result['reps']} resamples, seed {result['seed']})")
+    lines = [f"{how}: {result['b']} vs {result['a']}", "",
              f"| metric | {result['a']} | {result['b']} | delta | p | verdict |", "|---|---|---|---|---|---|"]
     for k, v in result["metrics"].items():
         lines.append(f"| {k} | {v['a']:.2f} | {v['b']:.2f} | {v['delta']:+.2f} | {v['p']:.4f} | {v['verdict']} |")

@@ -79,3 +79,16 @@ def test_one_dialogue_is_not_testable():
     res = paired_test(rows_a, rows_b, "A", "B", reps=50)
     assert res["dialogues"] == 1
     assert all(v["p"] == 1.0 and v["verdict"].startswith("not testable") for v in res["metrics"].values())
+
+
+def test_few_dialogues_get_the_exact_randomization_test_and_cannot_claim_more_than_they_show():
+    # 3 dialogues that all move the same way: the bootstrap said p <= 0.001; all 8 swaps give p = 2/8.
+    res = paired_test(rows(n_dialogues=3), rows(n_dialogues=3, shift=0.2), "A", "B", reps=500)
+    assert res["method"].startswith("exact") and res["reps"] == 8
+    assert res["metrics"]["rouge_l"]["p"] == 0.25 and res["metrics"]["rouge_l"]["verdict"].startswith("no difference")
+    # 8 dialogues with the same shift: 2/256 < 0.05, so the difference is shown, at the test's floor.
+    res = paired_test(rows(n_dialogues=8), rows(n_dialogues=8, shift=0.2), "A", "B")
+    assert res["metrics"]["rouge_l"]["p"] == 2 / 256 and res["metrics"]["rouge_l"]["verdict"].startswith("B > A, p <=")
+    from extes.tuning.paired import paired_markdown
+
+    assert paired_markdown(res).startswith("Exact paired randomization test over 8 dialogues")
