@@ -52,7 +52,8 @@ class SynthConfig:
         "help": "whole: one call per dialogue (capable models); turns: self-chat turn by turn (small models)."})
     target: int = field(default=10, metadata={"help": "Stop at this many accepted dialogues."})
     workers: int = field(default=1, metadata={"help": "Parallel LM calls."})
-    demos: int = field(default=1, metadata={"help": "Demo dialogues per call (whole mode)."})
+    demos: int = field(default=1, metadata={
+        "help": "Demo dialogues per task (whole mode: shown whole; turn mode: their descriptions and a seeker line)."})
     round_size: int = field(default=0, metadata={"help": "Tasks per expansion round (default max(10, target/3))."})
     uniform: bool = field(default=False, metadata={"help": "Equal quotas per scene instead of Table 1's proportions."})
     scenes: list[str] = field(default_factory=list, metadata={"help": "Only these scenes, separated by ';'."})
