@@ -21,6 +21,18 @@ def seeker_view(history: list[dict]) -> list[dict]:
     return [{"role": "assistant" if t["role"] == "user" else "user", "text": t["text"]} for t in history]
 
 
+LISTENER_OPENING = "Hi, I'm here to listen. What's been going on?"  # the seeker's view only, not the dialogue's
+
+
+def seeker_transcript(turns: list[dict]) -> str:
+    """The conversation (in its own roles) as a seeker simulator reads it: the listener's opening line (so that the
+    first message answers someone), then one line per turn, ending with the Person's cue. Used by the arena's
+    seeker and by turn-mode synthesis."""
+    lines = [f"Listener: {LISTENER_OPENING}"]
+    lines += [f"{'Person' if t['role'] == 'user' else 'Listener'}: {t['text']}" for t in turns]
+    return "\n".join([*lines, "Person:"])
+
+
 def split_end(message: str) -> tuple[str, str | None]:
     """(message without the end marker, "helped" | "gave_up" | None)."""
     for marker, reason in ((END_HELPED, "helped"), (END_GAVE_UP, "gave_up")):
@@ -32,8 +44,9 @@ def split_end(message: str) -> tuple[str, str | None]:
 class SeekerSimulator(dspy.Module):
     """(card, history in the seeker's view: see `seeker_view`) → Prediction(message, end, problems, attempts).
 
-    `card` is a RoleCard or its rendered text (as in compiled demos); the view is the caller's, so that labelled
-    demos, traces and live calls all show the seeker as the assistant."""
+    `card` is a RoleCard or its rendered text (as in compiled demos); the history is in the seeker's view (as in
+    `tuning/datasets.seeker_examples`); the LM reads it as a transcript (`seeker_transcript`), in which it is the
+    Person."""
 
     def __init__(self, retries: int = 2):
         super().__init__()
@@ -49,7 +62,7 @@ class SeekerSimulator(dspy.Module):
         for attempt in range(self.retries + 1):
             # The same card, turn and seed give the same rollout for every supporter, so seekers differ only by reply.
             config = {"rollout_id": seed * 1000 + len(history) * 10 + attempt} if attempt or seed else {}
-            raw = self.simulate(card=rendered, history=history, config=config).message
+            raw = self.simulate(card=rendered, conversation=seeker_transcript(original), config=config).message
             message, end = split_end(raw)
             if not message and end:
                 return dspy.Prediction(message="", end=end, problems=[], attempts=attempt + 1)

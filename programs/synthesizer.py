@@ -26,12 +26,12 @@ from extes.corpus.formats.extes_json import dialogue_to_record, record_to_dialog
 from extes.corpus.prompts import strategy_list
 from extes.corpus.role_checks import check_seeker_message
 from extes.corpus.validation import AI_VOICE, DEMO_COPY, MIN_UTT, REPEAT
+from extes.programs.seeker import seeker_transcript
 from extes.programs.supporter import Supporter
 from extes.signatures.dialogue import Dialogue, Meta, Turn
 from extes.signatures.synthesis import DescribeSituation, SimulateHelpSeeker, SynthesizeSupportDialogue
 
 MODES = ("whole", "turns")
-LISTENER_OPENING = "Hi, I'm here to listen. What's been going on?"  # the seeker's view only, not the dialogue's
 # Turn mode: a description, seeker message or reply that broke role or repeated is sampled again, twice at most.
 RETRIES, RETRY_TEMPERATURE = 2, 0.8
 
@@ -145,14 +145,6 @@ class DialogueSynthesizer(dspy.Module):
         d = Dialogue(id=dialogue_id, scene=scene, description=description,
                      turns=[Turn(**t) for t in turns], meta=Meta(source="generated"))
         return dspy.Prediction(dialogue=d, raw=None)
-
-
-def seeker_transcript(turns: list[dict]) -> str:
-    """The conversation as the seeker simulator reads it: the listener's opening line (so that the first message
-    answers someone), then one line per turn, ending with the Person's cue."""
-    lines = [f"Listener: {LISTENER_OPENING}"]
-    lines += [f"{'Person' if t['role'] == 'user' else 'Listener'}: {t['text']}" for t in turns]
-    return "\n".join([*lines, "Person:"])
 
 
 def turn_demos(dialogues: list[Dialogue]) -> tuple[list[str], list[dict]]:

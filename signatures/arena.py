@@ -67,13 +67,15 @@ class RoleCard(BaseModel):
 
 class SimulateSeeker(dspy.Signature):
     """You are playing a person who seeks emotional support, described by the role card; you are NOT the helper.
-    Write your next chat message to the supporter in the first person, one to three short sentences, about your own
-    feelings and situation; never give advice or ask how you can help. If you feel helped, end with [DONE]; if you
-    want to give up, end with [LEAVE]."""
+    Write only the Person's next chat message to the supporter: one to three short sentences in the first person
+    about your own feelings and situation; never give advice or ask how you can help. If you feel helped, end with
+    [DONE]; if you want to give up, end with [LEAVE]."""
 
     card: str = dspy.InputField(desc="Your role card: situation, emotion, what you reveal and how you talk")
-    history: list[dict] = dspy.InputField(desc="The conversation so far; the supporter's messages are the user's")
-    message: str = dspy.OutputField(desc="Your next message as the help-seeker")
+    # A transcript, not chat turns: shown its own turns as the assistant's, the 1.5B teacher answered as the
+    # assistant, i.e. as the supporter ("I'm so glad you reached out. Stay with me."); synthesis had the same failure.
+    conversation: str = dspy.InputField(desc="The chat so far, one line per message (Person: you; Listener: them)")
+    message: str = dspy.OutputField(desc="The Person's next message")
 
 
 class JudgeSupportPair(dspy.Signature):

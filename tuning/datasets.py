@@ -10,7 +10,7 @@ import dspy
 from extes.corpus.assets import load_taxonomy
 from extes.errors import InputError
 from extes.programs.arena_cards import card_from_dialogue
-from extes.programs.seeker import seeker_view
+from extes.programs.seeker import seeker_transcript, seeker_view
 from extes.signatures.dialogue import Dialogue
 
 PROGRAMS = ("classifier", "supporter", "synthesizer", "seeker", "judge")
@@ -72,7 +72,9 @@ def seeker_examples(dialogues: list[Dialogue]) -> list[dspy.Example]:
         card = card_from_dialogue(d).render()
         for i, t in enumerate(d.turns):
             if t.role == "user" and i > 0:
-                history = seeker_view([{"role": x.role, "text": x.text} for x in d.turns[:i]])
-                out.append(dspy.Example(card=card, history=history, message=t.text, id=f"{d.id}#{i}")
+                turns = [{"role": x.role, "text": x.text} for x in d.turns[:i]]
+                # `history` is the module's input; `conversation` is what its predictor reads, for labelled demos
+                out.append(dspy.Example(card=card, history=seeker_view(turns), conversation=seeker_transcript(turns),
+                                        message=t.text, id=f"{d.id}#{i}")
                            .with_inputs("card", "history"))
     return out

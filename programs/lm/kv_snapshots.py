@@ -10,12 +10,18 @@ the longest prefix with it is restored if that beats what the live cache shares.
 prompt tokens (evaluated in a batch) are saved, and their cells are bit for bit what a cold evaluation computes
 (see `save`); the prompt's last token is always decoded again (llama-cpp-python replays it when the prefix covers
 the whole prompt), so sampling starts from fresh logits.
+
+`score_choices` is the likelihood scoring both llama.cpp LMs (`TeacherLM`, `LlamaCppLM`) use for `Literal` outputs:
+the shared prompt is brought into the cache once (live prefix or snapshot reused), each choice is one short batch
+on top of it, and the prompt is kept for the next call with the same history. `shared_on` keeps one lock and one
+`KVSnapshots` per loaded model, so every LM object on a GGUF uses the same ones.
 """
 
 from __future__ import annotations
 
 import ctypes
 from dataclasses import dataclass
+from typing import Any
 
 # Restoring costs a copy of the snapshot; below this many extra tokens, evaluating them again is as cheap.
 MIN_GAIN = 32
@@ -112,3 +118,60 @@ class KVSnapshots:
         self.saved = [s for s in self.saved if shared_prefix(s.tokens, snap.tokens) < len(s.tokens)]
         self.saved.append(snap)
         del self.saved[: max(0, len(self.saved) - self.slots)]
+
+
+def shared_on(llm, name: str, make) -> Any:
+    """An object kept on the loaded model, so that every LM object (and copy) on it uses the same one."""
+    value = getattr(llm, name, None)
+    if value is None:
+        value = make()
+        setattr(llm, name, value)
+    return value
+
+
+def eval_prefix(llm, tokens: list[int]) -> int:
+    """Bring llama.cpp's KV cache to exactly `tokens`, reusing the longest prefix it already holds; returns how many
+    tokens were evaluated."""
+    common = shared_prefix(llm._input_ids.tolist(), tokens)
+    llm.n_tokens = common
+    if common < len(tokens):
+        llm.eval(tokens[common:])
+    else:
+        llm._ctx.kv_cache_seq_rm(-1, common, -1)
+    return len(tokens) - common
+
+
+def logits_after(llm, tokens: list[int], n_past: int):
+    """Logits at every position of `tokens` decoded after the first `n_past` cached tokens (then dropped)."""
+    import numpy as np
+
+    llm._ctx.kv_cache_seq_rm(-1, n_past, -1)
+    llm._batch.set_batch(batch=tokens, n_past=n_past, logits_all=True)
+    llm._ctx.decode(llm._batch)
+    rows = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(len(tokens), llm.n_vocab())).astype(np.float64)
+    llm._ctx.kv_cache_seq_rm(-1, n_past, -1)
+    return rows
+
+
+def score_choices(llm, base: list[int], conts: list[list[int]], snapshots: KVSnapshots | None = None) -> list[float]:
+    """Mean log-probability of each continuation after the prompt `base` (the caller holds the model's lock).
+
+    `base[:-1]` is brought into the cache (a snapshot or the live prefix reused) and kept; each continuation is one
+    batch of `base[-1:] + cont`, whose row j predicts token j + 1."""
+    import numpy as np
+
+    if snapshots is not None:
+        snapshots.restore_for(base[:-1])
+    eval_prefix(llm, base[:-1])
+    if snapshots is not None:
+        snapshots.save(base[:-1])
+    scores = []
+    for cont in conts:
+        if not cont:
+            scores.append(float("-inf"))
+            continue
+        rows = logits_after(llm, base[-1:] + cont, len(base) - 1)
+        logp = rows - np.logaddexp.reduce(rows, axis=1, keepdims=True)
+        scores.append(float(np.mean([logp[j, t] for j, t in enumerate(cont)])))
+    llm._requires_eval = True  # the logits are a choice's: a completion must decode its prompt's end again
+    return scores

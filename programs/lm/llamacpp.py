@@ -20,6 +20,7 @@ from typing import Any
 import dspy
 
 from extes.errors import ModelError
+from extes.programs.lm.kv_snapshots import KVSnapshots, score_choices, shared_on
 from extes.programs.lm.llamacpp_batch import Sampling, batcher_for
 from extes.programs.lm.registry import Backend, Capabilities, Option, sampling_options
 from extes.programs.lm.response import chat_response
@@ -73,7 +74,9 @@ class LlamaCppLM(dspy.BaseLM):
         self.n_ctx = n_ctx
         self.batched = batched
         self.llm = _load(self.path, n_ctx)
-        self._lock = threading.Lock()
+        # One lock and one set of saved KV caches per loaded model: LMs on the same GGUF share its context.
+        self._lock = shared_on(self.llm, "_extes_lock", threading.Lock)
+        self.snapshots = shared_on(self.llm, "_extes_snapshots", lambda: KVSnapshots(self.llm))
         template = self.llm.metadata.get("tokenizer.chat_template")
         if not template:
             raise ModelError(f"{self.path}: the GGUF carries no chat template; use a chat (instruct) model")
@@ -109,8 +112,12 @@ class LlamaCppLM(dspy.BaseLM):
             text = self.tokenizer.decode(req.result())
             stops = [s for s in self._sampling(kwargs)["stop"] if s in text]
             return _cut(text, stops).strip(), n_prompt, len(req.new)
+        text = self.prompt_text(messages)
         with self._lock:
-            out = self.llm.create_completion(self.prompt_text(messages), **self._sampling(kwargs))
+            prompt = self._tokens(text)
+            self.snapshots.restore_for(prompt)
+            out = self.llm.create_completion(text, **self._sampling(kwargs))
+            self.snapshots.save(prompt)
         usage = out["usage"]
         return out["choices"][0]["text"].strip(), usage["prompt_tokens"], usage["completion_tokens"]
 
@@ -159,14 +166,18 @@ class LlamaCppLM(dspy.BaseLM):
             if len(text) > sent:
                 yield text[sent:] if sent else text.lstrip()
             return
+        text = self.prompt_text(messages)
         with self._lock:
+            prompt = self._tokens(text)
+            self.snapshots.restore_for(prompt)
             first = True
-            for chunk in self.llm.create_completion(self.prompt_text(messages), stream=True, **self._sampling(kwargs)):
+            for chunk in self.llm.create_completion(text, stream=True, **self._sampling(kwargs)):
                 piece = chunk["choices"][0]["text"]
                 if first:  # the template leaves the reply to start after a newline or space
                     piece, first = piece.lstrip(), not piece.strip()
                 if piece:
                     yield piece
+            self.snapshots.save(prompt)
 
     def forward(self, prompt=None, messages=None, **kwargs):
         kwargs.pop("rollout_id", None)
@@ -175,41 +186,21 @@ class LlamaCppLM(dspy.BaseLM):
         return chat_response(self, messages or [{"role": "user", "content": prompt or ""}], n, **kwargs)
 
     # -- scoring ----------------------------------------------------------------------------------------------
-    def _last_logprobs(self):
-        import numpy as np
-
-        llama_cpp = _llama_cpp()
-        logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(self.llm.ctx, -1),
-                                       shape=(self.llm.n_vocab(),)).astype(np.float64)
-        logits -= logits.max()
-        return logits - np.log(np.exp(logits).sum())
+    def _tokens(self, text: str) -> list[int]:
+        return self.llm.tokenize(text.encode("utf-8"), add_bos=True, special=True)
 
     def score_choices(self, messages: list[dict[str, str]], choices: list[str], prefix: str = "") -> list[float]:
         """Mean log-probability of each choice as the start of the assistant's reply (after `prefix`).
 
-        The prompt is evaluated once; for each choice the KV cache is cut back to the prompt (llama.cpp's `eval`
-        drops everything past `n_tokens`) and the choice's tokens are fed one at a time.
+        As `TeacherLM.score_choices` (`kv_snapshots.score_choices`): the prompt is evaluated once and kept, so the
+        next call with the same history (the adapter scores one field after another; the arena and evaluation ask
+        the same conversation again) evaluates only what is new; each choice is one batch on top of it.
         """
-        prompt = self.llm.tokenize((self.prompt_text(messages) + prefix).encode("utf-8"), add_bos=True,
-                                   special=True)
-        self.last_prompt_tokens = len(prompt)
-        scores = []
+        base = self._tokens(self.prompt_text(messages) + prefix)
+        self.last_prompt_tokens = len(base)
+        conts = [self.llm.tokenize(c.encode("utf-8"), add_bos=False, special=False) for c in choices]
         with self._lock:
-            self.llm.reset()
-            self.llm.eval(prompt)
-            after_prompt = self._last_logprobs()
-            for choice in choices:
-                ids = self.llm.tokenize(choice.encode("utf-8"), add_bos=False, special=False)
-                self.llm.n_tokens = len(prompt)
-                logp, total = after_prompt, 0.0
-                for i, tok in enumerate(ids):
-                    total += float(logp[tok])
-                    if i + 1 < len(ids):
-                        self.llm.eval([tok])
-                        logp = self._last_logprobs()
-                scores.append(total / max(1, len(ids)))
-            self.llm.reset()  # the next completion must not reuse a prefix that ends in a choice
-        return scores
+            return score_choices(self.llm, base, conts, self.snapshots)
 
     def count_tokens(self, text: str) -> int:
         return len(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))

@@ -120,7 +120,9 @@ class ScriptedLM(dspy.BaseLM):
 
 def _seeker_message(messages: list[dict], seed: int) -> str:
     """A help-seeker who talks for six messages, then says it helped (the end signal)."""
-    said = sum(1 for m in messages if m["role"] == "assistant")
+    # it reads a transcript (programs/seeker.py): its own earlier messages are the "Person:" lines before the cue
+    text = "\n".join(m["content"] for m in messages if m["role"] != "assistant")
+    said = sum(1 for line in text.splitlines() if line.strip().startswith("Person:")) - 1
     if said >= 6:
         return "Thank you, talking this through really helped me. [DONE]"
     return compose_user_message(seed)

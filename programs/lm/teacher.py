@@ -23,7 +23,7 @@ from typing import Any
 import dspy
 
 from extes.errors import ModelError
-from extes.programs.lm.kv_snapshots import KVSnapshots
+from extes.programs.lm.kv_snapshots import KVSnapshots, score_choices, shared_on
 from extes.programs.lm.response import memoized_forward
 
 log = logging.getLogger(__name__)
@@ -68,9 +68,9 @@ class TeacherLM(dspy.BaseLM):
         self._memo: OrderedDict[str, Any] = OrderedDict()
         self.llm = _load(self.gguf, n_ctx, threads)
         # One lock per loaded model: two TeacherLMs built on the same GGUF share its llama.cpp context.
-        self._lock = _shared(self.llm, "_extes_lock", threading.Lock)
+        self._lock = shared_on(self.llm, "_extes_lock", threading.Lock)
         # Prompts that take turns (seeker, strategy choice, reply) each keep their evaluated prefix (kv_snapshots).
-        self.snapshots = _shared(self.llm, "_extes_snapshots", lambda: KVSnapshots(self.llm, kv_slots))
+        self.snapshots = shared_on(self.llm, "_extes_snapshots", lambda: KVSnapshots(self.llm, kv_slots))
 
     def __deepcopy__(self, memo):
         """Optimizers deep-copy programs: copies share the loaded model, lock and call cache (as `LocalLM`)."""
@@ -151,50 +151,13 @@ class TeacherLM(dspy.BaseLM):
         The shared prompt is evaluated once (and kept, so the next call with the same history reuses it); each
         choice then costs one short batch of its own tokens on top of that KV cache.
         """
-        import numpy as np
-
         base = self.prompt_tokens(messages)
         if prefix:
             base += self.llm.tokenize(prefix.encode("utf-8"), add_bos=False)
         self.last_prompt_tokens = len(base)
         conts = [self.llm.tokenize(c.encode("utf-8"), add_bos=False) for c in choices]
-        scores = []
         with self._lock:
-            self.snapshots.restore_for(base[:-1])
-            self._eval_prefix(base[:-1])
-            self.snapshots.save(base[:-1])
-            for cont in conts:
-                rows = self._logits_for(base[-1:] + cont, len(base) - 1)  # row j predicts token j + 1
-                logp = rows - np.logaddexp.reduce(rows, axis=1, keepdims=True)
-                scores.append(float(np.mean([logp[j, t] for j, t in enumerate(cont)])))
-            self.llm._requires_eval = True  # the logits are a choice's: a completion must decode its prompt's end
-        return scores
-
-    def _eval_prefix(self, tokens: list[int]) -> None:
-        """Bring llama.cpp's KV cache to exactly `tokens`, reusing the longest prefix it already holds."""
-        held = self.llm._input_ids.tolist()
-        common = 0
-        for a, b in zip(held, tokens, strict=False):
-            if a != b:
-                break
-            common += 1
-        self.llm.n_tokens = common
-        if common < len(tokens):
-            self.llm.eval(tokens[common:])
-        else:
-            self.llm._ctx.kv_cache_seq_rm(-1, common, -1)
-
-    def _logits_for(self, tokens: list[int], n_past: int):
-        """Logits at every position of `tokens` decoded after the first `n_past` cached tokens (then dropped)."""
-        import numpy as np
-
-        llm = self.llm
-        llm._ctx.kv_cache_seq_rm(-1, n_past, -1)
-        llm._batch.set_batch(batch=tokens, n_past=n_past, logits_all=True)
-        llm._ctx.decode(llm._batch)
-        rows = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(len(tokens), llm.n_vocab())).astype(np.float64)
-        llm._ctx.kv_cache_seq_rm(-1, n_past, -1)
-        return rows
+            return score_choices(self.llm, base, conts, self.snapshots)
 
     def count_tokens(self, text: str) -> int:
         return len(self.llm.tokenize(text.encode("utf-8"), add_bos=False))
@@ -232,15 +195,6 @@ def _load(gguf: Path, n_ctx: int, threads: int | None):
         atexit.register(_close_all)
     _LOADED[key] = llm
     return llm
-
-
-def _shared(llm, name: str, make):
-    """An object kept on the loaded model, so that every TeacherLM (and copy) on it uses the same one."""
-    value = getattr(llm, name, None)
-    if value is None:
-        value = make()
-        setattr(llm, name, value)
-    return value
 
 
 def _close_all() -> None:

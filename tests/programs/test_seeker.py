@@ -58,3 +58,17 @@ def test_the_scripted_lm_plays_a_seeker_that_stays_in_role_and_ends():
             assert pred.problems == []
             history += [{"role": "user", "text": pred.message}, {"role": "assistant", "text": "I hear you."}]
     assert pred.end == "helped" and len(history) == 12
+
+
+def test_the_seeker_reads_a_transcript_in_which_it_is_the_person():
+    # As chat turns with its own messages as the assistant's, the 1.5B teacher answered as the supporter.
+    lm = ScriptedLM(["Telling my parents scares me more than the grades."])
+    with dspy.context(lm=lm, adapter=SmallChatAdapter()):
+        SeekerSimulator()(card=CARD, history=seeker_view(HISTORY))
+    messages = lm.history[-1]["messages"]
+    assert all(m["role"] != "assistant" for m in messages)
+    lines = "\n".join(m["content"] for m in messages).splitlines()
+    assert "Person: I failed two midterms this week and I can't stop shaking." in lines
+    assert "Listener: That sounds really frightening. What worries you most right now?" in lines
+    assert lines.index("Person:") > lines.index("Listener: That sounds really frightening. What worries you most "
+                                                "right now?")

@@ -11,14 +11,8 @@ import dspy
 from extes.corpus.assets import assets_dir
 from extes.corpus.formats import read_corpus
 from extes.programs.adapter import SmallChatAdapter
-from extes.programs.synthesizer import (
-    LISTENER_OPENING,
-    RETRY_TEMPERATURE,
-    DialogueSynthesizer,
-    _clean,
-    seeker_transcript,
-    turn_demos,
-)
+from extes.programs.seeker import LISTENER_OPENING, seeker_transcript
+from extes.programs.synthesizer import RETRY_TEMPERATURE, DialogueSynthesizer, _clean, turn_demos
 
 SCENE = "Conflicts or Communication Problems"
 IN_ROLE = ["I keep replaying what she said to me and I cannot sleep at all.",

@@ -50,6 +50,23 @@ def test_scores_rank_the_models_own_continuation_first(lm):
 
 
 @pytest.mark.model
+def test_scoring_keeps_the_prompt_for_the_next_call_on_the_same_history(lm, monkeypatch):
+    # The adapter scores a conversation's fields one after another and the arena and evaluation ask the same
+    # conversation again: the prompt is evaluated once, then only the choices are (each one batch on top of it).
+    choices = ["Emotional Validation", "Reflective Statements", "Affirmation"]
+    lm.llm.reset()
+    cold = lm.score_choices(CHAT, choices)
+    evaluated = []
+    real_eval = lm.llm.eval
+    monkeypatch.setattr(lm.llm, "eval", lambda tokens: (evaluated.append(len(tokens)), real_eval(tokens))[1])
+    again = lm.score_choices(CHAT, choices)
+    assert evaluated == [] and again == pytest.approx(cold, abs=1e-6)
+    longer = [*CHAT, {"role": "assistant", "content": "I'm sorry."}, {"role": "user", "content": "Thanks."}]
+    lm.score_choices(longer, choices)
+    assert 0 < sum(evaluated) < lm.last_prompt_tokens  # only what the longer chat adds
+
+
+@pytest.mark.model
 def test_reply_command_on_llamacpp(cli):
     code, stdout, err = cli("reply", "I failed my exam again", "-m", MODEL, "--max-tokens", "12", "--json")
     assert code == 0, err
