@@ -53,11 +53,15 @@ def test_untrusted_lm_class_is_refused(tmp_path):
 
 def test_better_together_prompt_then_weights(cli, tmp_path):
     """dspy.BetterTogether "p -> w": teacher-bootstrapped demos, then LoRA on the traces; every candidate scored on
-    held-out examples, the best kept and saved; the saved program reloads."""
+    held-out examples, the best kept and saved; the saved program reloads. The student is a tiny random LLaMA:
+    this checks the optimizer's steps (the embedded student's distillation is the test above)."""
+    from extes.programs.lm.weights import converted_folder, embedded_gguf
+
+    folder = tiny_llama(tmp_path / "models" / "tiny", converted_folder(embedded_gguf("smollm2-135m-instruct")))
     out = tmp_path / "bt"
-    code, stdout, err = cli("distill", "classifier", "--teacher", "scripted", "--optimizer", "better-together",
-                            "--strategy", "p -> w", "--limit", "4", "--val-limit", "2", "--max-steps", "2",
-                            "--out", out, "--json")
+    code, stdout, err = cli("distill", "classifier", "--teacher", "scripted", "--student", f"local/{folder}",
+                            "--optimizer", "better-together", "--strategy", "p -> w", "--limit", "4",
+                            "--val-limit", "2", "--max-steps", "2", "--out", out, "--json")
     assert code == 0, err
     r = json.loads(stdout)
     assert r["optimizer"] == "better-together" and r["valid_examples"] == 2

@@ -55,7 +55,7 @@ def test_long_dialogues_are_cut_not_truncated(tok):
 def test_lora_on_the_embedded_model_then_reply_with_it(cli, data, tmp_path):
     out = tmp_path / "lora"
     code, stdout, err = cli("tune", "lora", "--data", data / "train.jsonl", "--valid", data / "valid.jsonl",
-                            "--variant", "strategies", "--max-steps", "8", "--batch-size", "2", "--seq-len", "256",
+                            "--variant", "strategies", "--max-steps", "4", "--batch-size", "2", "--seq-len", "192",
                             "--lr", "1e-3", "--out", out, "--json")
     assert code == 0, err
     r = json.loads(stdout)
