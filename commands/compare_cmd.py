@@ -8,7 +8,15 @@ from pathlib import Path
 
 import click
 
-from extes.commands.common import NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE_INT, api_base_option, emit_json, json_option
+from extes.commands.common import (
+    NON_NEGATIVE,
+    NON_NEGATIVE_INT,
+    POSITIVE_INT,
+    api_base_option,
+    emit_json,
+    json_option,
+    progress_bar,
+)
 from extes.corpus.atomic import claim_output_dir, write_text_atomic
 from extes.corpus.formats import ReadOptions, read_corpus
 from extes.corpus.provenance import git_hash, recorded_argv, versions
@@ -66,9 +74,19 @@ def compare_optimizers(program, optimizers, seeds, trainset, valset, testset, mo
         dspy.configure_cache(enable_disk_cache=False, enable_memory_cache=False)
     lm = load_lm(model, api_base=api_base, cache=False if no_cache else None)
 
+    # One line per finished run on stderr (a long run on a local model takes minutes per run, logged or not), and
+    # on a terminal a bar over the examples scored.
+    rows_path = Path(out) / "rows.jsonl"
+    done = len(rows_path.read_text().splitlines()) if rows_path.exists() else 0
+    bar = progress_bar(max(0, 1 + len(names) * seeds - done) * 2 * val_limit, desc="scoring", unit="ex")
+
     def progress(row):
-        click.echo(f"{row['optimizer']} seed {row['seed']}: valid {row['valid']:.1f} test {row['test']:.1f} "
-                   f"({row['lm_calls']} calls, {row['wall_s']} s)", err=True)
+        line = (f"{row['optimizer']} seed {row['seed']}: valid {row['valid']:.1f} test {row['test']:.1f} "
+                f"({row['lm_calls']} calls, {row['wall_s']} s)")
+        if bar is not None:
+            bar.write(line, file=sys.stderr)
+        else:
+            click.echo(line, err=True)
 
     claim_output_dir(out, "compare-optimizers")
     manifest = {"program": program, "optimizers": names, "seeds": seeds, "model": model, "limit": limit,
@@ -79,7 +97,10 @@ def compare_optimizers(program, optimizers, seeds, trainset, valset, testset, mo
                 "command": "extes compare-optimizers " + " ".join(recorded_argv(sys.argv[2:]))}
     write_text_atomic(Path(out) / "manifest.json", json.dumps(manifest, indent=1) + "\n")
     summary = compare(program, names, seeds, train, valid, test, lm, out, model=model, limit=limit,
-                      val_limit=val_limit, k=k, max_cost=max_cost, progress=progress if sys.stderr.isatty() else None)
+                      val_limit=val_limit, k=k, max_cost=max_cost, progress=progress,
+                      tick=bar.update if bar is not None else None)
+    if bar is not None:
+        bar.close()
     if as_json:
         emit_json({"rows": summary["rows"], "table": summary["table"], "stopped": summary["stopped"]})
     else:

@@ -35,7 +35,9 @@ def _ci(values: list[float]) -> tuple[float, float]:
 
 def compare(program: str, optimizers: list[str], seeds: int, train_dialogues, valid_dialogues, test_dialogues, lm,
             out: Path, *, model: str, limit: int, val_limit: int, k: int = 4, max_cost: float | None = None,
-            progress=None) -> dict[str, Any]:
+            progress=None, tick=None) -> dict[str, Any]:
+    """Every (optimizer, seed) run not in `out/rows.jsonl` yet; `progress(row)` after each run, `tick()` after each
+    scored example (valid and test)."""
     out = claim_output_dir(out, "compare-optimizers")
     (out / "programs").mkdir(parents=True, exist_ok=True)
     rows_path = out / "rows.jsonl"
@@ -61,7 +63,7 @@ def compare(program: str, optimizers: list[str], seeds: int, train_dialogues, va
             else:
                 compiled = run_optimizer(opt_name, program, metric, train, valid, k=k, student=lm)
             compile_meter = METER.snapshot()
-            v, t = score(compiled, valid, metric, program), score(compiled, test, metric, program)
+            v, t = score(compiled, valid, metric, program, tick), score(compiled, test, metric, program, tick)
         after = METER.snapshot()
         if opt_name not in ("knn",):
             compiled.save(str(out / "programs" / f"{opt_name}-{seed}.json"))

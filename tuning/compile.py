@@ -125,8 +125,8 @@ def run_optimizer(name: str, program_name: str, metric, trainset: list, valset: 
     return opt.compile(student_prog, trainset=trainset, valset=valset)
 
 
-def score(program, examples: list, metric, program_name: str) -> dict[str, float]:
-    """Mean metric on examples (and macro-F1 for the classifier)."""
+def score(program, examples: list, metric, program_name: str, tick=None) -> dict[str, float]:
+    """Mean metric on examples (and macro-F1 for the classifier); `tick()` after each example (a progress bar)."""
     values, pairs = [], []
     for ex in examples:
         try:
@@ -134,6 +134,9 @@ def score(program, examples: list, metric, program_name: str) -> dict[str, float
         except Exception:  # noqa: BLE001 - a failed prediction scores 0, as in dspy.Evaluate
             values.append(0.0)
             continue
+        finally:
+            if tick:
+                tick()
         values.append(metric(ex, pred))
         if program_name == "classifier":
             pairs.append((ex.strategy, pred.strategy))

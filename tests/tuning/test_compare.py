@@ -11,6 +11,7 @@ def test_compare_optimizers_end_to_end(cli, tmp_path):
                             "--seeds", "2", "-m", "scripted", "--limit", "6", "--val-limit", "4", "--out", out,
                             "--json")
     assert code == 0, err
+    assert "labeled seed 1: valid" in err and "bootstrap seed 0: valid" in err  # a line per run, off a terminal too
     r = json.loads(stdout)
     rows = r["rows"]
     assert [(x["optimizer"], x["seed"]) for x in rows] == [("uncompiled", 0), ("labeled", 0), ("labeled", 1),
