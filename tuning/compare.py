@@ -1,12 +1,20 @@
 """`extes compare-optimizers`: every optimizer with every seed on the same data and budget; a table with means and
 95% intervals over seeds, LM calls, tokens, dollars and wall time; a cost-versus-quality plot; every compiled
-program saved. Resumable (rows.jsonl); the uncompiled program is the baseline row."""
+program saved. Resumable (rows.jsonl); the uncompiled program is the baseline row.
+
+Seeds vary the demos, not the examples, so the interval over seeds says nothing about how many test examples a
+difference rests on (two seeds with the same test score have a zero interval). Each row therefore keeps its
+per-example test values, and the verdict against the uncompiled program is a paired sign-flip randomization test
+over the test examples (each example's score averaged over the optimizer's seeds): exact up to `EXACT_MAX`
+examples, else 20,000 random flips; "better"/"worse" at p < 0.05."""
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import math
+import random
 import sys
 import time
 from pathlib import Path
@@ -31,6 +39,44 @@ def _ci(values: list[float]) -> tuple[float, float]:
         return m, 0.0
     sd = math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1))
     return m, T975.get(len(values) - 1, 1.96) * sd / math.sqrt(len(values))
+
+
+EXACT_MAX = 16  # examples up to which the sign-flip test enumerates all 2^n flips (65,536 at 16)
+ALPHA = 0.05
+
+
+def sign_flip_p(diffs: list[float], reps: int = 20_000, seed: int = 0) -> float:
+    """Two-sided p of a paired sign-flip randomization test on per-example differences (1.0 when all are 0)."""
+    observed = abs(sum(diffs))
+    if observed == 0:
+        return 1.0
+    live = [abs(d) for d in diffs if d]
+    if len(live) <= EXACT_MAX:
+        flips = itertools.product((1, -1), repeat=len(live))
+        n, hits = 2 ** len(live), sum(abs(sum(s * d for s, d in zip(f, live, strict=True))) >= observed - 1e-12
+                                      for f in flips)
+        return hits / n
+    rng = random.Random(seed)
+    hits = sum(abs(sum(d if rng.random() < 0.5 else -d for d in live)) >= observed - 1e-12 for _ in range(reps))
+    return (hits + 1) / (reps + 1)
+
+
+def against_uncompiled(rows: list[dict]) -> dict[str, dict]:
+    """Per optimizer: n test examples, mean difference (x100) and the sign-flip p against the uncompiled row, when
+    every row involved kept its per-example test values (rows from before they were kept have none)."""
+    base = next((r for r in rows if r["optimizer"] == "uncompiled"), None)
+    if not base or not base.get("test_values"):
+        return {}
+    out = {}
+    for opt in dict.fromkeys(r["optimizer"] for r in rows if r["optimizer"] != "uncompiled"):
+        rs = [r for r in rows if r["optimizer"] == opt]
+        if not all(len(r.get("test_values") or []) == len(base["test_values"]) for r in rs):
+            continue
+        per_example = [sum(vals) / len(vals) for vals in zip(*(r["test_values"] for r in rs), strict=True)]
+        diffs = [a - b for a, b in zip(per_example, base["test_values"], strict=True)]
+        out[opt] = {"n": len(diffs), "delta": round(100 * sum(diffs) / len(diffs), 2), "p": sign_flip_p(diffs),
+                    "wins": sum(d > 0 for d in diffs), "losses": sum(d < 0 for d in diffs)}
+    return out
 
 
 def compare(program: str, optimizers: list[str], seeds: int, train_dialogues, valid_dialogues, test_dialogues, lm,
@@ -71,7 +117,7 @@ def compare(program: str, optimizers: list[str], seeds: int, train_dialogues, va
         ptok = after["prompt_tokens"] - before["prompt_tokens"]
         ctok = after["completion_tokens"] - before["completion_tokens"]
         row = {"optimizer": opt_name, "seed": seed, "valid": v["score"], "test": t["score"],
-               "valid_macro_f1": v.get("macro_f1"), "test_macro_f1": t.get("macro_f1"),
+               "valid_macro_f1": v.get("macro_f1"), "test_macro_f1": t.get("macro_f1"), "test_values": t["values"],
                "compile_lm_calls": compile_meter["lm_calls"] - before["lm_calls"], "lm_calls": calls,
                "prompt_tokens": ptok, "completion_tokens": ctok, "cost_usd": round(cost_usd(model, ptok, ctok), 6),
                "wall_s": round(time.perf_counter() - t0, 2)}
@@ -102,7 +148,7 @@ def summarize(rows: list[dict], program: str) -> dict[str, Any]:
                       "tokens": sum(r["prompt_tokens"] + r["completion_tokens"] for r in rs) / len(rs),
                       "cost_usd": round(sum(r["cost_usd"] for r in rs) / len(rs), 6),
                       "wall_s": round(sum(r["wall_s"] for r in rs) / len(rs), 2)})
-    return {"program": program, "rows": rows, "table": table}
+    return {"program": program, "rows": rows, "table": table, "against_uncompiled": against_uncompiled(rows)}
 
 
 def report_md(summary: dict, program: str, model: str) -> str:
@@ -116,15 +162,21 @@ def report_md(summary: dict, program: str, model: str) -> str:
                      f"{r['test_mean']:.1f} ± {r['test_ci95']:.1f} | {r['lm_calls']:.0f} | {r['tokens']:.0f} | "
                      f"{r['cost_usd']:.4f} | {r['wall_s']:.1f} |")
     base = next((r for r in summary["table"] if r["optimizer"] == "uncompiled"), None)
+    tests = summary.get("against_uncompiled") or {}
     if base:
-        lines += ["", "Against the uncompiled program on the test split:"]
+        lines += ["", "Against the uncompiled program on the test split (paired sign-flip test over the test examples, "
+                  "each example's score averaged over seeds; better/worse at p < 0.05):"]
         for r in summary["table"]:
             if r["optimizer"] == "uncompiled":
                 continue
             d = r["test_mean"] - base["test_mean"]
-            verdict = "better" if d > r["test_ci95"] + base["test_ci95"] else (
-                "worse" if -d > r["test_ci95"] + base["test_ci95"] else "no clear difference")
-            lines.append(f"- {r['optimizer']}: {r['test_mean']:.1f} vs {base['test_mean']:.1f} ({d:+.1f}): "
+            t = tests.get(r["optimizer"])
+            if t:
+                verdict = (("better" if t["delta"] > 0 else "worse") if t["p"] < ALPHA else "no difference shown")
+                detail = f"{t['wins']} examples up, {t['losses']} down of {t['n']}, p = {t['p']:.3g}"
+            else:
+                verdict, detail = "not tested", "these rows kept no per-example values"
+            lines.append(f"- {r['optimizer']}: {r['test_mean']:.1f} vs {base['test_mean']:.1f} ({d:+.1f}; {detail}): "
                          f"{verdict}.")
     return "\n".join(lines) + "\n"
 

@@ -140,7 +140,8 @@ def score(program, examples: list, metric, program_name: str, tick=None) -> dict
         values.append(metric(ex, pred))
         if program_name == "classifier":
             pairs.append((ex.strategy, pred.strategy))
-    out = {"score": round(100 * sum(values) / len(values), 3), "n": len(values)}
+    out = {"score": round(100 * sum(values) / len(values), 3), "n": len(values),
+           "values": [round(v, 4) for v in values]}
     if pairs:
         out["macro_f1"] = round(100 * macro_f1(pairs), 3)
     return out

@@ -2,7 +2,7 @@
 
 import json
 
-from extes.tuning.compare import _ci
+from extes.tuning.compare import _ci, against_uncompiled, sign_flip_p
 
 
 def test_compare_optimizers_end_to_end(cli, tmp_path):
@@ -23,7 +23,9 @@ def test_compare_optimizers_end_to_end(cli, tmp_path):
         assert x["lm_calls"] >= 8  # 4 valid + 4 test predictions at least
     rs = next(x for x in rows if x["optimizer"] == "random-search")
     assert rs["compile_lm_calls"] > 0
+    assert all(len(x["test_values"]) == 4 for x in rows)  # the per-example values the verdict is tested on
     report = (out / "report.md").read_text()
+    assert "- labeled: " in report and "of 4, p = " in report
     assert "| random-search | 2 |" in report and "Against the uncompiled program on the test split" in report
     png = (out / "cost_vs_quality.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
@@ -47,3 +49,18 @@ def test_unknown_optimizer(cli, tmp_path):
     code, _, err = cli("compare-optimizers", "classifier", "--optimizers", "labeled,evolve", "-m", "scripted",
                        "--out", tmp_path)
     assert code == 2 and "evolve" in err
+
+
+def test_sign_flip_test_over_examples():
+    # 3 examples up, none down: only the two all-same flips reach the observed sum, p = 2/8 (the seeds' interval was
+    # 0 there and the old verdict said "better": the teacher's labeled classifier, 3/16 against 0/16)
+    assert sign_flip_p([1.0, 1.0, 1.0, 0.0]) == 0.25
+    assert sign_flip_p([1.0] * 16) == 2 / 2**16
+    assert sign_flip_p([0.0, 0.0]) == 1.0
+    assert 0.0 < sign_flip_p([1.0] * 20 + [-1.0] * 2) < 0.001  # past EXACT_MAX: random flips
+    rows = [{"optimizer": "uncompiled", "test_values": [0, 0, 0, 1]},
+            {"optimizer": "labeled", "test_values": [1, 1, 0, 1]},
+            {"optimizer": "labeled", "test_values": [1, 0, 0, 1]},
+            {"optimizer": "old", "test": 50.0}]
+    t = against_uncompiled(rows)
+    assert t["labeled"] == {"n": 4, "delta": 37.5, "p": 0.5, "wins": 2, "losses": 0} and "old" not in t
