@@ -5,16 +5,14 @@ program saved. Resumable (rows.jsonl); the uncompiled program is the baseline ro
 Seeds vary the demos, not the examples, so the interval over seeds says nothing about how many test examples a
 difference rests on (two seeds with the same test score have a zero interval). Each row therefore keeps its
 per-example test values, and the verdict against the uncompiled program is a paired sign-flip randomization test
-over the test examples (each example's score averaged over the optimizer's seeds): exact up to `EXACT_MAX`
-examples, else 20,000 random flips; "better"/"worse" at p < 0.05."""
+over the test examples (`tuning/paired.sign_flip_p`; each example's score averaged over the optimizer's seeds);
+"better"/"worse" at p < 0.05."""
 
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
 import math
-import random
 import sys
 import time
 from pathlib import Path
@@ -27,6 +25,7 @@ from extes.programs.adapter import METER, SmallChatAdapter
 from extes.programs.costs import cost_usd
 from extes.tuning.compile import make_program, run_optimizer, score
 from extes.tuning.datasets import turn_examples
+from extes.tuning.paired import sign_flip_p
 from extes.tuning.program_metrics import METRICS
 
 T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
@@ -39,26 +38,6 @@ def _ci(values: list[float]) -> tuple[float, float]:
         return m, 0.0
     sd = math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1))
     return m, T975.get(len(values) - 1, 1.96) * sd / math.sqrt(len(values))
-
-
-EXACT_MAX = 16  # examples up to which the sign-flip test enumerates all 2^n flips (65,536 at 16)
-ALPHA = 0.05
-
-
-def sign_flip_p(diffs: list[float], reps: int = 20_000, seed: int = 0) -> float:
-    """Two-sided p of a paired sign-flip randomization test on per-example differences (1.0 when all are 0)."""
-    observed = abs(sum(diffs))
-    if observed == 0:
-        return 1.0
-    live = [abs(d) for d in diffs if d]
-    if len(live) <= EXACT_MAX:
-        flips = itertools.product((1, -1), repeat=len(live))
-        n, hits = 2 ** len(live), sum(abs(sum(s * d for s, d in zip(f, live, strict=True))) >= observed - 1e-12
-                                      for f in flips)
-        return hits / n
-    rng = random.Random(seed)
-    hits = sum(abs(sum(d if rng.random() < 0.5 else -d for d in live)) >= observed - 1e-12 for _ in range(reps))
-    return (hits + 1) / (reps + 1)
 
 
 def against_uncompiled(rows: list[dict]) -> dict[str, dict]:
@@ -172,7 +151,7 @@ def report_md(summary: dict, program: str, model: str) -> str:
             d = r["test_mean"] - base["test_mean"]
             t = tests.get(r["optimizer"])
             if t:
-                verdict = (("better" if t["delta"] > 0 else "worse") if t["p"] < ALPHA else "no difference shown")
+                verdict = (("better" if t["delta"] > 0 else "worse") if t["p"] < 0.05 else "no difference shown")
                 detail = f"{t['wins']} examples up, {t['losses']} down of {t['n']}, p = {t['p']:.3g}"
             else:
                 verdict, detail = "not tested", "these rows kept no per-example values"

@@ -2,7 +2,8 @@
 
 import json
 
-from extes.tuning.compare import _ci, against_uncompiled, sign_flip_p
+from extes.tuning.compare import _ci, against_uncompiled
+from extes.tuning.paired import sign_flip_p
 
 
 def test_compare_optimizers_end_to_end(cli, tmp_path):
@@ -57,7 +58,7 @@ def test_sign_flip_test_over_examples():
     assert sign_flip_p([1.0, 1.0, 1.0, 0.0]) == 0.25
     assert sign_flip_p([1.0] * 16) == 2 / 2**16
     assert sign_flip_p([0.0, 0.0]) == 1.0
-    assert 0.0 < sign_flip_p([1.0] * 20 + [-1.0] * 2) < 0.001  # past EXACT_MAX: random flips
+    assert 0.0 < sign_flip_p([1.0] * 20 + [-1.0] * 2) < 0.001  # past SIGN_FLIP_EXACT_MAX: random flips
     rows = [{"optimizer": "uncompiled", "test_values": [0, 0, 0, 1]},
             {"optimizer": "labeled", "test_values": [1, 1, 0, 1]},
             {"optimizer": "labeled", "test_values": [1, 0, 0, 1]},
