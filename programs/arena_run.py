@@ -33,7 +33,7 @@ from extes.programs.costs import cost_usd
 from extes.programs.safety import SafetyChecker
 from extes.programs.safety_locale import escalation_texts
 from extes.programs.saved import load_saved
-from extes.programs.seeker import SeekerSimulator, seeker_view
+from extes.programs.seeker import SeekerSimulator
 from extes.signatures.arena import RoleCard
 from extes.signatures.dialogue import Dialogue, Meta, Turn
 
@@ -139,7 +139,7 @@ class ArenaRun:
         for turn in range(cfg.turns):
             _seed_torch(card_seed + turn)
             with dspy.context(lm=self.seeker_lm, adapter=SmallChatAdapter()):
-                pred = self.seeker(card=card, history=seeker_view(history), seed=card_seed % 100_000)
+                pred = self.seeker(card=card, history=history, seed=card_seed % 100_000)
             if pred.problems:
                 problems.append({"turn": len(history), "codes": pred.problems})
             if not pred.message:

@@ -16,11 +16,6 @@ from extes.signatures.arena import END_GAVE_UP, END_HELPED, RoleCard, SimulateSe
 log = logging.getLogger(__name__)
 
 
-def seeker_view(history: list[dict]) -> list[dict]:
-    """The conversation as the simulator sees it: its own turns are the assistant's, the supporter's the user's."""
-    return [{"role": "assistant" if t["role"] == "user" else "user", "text": t["text"]} for t in history]
-
-
 LISTENER_OPENING = "Hi, I'm here to listen. What's been going on?"  # the seeker's view only, not the dialogue's
 
 
@@ -42,10 +37,10 @@ def split_end(message: str) -> tuple[str, str | None]:
 
 
 class SeekerSimulator(dspy.Module):
-    """(card, history in the seeker's view: see `seeker_view`) → Prediction(message, end, problems, attempts).
+    """(card, history) → Prediction(message, end, problems, attempts).
 
-    `card` is a RoleCard or its rendered text (as in compiled demos); the history is in the seeker's view (as in
-    `tuning/datasets.seeker_examples`); the LM reads it as a transcript (`seeker_transcript`), in which it is the
+    `card` is a RoleCard or its rendered text (as in compiled demos); `history` is the conversation in its own roles
+    (the seeker's turns are the user's); the LM reads it as a transcript (`seeker_transcript`), in which it is the
     Person."""
 
     def __init__(self, retries: int = 2):
@@ -57,16 +52,15 @@ class SeekerSimulator(dspy.Module):
         if not history and isinstance(card, RoleCard) and card.opening:
             return dspy.Prediction(message=card.opening, end=None, problems=[], attempts=0)
         rendered = card.render() if isinstance(card, RoleCard) else card
-        original = seeker_view(history)  # back to the conversation's own roles, for the role checks
         problems, message, end = [], "", None
         for attempt in range(self.retries + 1):
             # The same card, turn and seed give the same rollout for every supporter, so seekers differ only by reply.
             config = {"rollout_id": seed * 1000 + len(history) * 10 + attempt} if attempt or seed else {}
-            raw = self.simulate(card=rendered, conversation=seeker_transcript(original), config=config).message
+            raw = self.simulate(card=rendered, conversation=seeker_transcript(history), config=config).message
             message, end = split_end(raw)
             if not message and end:
                 return dspy.Prediction(message="", end=end, problems=[], attempts=attempt + 1)
-            problems = check_seeker_message(message, original)
+            problems = check_seeker_message(message, history)
             if not problems:
                 break
             log.info("seeker broke role (%s); sampling again", ", ".join(p.code for p in problems))

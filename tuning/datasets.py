@@ -10,7 +10,7 @@ import dspy
 from extes.corpus.assets import load_taxonomy
 from extes.errors import InputError
 from extes.programs.arena_cards import card_from_dialogue
-from extes.programs.seeker import seeker_transcript, seeker_view
+from extes.programs.seeker import seeker_transcript
 from extes.signatures.dialogue import Dialogue
 
 PROGRAMS = ("classifier", "supporter", "synthesizer", "seeker", "judge")
@@ -63,8 +63,8 @@ def turn_examples(dialogues: list[Dialogue], program: str, *, limit: int | None 
 
 
 def seeker_examples(dialogues: list[Dialogue]) -> list[dspy.Example]:
-    """The seeker's turns of dialogues with a description: card (from the dialogue) + history in the seeker's view
-    → the person's next message."""
+    """The seeker's turns of dialogues with a description: card (from the dialogue) + history → the person's next
+    message."""
     out = []
     for d in dialogues:
         if not d.description:
@@ -74,7 +74,7 @@ def seeker_examples(dialogues: list[Dialogue]) -> list[dspy.Example]:
             if t.role == "user" and i > 0:
                 turns = [{"role": x.role, "text": x.text} for x in d.turns[:i]]
                 # `history` is the module's input; `conversation` is what its predictor reads, for labelled demos
-                out.append(dspy.Example(card=card, history=seeker_view(turns), conversation=seeker_transcript(turns),
+                out.append(dspy.Example(card=card, history=turns, conversation=seeker_transcript(turns),
                                         message=t.text, id=f"{d.id}#{i}")
                            .with_inputs("card", "history"))
     return out

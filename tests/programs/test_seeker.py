@@ -4,7 +4,7 @@ import dspy
 
 from extes.programs.adapter import SmallChatAdapter
 from extes.programs.lm.scripted import ScriptedLM
-from extes.programs.seeker import SeekerSimulator, seeker_view, split_end
+from extes.programs.seeker import SeekerSimulator, split_end
 from extes.signatures.arena import RoleCard
 
 CARD = RoleCard(id="c1", scene="Academic Stress",
@@ -16,7 +16,7 @@ HISTORY = [{"role": "user", "text": "I failed two midterms this week and I can't
 
 def simulate(responses, history=HISTORY, retries=0):
     with dspy.context(lm=ScriptedLM(responses), adapter=SmallChatAdapter()):
-        return SeekerSimulator(retries=retries)(card=CARD, history=seeker_view(history))
+        return SeekerSimulator(retries=retries)(card=CARD, history=history)
 
 
 def test_scripted_role_flip_is_caught():
@@ -40,8 +40,7 @@ def test_end_signals():
     assert simulate(["Thank you so much, I feel better about it now. [DONE]"]).end == "helped"
 
 
-def test_the_seeker_sees_itself_as_the_assistant_and_opens_with_the_card():
-    assert [t["role"] for t in seeker_view(HISTORY)] == ["assistant", "user"]
+def test_the_seeker_opens_with_the_card():
     card = CARD.model_copy(update={"opening": "hi. I failed again"})
     with dspy.context(lm=ScriptedLM(["unused"]), adapter=SmallChatAdapter()):
         assert SeekerSimulator()(card=card, history=[]).message == "hi. I failed again"
@@ -52,7 +51,7 @@ def test_the_scripted_lm_plays_a_seeker_that_stays_in_role_and_ends():
     with dspy.context(lm=ScriptedLM(), adapter=SmallChatAdapter()):
         sim = SeekerSimulator()
         for _ in range(8):
-            pred = sim(card=CARD, history=seeker_view(history))
+            pred = sim(card=CARD, history=history)
             if pred.end:
                 break
             assert pred.problems == []
@@ -64,7 +63,7 @@ def test_the_seeker_reads_a_transcript_in_which_it_is_the_person():
     # As chat turns with its own messages as the assistant's, the 1.5B teacher answered as the supporter.
     lm = ScriptedLM(["Telling my parents scares me more than the grades."])
     with dspy.context(lm=lm, adapter=SmallChatAdapter()):
-        SeekerSimulator()(card=CARD, history=seeker_view(HISTORY))
+        SeekerSimulator()(card=CARD, history=HISTORY)
     messages = lm.history[-1]["messages"]
     assert all(m["role"] != "assistant" for m in messages)
     lines = "\n".join(m["content"] for m in messages).splitlines()

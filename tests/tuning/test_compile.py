@@ -118,7 +118,7 @@ def test_compile_seeker_from_seed_dialogues(cli, tmp_path):
     from extes.tuning.datasets import turn_examples
 
     ex = turn_examples(read_seed_folder()[:2], "seeker")[0]
-    assert ex.card.startswith("Situation:") and ex.history[-1]["role"] == "user"  # the supporter spoke last
+    assert ex.card.startswith("Situation:") and ex.history[-1]["role"] == "assistant"  # the supporter spoke last
     out = tmp_path / "seeker.json"
     code, stdout, err = cli("compile", "seeker", "--optimizer", "labeled", "--trainset", "assets/seeds", "--valset",
                             "assets/seeds", "-m", "scripted", "--limit", "8", "--val-limit", "4", "--k", "2",
