@@ -61,7 +61,9 @@ test: $(STAMP) browser
 	$(BIN)/ruff check .
 	# The layer contracts of pyproject.toml (ARCHITECTURE.md): an upward import fails the build.
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -q
+	# Two workers, one core each: half of the suite's time is single-threaded (imports, subprocesses, HTTP), so
+	# one process alone leaves a core idle; a file's tests stay on one worker (its module fixtures are built once).
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info

@@ -8,6 +8,11 @@ from click.testing import CliRunner
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs two workers on two cores: each keeps to one thread (torch, OpenMP, MKL, the processes it
+    # starts), or four busy threads on two cores make every model test several times slower.
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "EXTES_THREADS", "EXTES_LLAMACPP_THREADS"):
+        os.environ[var] = "1"
 # DSPy's disk cache would answer repeated test prompts from earlier sessions; each session gets a fresh one.
 os.environ["DSPY_CACHEDIR"] = tempfile.mkdtemp(prefix="extes-dspy-cache-")
 
