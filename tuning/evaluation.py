@@ -136,11 +136,25 @@ def evaluate_run(lm, dialogues: list[Dialogue], out: Path, *, mode: str = "gold"
         return row
 
     pending = [s for s in todo if s["id"] not in done]
-    with ThreadPoolExecutor(max_workers=workers) as ex:
-        for row in ex.map(one, pending):
-            _fsync_append(out / "samples.jsonl", json.dumps(row, ensure_ascii=False))
-            if progress:
-                progress(1)
+
+    def run_all() -> None:
+        with ThreadPoolExecutor(max_workers=workers) as ex:
+            for row in ex.map(one, pending):
+                _fsync_append(out / "samples.jsonl", json.dumps(row, ensure_ascii=False))
+                if progress:
+                    progress(1)
+
+    # A local LLaMA-layout model decodes (and scores) on this thread while the samples run on the workers
+    # (programs/lm/batching.py: Batcher.drive); other models just run the samples.
+    batcher = None
+    if local and pending:
+        from extes.programs.lm.batching import batcher_for  # lazy: programs.lm.batching imports torch
+
+        batcher = batcher_for(lm.hf_model, lm.tokenizer)
+    if batcher is not None:
+        batcher.drive(run_all)
+    else:
+        run_all()
     rows = [r for r in load_samples(out) if r["id"] in {s["id"] for s in todo}]
     agg = aggregate(rows)
     agg.update({"mode": mode, "model": getattr(lm, "model", str(lm))})

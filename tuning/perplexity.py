@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import math
+
+from extes.programs.lm.threads import on_model_thread
 
 
 def reply_nll(lm, history: list[dict], reply: str, system: str | None = None) -> tuple[float, int]:
@@ -24,16 +27,30 @@ def reply_nll(lm, history: list[dict], reply: str, system: str | None = None) ->
     prefix = tok.apply_chat_template(msgs, add_generation_prompt=True, tokenize=True)
     prefix = list(prefix["input_ids"]) if hasattr(prefix, "keys") else list(prefix)
     ids = torch.tensor([prefix + reply_ids])
-    with torch.inference_mode():
-        logits = _reply_logits(lm.hf_model, ids, len(prefix) - 1)
-    logp = torch.log_softmax(logits, dim=-1)
-    nll = -logp[torch.arange(len(reply_ids)), torch.tensor(reply_ids)].sum().item()
-    return nll, len(reply_ids)
+
+    def run() -> float:
+        with torch.inference_mode():
+            logp = torch.log_softmax(_reply_logits(lm.hf_model, ids, len(prefix) - 1), dim=-1)
+            return -logp[torch.arange(len(reply_ids)), torch.tensor(reply_ids)].sum().item()
+
+    # on the thread that decodes the model's batches, once there is one (programs/lm/batching.py: Driven)
+    return on_model_thread(lm.hf_model, run), len(reply_ids)
 
 
 def _reply_logits(model, ids, start: int):
     """Logits (fp32) of positions start..T-2 of `ids` ([1, T]): the output head runs on those rows only, not on the
-    whole prompt (the head is a fifth of SmolLM2's weights: ~0.2 s saved per ESConv-sized sample on 2 cores)."""
+    whole prompt (the head is a fifth of SmolLM2's weights: ~0.2 s saved per ESConv-sized sample on 2 cores).
+
+    LLaMA-layout models run through the lean decode loop's prefix cache (programs/lm/prefix_cache.py) on a cache
+    of their own: the next turn of a dialogue starts with this whole sequence, so its pass computes only the new
+    turns and the reply."""
+    from extes.programs.lm import fastdecode
+
+    dec = fastdecode.decoder_for(model)
+    if dec is not None and ids.shape[1] <= dec.max_len:
+        slot = copy.copy(dec)  # shares the modules and the prefix cache, not the KV
+        slot.k = slot.v = None
+        return slot.head(slot.norm(slot.hidden(ids, start)[0, :-1])).float()
     try:
         body, head = model.get_decoder(), model.get_output_embeddings()
     except (AttributeError, NotImplementedError):

@@ -19,6 +19,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from extes.programs.lm import prefix_cache
+
 
 def supports(model) -> bool:
     """Whether `model` has the LLaMA layout this loop implements (plain decoder layers, RoPE, no sliding window)."""
@@ -54,6 +56,9 @@ class LlamaDecoder:
             cos, sin = inner.rotary_emb(torch.zeros(1, dtype=self.dtype), positions)
         self.cos, self.sin = cos[:, None], sin[:, None]  # [1, 1, L, head_dim]
         self.k = self.v = None
+        budget = prefix_cache.budget_bytes()
+        marks = getattr(model, "_extes_turn_marks", frozenset())  # set by LocalLM from its tokenizer
+        self.prefix = prefix_cache.PrefixCache(budget, model.parameters(), marks) if budget else None
 
     def _cache(self, length: int):
         if self.k is None or self.k[0].shape[2] < length:
@@ -63,9 +68,17 @@ class LlamaDecoder:
 
     def forward(self, ids: torch.Tensor, start: int) -> torch.Tensor:
         """Logits (fp32, [vocab]) after `ids` ([1, T]) placed at positions start..start+T-1."""
+        return self.head(self.norm(self._run(ids, start)[:, -1:]))[0, -1].float()
+
+    def _run(self, ids: torch.Tensor, start: int) -> torch.Tensor:
+        """Hidden states ([1, T, D], before the final norm) of `ids` at positions start..start+T-1, their keys and
+        values written into the cache; attention covers the cache's positions 0..start+T-1."""
         t = ids.shape[1]
         end = start + t
         cos, sin = self.cos[:, :, start:end], self.sin[:, :, start:end]
+        # a chunk after cached positions: query i (at start+i) sees keys 0..start+i (is_causal would align at 0)
+        mask = None if t == 1 or start == 0 else \
+            torch.arange(end)[None, :] <= (torch.arange(t)[:, None] + start)
         h = self.embed(ids)
         for i, layer in enumerate(self.layers):
             attn = layer.self_attn
@@ -81,12 +94,50 @@ class LlamaDecoder:
             if t == 1:  # one query: its heads that share a key/value head become that head's rows (4x faster here)
                 o = F.scaled_dot_product_attention(q.reshape(1, self.n_kv, -1, self.head_dim), kk, vv,
                                                    scale=attn.scaling).reshape(1, 1, 1, -1)
-            else:
+            elif mask is None:
                 o = F.scaled_dot_product_attention(q, kk, vv, is_causal=True, scale=attn.scaling, enable_gqa=True)
+                o = o.transpose(1, 2).reshape(1, t, -1)
+            else:
+                o = F.scaled_dot_product_attention(q, kk, vv, attn_mask=mask, scale=attn.scaling, enable_gqa=True)
                 o = o.transpose(1, 2).reshape(1, t, -1)
             h = h + attn.o_proj(o.reshape(1, t, -1))
             h = h + layer.mlp(layer.post_attention_layernorm(h))
-        return self.head(self.norm(h[:, -1:]))[0, -1].float()
+        return h
+
+    def hidden(self, ids: torch.Tensor, first: int) -> torch.Tensor:
+        """Hidden states (before the final norm) of positions first..T-1 of `ids` ([1, T]) run from position 0,
+        through the prefix cache (programs/lm/prefix_cache.py): the leading chunks it holds are copied, the rest is
+        computed chunk by chunk and every chunk but the last kept. Positions from `first` on are always computed."""
+        t = ids.shape[1]
+        self._cache(t)
+        pc = self.prefix
+        if pc is None:
+            return self._run(ids, 0)[:, first:]
+        pc.check_weights()
+        tokens = ids[0].tolist()
+        ends = prefix_cache.chunk_ends(tokens, pc.marks)
+        keys = prefix_cache.chunk_keys(tokens, ends)
+        usable = sum(e <= first for e in ends)
+        s = pc.restore(keys[:usable], ends, self.k, self.v)
+        outs = []
+        for j, e in enumerate(ends):
+            if e <= s:
+                continue
+            h = self._run(ids[:, s:e], s)
+            if j < len(ends) - 1:
+                pc.store(keys[j], self.k, self.v, s, e)
+            else:
+                pc.count(e - s)
+            if e > first:
+                outs.append(h[:, max(first - s, 0):])
+            s = e
+        return torch.cat(outs, dim=1)
+
+    def prefill(self, ids: torch.Tensor) -> torch.Tensor:
+        """Logits (fp32, [vocab]) after the prompt `ids` ([1, T]) from position 0, its KV in the cache; blocks the
+        prefix cache holds are copied instead of computed."""
+        t = ids.shape[1]
+        return self.head(self.norm(self.hidden(ids, t - 1)[:, -1:]))[0, -1].float()
 
     def tokens(self, input_ids: torch.Tensor, *, max_new_tokens: int, processors, eos: set[int],
                do_sample: bool = False, stop=None):
@@ -97,7 +148,7 @@ class LlamaDecoder:
             raise ValueError(f"prompt plus {max_new_tokens} new tokens exceed {self.max_len} positions")
         self._cache(length)
         ids = input_ids
-        logits = self.forward(input_ids, 0)
+        logits = self.prefill(input_ids)
         new: list[int] = []
         for _ in range(max_new_tokens):
             scores = processors(ids, logits[None])

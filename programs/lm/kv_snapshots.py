@@ -20,6 +20,7 @@ on top of it, and the prompt is kept for the next call with the same history. `s
 from __future__ import annotations
 
 import ctypes
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,25 +121,31 @@ class KVSnapshots:
         del self.saved[: max(0, len(self.saved) - self.slots)]
 
 
+_SHARED = threading.Lock()
+
+
 def shared_on(llm, name: str, make) -> Any:
-    """An object kept on the loaded model, so that every LM object (and copy) on it uses the same one."""
+    """An object kept on the loaded model, so that every LM object (and copy) on it uses the same one (made once even
+    when several threads ask first at the same time: two model locks on one model would not exclude each other)."""
     value = getattr(llm, name, None)
     if value is None:
-        value = make()
-        setattr(llm, name, value)
+        with _SHARED:
+            value = getattr(llm, name, None)
+            if value is None:
+                value = make()
+                setattr(llm, name, value)
     return value
 
 
-def eval_prefix(llm, tokens: list[int]) -> int:
-    """Bring llama.cpp's KV cache to exactly `tokens`, reusing the longest prefix it already holds; returns how many
-    tokens were evaluated."""
+def eval_prefix(llm, tokens: list[int]) -> None:
+    """Bring llama.cpp's KV cache to exactly `tokens`, reusing the longest prefix it already holds (only the rest is
+    evaluated)."""
     common = shared_prefix(llm._input_ids.tolist(), tokens)
     llm.n_tokens = common
     if common < len(tokens):
         llm.eval(tokens[common:])
     else:
         llm._ctx.kv_cache_seq_rm(-1, common, -1)
-    return len(tokens) - common
 
 
 def logits_after(llm, tokens: list[int], n_past: int):

@@ -19,6 +19,7 @@ from extes.programs.lm.context import fit_messages
 from extes.programs.lm.registry import Backend, Capabilities, Option, sampling_options
 from extes.programs.lm.response import memoized_forward
 from extes.programs.lm.split_gguf import SPLIT_MODELS, assemble
+from extes.programs.lm.threads import on_model_thread
 from extes.programs.lm.weights import resolve_local
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,10 @@ class LocalLM(dspy.BaseLM):
         self._lock = threading.Lock()
         self._memo: OrderedDict[str, Any] = OrderedDict()
         self.tokenizer, self.hf_model = _load(folder, self.adapter, precision)
+        # where the lean loop's prefix cache cuts prompts into reusable chunks (programs/lm/prefix_cache.py)
+        from extes.programs.lm.prefix_cache import turn_marks  # lazy: programs.lm.prefix_cache imports torch
+
+        self.hf_model._extes_turn_marks = turn_marks(self.tokenizer)
 
     def __deepcopy__(self, memo):
         """DSPy's optimizers deep-copy programs again and again: the copy shares the weights, tokenizer, lock and
@@ -184,12 +189,15 @@ class LocalLM(dspy.BaseLM):
         pad = self.tokenizer.pad_token_id or 0
         rows = torch.tensor([c + [pad] * (width - len(c)) for c in conts])
         mask = torch.tensor([[1] * (len(base) + len(c)) + [0] * (width - len(c)) for c in conts])
-        with self._lock, torch.inference_mode():
-            # Only the last position's logits: all of them would be [prompt, vocab] floats (1.6 GB at 8k tokens).
-            first = self.hf_model(input_ids=torch.tensor([base]), use_cache=True, logits_to_keep=1)
-            cache = first.past_key_values
-            cache.batch_repeat_interleave(len(choices))
-            rest = self.hf_model(input_ids=rows, attention_mask=mask, cache=cache, use_cache=True).logits
+        def run():
+            with self._lock, torch.inference_mode():
+                # Only the last position's logits: all of them would be [prompt, vocab] floats (1.6 GB at 8k).
+                first = self.hf_model(input_ids=torch.tensor([base]), use_cache=True, logits_to_keep=1)
+                cache = first.past_key_values
+                cache.batch_repeat_interleave(len(choices))
+                return first, self.hf_model(input_ids=rows, attention_mask=mask, cache=cache, use_cache=True).logits
+
+        first, rest = on_model_thread(self.hf_model, run)
         # Position j of a choice is predicted by the logits one step before it: the prompt's last for j = 0.
         logits = torch.cat([first.logits[:, -1:].expand(len(choices), 1, -1), rest[:, :-1]], dim=1).float()
         logp = torch.log_softmax(logits, dim=-1)

@@ -87,3 +87,51 @@ def test_a_failing_prompt_fails_alone(lm):
         bad.result()
     assert good.result().tolist() == _single(lm, "Hi.", 8)
     assert threading.active_count() >= 1
+
+
+def test_a_driven_scheduler_runs_every_kernel_on_the_driving_thread(lm, refs):
+    from extes.tuning.perplexity import reply_nll
+
+    history = [{"role": "user", "text": PROMPTS[2]}]
+    cold = reply_nll(lm, history, "That sounds really hard; what happened in the exam?")
+    batcher, old = Batcher(lm.hf_model, lm.tokenizer), lm.hf_model._extes_batcher
+    prefilled_on, real = [], batcher._prefill
+    batcher._prefill = lambda req: (prefilled_on.append(threading.current_thread()), real(req))[1]
+    gen = lm._gen_kwargs({"max_tokens": 24})
+
+    def work():  # what `extes evaluate` runs beside the scheduler: worker threads submitting and scoring
+        with ThreadPoolExecutor(4) as ex:
+            outs = list(ex.map(lambda p: batcher.generate(lm._inputs([{"role": "user", "content": p}]), gen),
+                               PROMPTS))
+        return outs, reply_nll(lm, history, "That sounds really hard; what happened in the exam?"), \
+            batcher.call(threading.current_thread)
+
+    lm.hf_model._extes_batcher = batcher  # where reply_nll looks for the model's scheduler
+    try:
+        outs, nll, called_on = batcher.drive(work)
+    finally:
+        lm.hf_model._extes_batcher = old
+    assert [o.tolist() for o in outs] == refs
+    assert nll == cold  # the same bits, computed on the driving thread through the prefix cache
+    assert called_on is threading.main_thread()
+    assert len(prefilled_on) == len(PROMPTS) and set(prefilled_on) == {threading.main_thread()}
+    assert not batcher.driven and batcher.stats()["active"] == 0
+
+
+@pytest.mark.timeout(180)
+def test_an_error_in_the_driven_work_is_raised_and_the_scheduler_serves_on(lm, refs):
+    batcher = Batcher(lm.hf_model, lm.tokenizer)
+    with pytest.raises(ZeroDivisionError):
+        batcher.drive(lambda: 1 / 0)
+    assert not batcher.driven
+    ids = lm._inputs([{"role": "user", "content": PROMPTS[0]}])
+    assert batcher.generate(ids, lm._gen_kwargs({"max_tokens": 24})).tolist() == refs[0]  # undriven thread now
+
+    # Driving while that thread runs leaves the scheduling to it; the work's own threads can still submit (the
+    # first version held the scheduler's start lock while it ran the work, and its workers waited for it forever).
+    def work():
+        with ThreadPoolExecutor(2) as ex:
+            return list(ex.map(lambda p: batcher.generate(lm._inputs([{"role": "user", "content": p}]),
+                                                          lm._gen_kwargs({"max_tokens": 24})), PROMPTS[:2]))
+
+    assert [o.tolist() for o in batcher.drive(work)] == refs[:2] and not batcher.driven
