@@ -31,8 +31,8 @@ CATEGORIES = ("medical_emergency", "abuse_violence", "third_party", "harm_to_oth
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 
 
-def ngram_vector(text: str, dim: int = NGRAM_DIM) -> list[float]:
-    """log(1 + count) of hashed word 1-2-grams and character 3-5-grams of the normalized, lower-cased text."""
+def ngram_counts(text: str, dim: int = NGRAM_DIM) -> dict[int, float]:
+    """The non-zero entries of `ngram_vector` (index -> log(1 + count)): a message has a few hundred of its 8,192."""
     t = normalize(text).lower()
     words = _TOKEN.findall(t)
     grams = words + [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)]
@@ -42,9 +42,14 @@ def ngram_vector(text: str, dim: int = NGRAM_DIM) -> list[float]:
     for g in grams:
         k = zlib.crc32(g.encode("utf-8")) % dim
         counts[k] = counts.get(k, 0) + 1
+    return {k: math.log1p(c) for k, c in counts.items()}
+
+
+def ngram_vector(text: str, dim: int = NGRAM_DIM) -> list[float]:
+    """log(1 + count) of hashed word 1-2-grams and character 3-5-grams of the normalized, lower-cased text."""
     row = [0.0] * dim
-    for k, c in counts.items():
-        row[k] = math.log1p(c)
+    for k, v in ngram_counts(text, dim).items():
+        row[k] = v
     return row
 
 
@@ -74,7 +79,11 @@ def assemble(embeddings, hits: list[Any], texts: list[str]):
 
     n = len(texts)
     rules = torch.tensor([rule_vector(h) for h in hits], dtype=torch.float32).reshape(n, RULE_DIM)
-    grams = torch.tensor([ngram_vector(t) for t in texts], dtype=torch.float32).reshape(n, NGRAM_DIM)
+    grams = torch.zeros(n, NGRAM_DIM)  # filled from the sparse counts: no list of 8,192 floats per message
+    for i, t in enumerate(texts):
+        counts = ngram_counts(t)
+        if counts:
+            grams[i, list(counts)] = torch.tensor(list(counts.values()), dtype=torch.float32)
     return torch.cat([embeddings.reshape(n, -1), rules, grams], 1)
 
 

@@ -130,3 +130,15 @@ def test_a_rule_verdict_keeps_its_pattern_so_its_language_is_known(shipped):
     v = shipped.check("voy a suicidarme esta noche")
     assert v.crisis and v.source == "rules"
     assert default_rules().language_of[v.rule] == "es"
+
+
+def test_assembled_ngram_block_equals_the_dense_vectors():
+    import torch
+
+    from extes.programs.safety_features import E5_TEXTS, NGRAM_DIM, RULE_DIM, assemble
+
+    texts = ["I want to end it all tonight", "", "Thanks, that helps a lot!"]
+    feats = assemble(torch.zeros(len(texts), E5_TEXTS, 384), [None] * len(texts), texts)
+    grams = feats[:, E5_TEXTS * 384 + RULE_DIM:]
+    assert grams.shape == (3, NGRAM_DIM)
+    assert torch.equal(grams, torch.tensor([ngram_vector(t) for t in texts], dtype=torch.float32))
