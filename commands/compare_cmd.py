@@ -75,10 +75,16 @@ def compare_optimizers(program, optimizers, seeds, trainset, valset, testset, mo
     lm = load_lm(model, api_base=api_base, cache=False if no_cache else None)
 
     # One line per finished run on stderr (a long run on a local model takes minutes per run, logged or not), and
-    # on a terminal a bar over the examples scored.
-    rows_path = Path(out) / "rows.jsonl"
-    done = len(rows_path.read_text().splitlines()) if rows_path.exists() else 0
-    bar = progress_bar(max(0, 1 + len(names) * seeds - done) * 2 * val_limit, desc="scoring", unit="ex")
+    # on a terminal a bar over the examples scored (compare() says how many it will score).
+    bar = None
+
+    def start(total: int) -> None:
+        nonlocal bar
+        bar = progress_bar(total, desc="scoring", unit="ex")
+
+    def tick() -> None:
+        if bar is not None:
+            bar.update()
 
     def progress(row):
         line = (f"{row['optimizer']} seed {row['seed']}: valid {row['valid']:.1f} test {row['test']:.1f} "
@@ -97,8 +103,7 @@ def compare_optimizers(program, optimizers, seeds, trainset, valset, testset, mo
                 "command": "extes compare-optimizers " + " ".join(recorded_argv(sys.argv[2:]))}
     write_text_atomic(Path(out) / "manifest.json", json.dumps(manifest, indent=1) + "\n")
     summary = compare(program, names, seeds, train, valid, test, lm, out, model=model, limit=limit,
-                      val_limit=val_limit, k=k, max_cost=max_cost, progress=progress,
-                      tick=bar.update if bar is not None else None)
+                      val_limit=val_limit, k=k, max_cost=max_cost, progress=progress, tick=tick, start=start)
     if bar is not None:
         bar.close()
     if as_json:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -121,7 +122,26 @@ class _Bar:
         self.bar.close()
 
 
+class _Lines:
+    """Off a terminal (a log file, a recipe stage): a line on stderr after the first finished task, then at most
+    one every `every` seconds, so a synthesis of many hours shows where it is without a line per dialogue."""
+
+    def __init__(self, target, every: float = 60.0):
+        self.target, self.every, self.last = target, every, None
+
+    def update(self, s):
+        now = time.monotonic()
+        if self.last is not None and now - self.last < self.every:
+            return
+        self.last = now
+        click.echo(f"accepted {s['accepted']}/{self.target}, rejected {s['rejected']}, queued {s['queued']}, "
+                   f"failed {s['failed']}; ${s['cost_usd']:.4f}; {s['wall_s'] / 60:.1f} min", err=True)
+
+    def close(self):
+        pass
+
+
 def _progress(target, quiet):
-    if quiet or not sys.stderr.isatty():
+    if quiet:
         return None
-    return _Bar(target)
+    return _Bar(target) if sys.stderr.isatty() else _Lines(target)

@@ -60,9 +60,9 @@ def against_uncompiled(rows: list[dict]) -> dict[str, dict]:
 
 def compare(program: str, optimizers: list[str], seeds: int, train_dialogues, valid_dialogues, test_dialogues, lm,
             out: Path, *, model: str, limit: int, val_limit: int, k: int = 4, max_cost: float | None = None,
-            progress=None, tick=None) -> dict[str, Any]:
-    """Every (optimizer, seed) run not in `out/rows.jsonl` yet; `progress(row)` after each run, `tick()` after each
-    scored example (valid and test)."""
+            progress=None, tick=None, start=None) -> dict[str, Any]:
+    """Every (optimizer, seed) run not in `out/rows.jsonl` yet; `start(n)` first, with the number of examples the
+    pending runs will score (valid and test), `tick()` after each of them, `progress(row)` after each run."""
     out = claim_output_dir(out, "compare-optimizers")
     (out / "programs").mkdir(parents=True, exist_ok=True)
     rows_path = out / "rows.jsonl"
@@ -70,17 +70,19 @@ def compare(program: str, optimizers: list[str], seeds: int, train_dialogues, va
     done = {(r["optimizer"], r["seed"]) for r in rows}
     metric = METRICS[program]
     plan = [("uncompiled", 0)] + [(o, s) for o in optimizers for s in range(seeds)]
+    pending = [p for p in plan if p not in done]
+    # the same valid and test examples for every run (fixed draws), so every row scores the same test turns
+    valid = turn_examples(valid_dialogues, program, limit=val_limit, seed=1000)
+    test = turn_examples(test_dialogues, program, limit=val_limit, seed=2000)
+    if start:
+        start(len(pending) * (len(valid) + len(test)))
     stopped = None
-    for opt_name, seed in plan:
-        if (opt_name, seed) in done:
-            continue
+    for opt_name, seed in pending:
         spent = sum(r["cost_usd"] for r in rows)
         if max_cost is not None and spent >= max_cost:
             stopped = f"cost cap ${max_cost} reached"
             break
         train = turn_examples(train_dialogues, program, limit=limit, balance=True, seed=seed)
-        valid = turn_examples(valid_dialogues, program, limit=val_limit, seed=1000)
-        test = turn_examples(test_dialogues, program, limit=val_limit, seed=2000)
         before, t0 = METER.snapshot(), time.perf_counter()
         with contextlib.redirect_stdout(sys.stderr), dspy.context(lm=lm, adapter=SmallChatAdapter()):
             if opt_name == "uncompiled":

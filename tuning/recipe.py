@@ -79,7 +79,7 @@ def stages(cfg: RecipeConfig, out: Path) -> list[Stage]:
                   f"teacher={t}+program:{o('supporter.json')}")
     return [
         Stage("synthesize", ["synthesize", "-m", t, "--mode", cfg.mode, "--target", str(cfg.dialogues),
-                             "--workers", str(cfg.workers), *seed, "--out", o("synth"), "-q", "--json"],
+                             "--workers", str(cfg.workers), *seed, "--out", o("synth"), "--json"],
               "logs/synthesize.json", "the teacher writes the corpus"),
         Stage("split", ["data", "split", o("synth"), o("splits"), "--from", "run", "--ratios", "8:2:0", *seed,
                         "--json"], "splits/train.jsonl", "train/valid split by dialogue"),
@@ -168,6 +168,24 @@ class Launcher:
             self.proc.wait(timeout=60)
 
 
+def unfinished_seconds(rec: dict[str, Any] | None, paths: list[Path]) -> float:
+    """Seconds an attempt that never finished (killed, or failed) spent: from its start to the last write to its log
+    or its output (a synthesis or a benchmark appends each record as it goes; several stages run with `-q` and
+    log nothing until the end), so a resumed stage's hours include the lost attempt's."""
+    if not rec or rec.get("done") or rec.get("started") is None:
+        return 0.0
+    files = [f for p in paths if p.exists() for f in ([p] if p.is_file() else p.rglob("*")) if f.is_file()]
+    times = [f.stat().st_mtime for f in files]
+    return max(0.0, max(times, default=0.0) - float(rec["started"]))
+
+
+def _written_by(st: Stage, out: Path) -> list[Path]:
+    """Where stage `st` writes as it runs: its log and its --out."""
+    argv = st.argv
+    target = [Path(argv[argv.index("--out") + 1])] if "--out" in argv else []
+    return [out / "logs" / f"{st.name}.log", *target]
+
+
 def run_stage(st: Stage, out: Path, launcher: Launcher) -> dict[str, Any]:
     """Run one stage's command; its stdout (--json) goes to logs/<stage>.json, its stderr to logs/<stage>.log."""
     logs = out / "logs"
@@ -208,7 +226,10 @@ def _run(cfg, out, state, todo, launcher, stop_after, say, write_report) -> dict
             say(f"[{i}/{len(todo) + 1}] {st.name}: done before ({rec['seconds']} s)")
         else:
             say(f"[{i}/{len(todo) + 1}] {st.name}: {st.what} ...")
-            prev = (rec or {}).get("seconds", 0.0)
+            # time spent before: finished attempts' seconds, plus an attempt that was killed or failed
+            prev = (rec or {}).get("seconds", 0.0) + unfinished_seconds(rec, _written_by(st, out))
+            state["stages"][st.name] = {"done": False, "seconds": round(prev, 1), "started": time.time()}
+            _save_state(out, state)
             took = run_stage(st, out, launcher)
             state["stages"][st.name] = {"done": True, "seconds": round(prev + took["seconds"], 1),
                                         "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}

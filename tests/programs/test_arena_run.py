@@ -18,7 +18,11 @@ REPLIES = ["Emotional Validation",
 
 
 def lines(path: Path) -> list[dict]:
-    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+    """The complete records of a JSONL file; a line still being written (no newline yet) is not one."""
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    return [json.loads(x) for x in data[: data.rfind(b"\n") + 1].decode("utf-8").splitlines()]
 
 
 @pytest.fixture

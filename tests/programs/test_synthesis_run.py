@@ -14,7 +14,11 @@ EXTES = str(Path(sys.executable).parent / "extes")
 
 
 def lines(path: Path) -> list[dict]:
-    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+    """The complete records of a JSONL file; a line still being written (no newline yet) is not one."""
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    return [json.loads(x) for x in data[: data.rfind(b"\n") + 1].decode("utf-8").splitlines()]
 
 
 def all_ids(run: Path) -> list[str]:
@@ -36,6 +40,9 @@ def test_fifty_accepted_with_four_workers(cli, tmp_path, mode):
     for key in ("accepted", "rejected", "queued", "failed", "prompt_tokens", "completion_tokens", "cost_usd"):
         assert key in s
     assert s["accepted"] == 50 and len(lines(run / "accepted.jsonl")) == 50
+    # off a terminal: a progress line after the first finished task (then one a minute), none per dialogue
+    progress = [x for x in err.splitlines() if x.startswith("accepted ")]
+    assert len(progress) == 1 and progress[0].startswith(("accepted 0/50,", "accepted 1/50,")) and "min" in progress[0]
     ids = all_ids(run)
     assert len(ids) == len(set(ids))
     d = lines(run / "accepted.jsonl")[0]

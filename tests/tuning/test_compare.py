@@ -65,3 +65,24 @@ def test_sign_flip_test_over_examples():
             {"optimizer": "old", "test": 50.0}]
     t = against_uncompiled(rows)
     assert t["labeled"] == {"n": 4, "delta": 37.5, "p": 0.5, "wins": 2, "losses": 0} and "old" not in t
+
+
+def test_compare_announces_what_it_will_score_and_ticks_that_often(tmp_path):
+    """The bar's total comes from compare() itself: the pending runs times the valid and test examples (here the
+    seed set has fewer test turns of some kinds than the limit would allow, so `2 * val_limit` would be wrong)."""
+    from extes.corpus.seeds import read_seed_folder
+    from extes.programs.lm import load_lm
+    from extes.tuning.compare import compare
+
+    dialogues = read_seed_folder()
+    train, valid, test = dialogues[:20], dialogues[20:24], dialogues[24:25]
+    lm = load_lm("scripted")
+    ticks = []
+    for already in (0, 2):  # a fresh folder, then the same folder with one more optimizer: only the new runs
+        starts, before = [], len(ticks)
+        opts = ["labeled"] if already == 0 else ["labeled", "bootstrap"]
+        summary = compare("classifier", opts, 1, train, valid, test, lm, tmp_path / "c", model="scripted", limit=4,
+                          val_limit=50, start=starts.append, tick=lambda: ticks.append(1))
+        new = len(summary["rows"]) - already
+        (total,) = starts
+        assert len(ticks) - before == total and total % new == 0 and total // new < 2 * 50

@@ -72,7 +72,32 @@ def test_failed_stage_names_the_stage_and_its_log(cli, tmp_path, monkeypatch):
     code, _, err = cli("recipe", "distill", "--teacher", "openai/none", "--test", DEV, *SMALL, "--out", out)
     assert code == 2, err
     assert "recipe stage 'synthesize' failed" in err and str(out / "logs" / "synthesize.log") in err
-    assert "synthesize" not in json.loads((out / "recipe.json").read_text())["stages"]
+    rec = json.loads((out / "recipe.json").read_text())["stages"]["synthesize"]
+    assert rec["done"] is False and "started" in rec  # the failed attempt's time is counted when it is rerun
+
+
+def test_a_killed_stage_keeps_the_time_it_spent(tmp_path):
+    """A stage killed mid-run recorded when it started; the rerun adds the time up to the last write to its log or
+    its output folder (a `-q` stage writes records, not log lines)."""
+    import os
+    import time
+
+    from extes.tuning.recipe import _written_by, stages, unfinished_seconds
+
+    synth = {st.name: st for st in stages(RecipeConfig("T", "S", "test.tsv"), tmp_path)}["synthesize"]
+    log, folder = _written_by(synth, tmp_path)
+    assert folder == tmp_path / "synth"
+    log.parent.mkdir()
+    log.write_text("")
+    (folder / "store").mkdir(parents=True)
+    (folder / "store" / "accepted.jsonl").write_text("{}\n")
+    now = time.time()
+    os.utime(log, (now - 90, now - 90))
+    os.utime(folder / "store" / "accepted.jsonl", (now - 40, now - 40))
+    rec = {"done": False, "seconds": 10.0, "started": now - 100}
+    assert abs(unfinished_seconds(rec, [log, folder]) - 60) < 1
+    assert unfinished_seconds({**rec, "done": True}, [log, folder]) == 0.0  # a finished stage's seconds are its own
+    assert unfinished_seconds(None, [log]) == 0.0 and unfinished_seconds(rec, [tmp_path / "missing"]) == 0.0
 
 
 def test_bad_student_is_one_line(cli, tmp_path):
