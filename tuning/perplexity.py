@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import math
 
 from extes.programs.lm.threads import on_model_thread
@@ -48,8 +47,7 @@ def _reply_logits(model, ids, start: int):
 
     dec = fastdecode.decoder_for(model)
     if dec is not None and ids.shape[1] <= dec.max_len:
-        slot = copy.copy(dec)  # shares the modules and the prefix cache, not the KV
-        slot.k = slot.v = None
+        slot = dec.slot()  # shares the modules and the prefix cache, not the KV
         return slot.head(slot.norm(slot.hidden(ids, start)[0, :-1])).float()
     try:
         body, head = model.get_decoder(), model.get_output_embeddings()

@@ -23,7 +23,6 @@ the undriven scheduler thread, the callers prefilling beside it.
 from __future__ import annotations
 
 import collections
-import copy
 import logging
 import queue
 import threading
@@ -193,9 +192,7 @@ class Batcher(SchedulerThread):
         and has its own cache. An error is kept on the request for its reader."""
         try:
             length = req.ids.shape[1] + req.kw["max_new_tokens"]
-            slot = copy.copy(self.base)
-            slot.k = slot.v = None
-            slot._cache(length)
+            slot = self.base.slot(length)
             with torch.inference_mode():
                 req.logits = slot.prefill(req.ids)
             req.slot = slot

@@ -16,6 +16,8 @@ per call; anything else uses `generate`.
 
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn.functional as F
 
@@ -59,6 +61,15 @@ class LlamaDecoder:
         budget = prefix_cache.budget_bytes()
         marks = getattr(model, "_extes_turn_marks", frozenset())  # set by LocalLM from its tokenizer
         self.prefix = prefix_cache.PrefixCache(budget, model.parameters(), marks) if budget else None
+
+    def slot(self, length: int | None = None) -> LlamaDecoder:
+        """A decoder for one more sequence: the same modules, rotary tables and prefix cache, its own KV cache
+        (allocated for `length` positions now, or on first use)."""
+        other = copy.copy(self)
+        other.k = other.v = None
+        if length is not None:
+            other._cache(length)
+        return other
 
     def _cache(self, length: int):
         if self.k is None or self.k[0].shape[2] < length:
