@@ -28,21 +28,31 @@ from extes.tuning.datasets import turn_examples
 from extes.tuning.paired import sign_flip_p
 from extes.tuning.program_metrics import METRICS
 
-T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
+T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
+        15: 2.131, 20: 2.086, 30: 2.042, 40: 2.021, 60: 2.000, 120: 1.980}
+
+
+def _t975(df: int) -> float:
+    """The t distribution's 97.5% point, from the table at the largest tabulated df <= `df` (slightly wide between
+    entries, never narrow); 1.96 past 120."""
+    if df > 120:
+        return 1.96
+    return T975[max(k for k in T975 if k <= df)]
 
 
 def _ci(values: list[float]) -> tuple[float, float]:
-    """Mean and half-width of the t-based 95% interval (0 with a single seed)."""
+    """Mean and half-width of the t-based 95% interval (0 with a single value)."""
     m = sum(values) / len(values)
     if len(values) < 2:
         return m, 0.0
     sd = math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1))
-    return m, T975.get(len(values) - 1, 1.96) * sd / math.sqrt(len(values))
+    return m, _t975(len(values) - 1) * sd / math.sqrt(len(values))
 
 
 def against_uncompiled(rows: list[dict]) -> dict[str, dict]:
-    """Per optimizer: n test examples, mean difference (x100) and the sign-flip p against the uncompiled row, when
-    every row involved kept its per-example test values (rows from before they were kept have none)."""
+    """Per optimizer: n test examples, mean difference (x100) with its 95% interval over the test examples (t, paired
+    differences) and the sign-flip p against the uncompiled row, when every row involved kept its per-example test
+    values (rows from before they were kept have none)."""
     base = next((r for r in rows if r["optimizer"] == "uncompiled"), None)
     if not base or not base.get("test_values"):
         return {}
@@ -53,7 +63,8 @@ def against_uncompiled(rows: list[dict]) -> dict[str, dict]:
             continue
         per_example = [sum(vals) / len(vals) for vals in zip(*(r["test_values"] for r in rs), strict=True)]
         diffs = [a - b for a, b in zip(per_example, base["test_values"], strict=True)]
-        out[opt] = {"n": len(diffs), "delta": round(100 * sum(diffs) / len(diffs), 2), "p": sign_flip_p(diffs),
+        out[opt] = {"n": len(diffs), "delta": round(100 * sum(diffs) / len(diffs), 2),
+                    "delta_ci95": round(100 * _ci(diffs)[1], 2), "p": sign_flip_p(diffs),
                     "wins": sum(d > 0 for d in diffs), "losses": sum(d < 0 for d in diffs)}
     return out
 
@@ -154,11 +165,11 @@ def report_md(summary: dict, program: str, model: str) -> str:
             t = tests.get(r["optimizer"])
             if t:
                 verdict = (("better" if t["delta"] > 0 else "worse") if t["p"] < 0.05 else "no difference shown")
-                detail = f"{t['wins']} examples up, {t['losses']} down of {t['n']}, p = {t['p']:.3g}"
+                detail = (f"{t['delta']:+.1f} ± {t.get('delta_ci95', 0.0):.1f}, 95% interval over the test "
+                          f"examples; {t['wins']} up, {t['losses']} down of {t['n']}, p = {t['p']:.3g}")
             else:
-                verdict, detail = "not tested", "these rows kept no per-example values"
-            lines.append(f"- {r['optimizer']}: {r['test_mean']:.1f} vs {base['test_mean']:.1f} ({d:+.1f}; {detail}): "
-                         f"{verdict}.")
+                verdict, detail = "not tested", f"{d:+.1f}; these rows kept no per-example values"
+            lines.append(f"- {r['optimizer']}: {r['test_mean']:.1f} vs {base['test_mean']:.1f} ({detail}): {verdict}.")
     return "\n".join(lines) + "\n"
 
 

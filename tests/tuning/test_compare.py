@@ -64,7 +64,9 @@ def test_sign_flip_test_over_examples():
             {"optimizer": "labeled", "test_values": [1, 0, 0, 1]},
             {"optimizer": "old", "test": 50.0}]
     t = against_uncompiled(rows)
-    assert t["labeled"] == {"n": 4, "delta": 37.5, "p": 0.5, "wins": 2, "losses": 0} and "old" not in t
+    # differences 1, .5, 0, 0: mean .375, sd .4787, t(3) 3.182 -> half-width 3.182 * .4787 / 2 = .7616
+    assert t["labeled"] == {"n": 4, "delta": 37.5, "delta_ci95": 76.16, "p": 0.5, "wins": 2, "losses": 0}
+    assert "old" not in t
 
 
 def test_compare_announces_what_it_will_score_and_ticks_that_often(tmp_path):
