@@ -26,7 +26,7 @@ def test_compare_optimizers_end_to_end(cli, tmp_path):
     assert rs["compile_lm_calls"] > 0
     assert all(len(x["test_values"]) == 4 for x in rows)  # the per-example values the verdict is tested on
     report = (out / "report.md").read_text()
-    assert "- labeled: " in report and "of 4, p = " in report
+    assert "- labeled: " in report and "of 4, p = " in report and "95% interval over the test examples" in report
     assert "| random-search | 2 |" in report and "Against the uncompiled program on the test split" in report
     png = (out / "cost_vs_quality.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
