@@ -107,6 +107,7 @@ def compare_optimizers(program, optimizers, seeds, trainset, valset, testset, mo
     if bar is not None:
         bar.close()
     if as_json:
-        emit_json({"rows": summary["rows"], "table": summary["table"], "stopped": summary["stopped"]})
+        emit_json({"rows": summary["rows"], "table": summary["table"],
+                   "against_uncompiled": summary["against_uncompiled"], "stopped": summary["stopped"]})
     else:
         click.echo((Path(out) / "report.md").read_text())

@@ -25,6 +25,7 @@ def test_compare_optimizers_end_to_end(cli, tmp_path):
     rs = next(x for x in rows if x["optimizer"] == "random-search")
     assert rs["compile_lm_calls"] > 0
     assert all(len(x["test_values"]) == 4 for x in rows)  # the per-example values the verdict is tested on
+    assert {"n", "delta", "delta_ci95", "p"} <= set(r["against_uncompiled"]["labeled"])
     report = (out / "report.md").read_text()
     assert "- labeled: " in report and "of 4, p = " in report and "95% interval over the test examples" in report
     assert "| random-search | 2 |" in report and "Against the uncompiled program on the test split" in report
