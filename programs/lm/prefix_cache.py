@@ -34,6 +34,8 @@ from collections import OrderedDict
 
 import torch
 
+from extes.errors import ModelError
+
 MIN_CHUNK = 48  # a chunk of fewer rows wastes the matrix kernels (a 32-row chunk costs ~1.9x a token of a 320-row one)
 FIXED_CHUNK = 128  # for templates without a known turn marker
 DEFAULT_MB = 256
@@ -41,13 +43,18 @@ TURN_MARKERS = ("<|im_start|>", "<|start_header_id|>", "<start_of_turn>", "<|use
 
 
 def budget_bytes() -> int:
-    """The cache's size from `EXTES_PREFIX_CACHE_MB` (0 turns prefix caching off)."""
+    """The cache's size from `EXTES_PREFIX_CACHE_MB` (0 turns prefix caching off); a value that is not a size is an
+    error naming the variable, not a silent default."""
     raw = os.environ.get("EXTES_PREFIX_CACHE_MB", "").strip()
+    if not raw:
+        return DEFAULT_MB * 2**20
     try:
-        mb = float(raw) if raw else DEFAULT_MB
+        mb = float(raw)
     except ValueError:
-        mb = DEFAULT_MB
-    return max(0, int(mb * 2**20))
+        mb = -1.0
+    if not mb >= 0 or mb == float("inf"):
+        raise ModelError(f"EXTES_PREFIX_CACHE_MB={raw!r}: give the prefix cache's size in MiB (0 turns it off)")
+    return int(mb * 2**20)
 
 
 def turn_marks(tokenizer) -> frozenset[int]:

@@ -1,10 +1,9 @@
 """The lean loop's prefix cache (programs/lm/prefix_cache.py) on the embedded model: same bits whatever is cached."""
 
-import copy
-
 import pytest
 import torch
 
+from extes.errors import ModelError
 from extes.programs.lm import fastdecode, prefix_cache
 from extes.programs.lm.local import LocalLM
 from extes.tuning.perplexity import reply_nll
@@ -37,8 +36,7 @@ def ids_of(lm, history):
 
 def fresh(dec, budget=None):
     """A slot of the decoder with its own empty prefix cache."""
-    slot = copy.copy(dec)
-    slot.k = slot.v = None
+    slot = dec.slot()
     slot.prefix = prefix_cache.PrefixCache(budget or 64 * 2**20, dec.embed.parameters(), dec.prefix.marks)
     return slot
 
@@ -105,8 +103,7 @@ def test_a_weight_changed_in_place_empties_the_cache(lm):
     dec = fastdecode.decoder_for(lm.hf_model)
     ids = ids_of(lm, HISTORY)
     with torch.inference_mode():
-        slot = copy.copy(dec)
-        slot.k = slot.v = None
+        slot = dec.slot()
         slot.prefill(ids)
     assert dec.prefix.stats()["chunks"] > 0
     weight = lm.hf_model.model.norm.weight
@@ -133,3 +130,7 @@ def test_the_cache_stays_within_its_budget_and_can_be_turned_off(lm, monkeypatch
     assert st["chunks"] == 1 and st["bytes"] <= budget
     monkeypatch.setenv("EXTES_PREFIX_CACHE_MB", "0")
     assert fastdecode.LlamaDecoder(lm.hf_model).prefix is None
+    for bad in ("lots", "-5", "nan"):
+        monkeypatch.setenv("EXTES_PREFIX_CACHE_MB", bad)
+        with pytest.raises(ModelError, match=r"EXTES_PREFIX_CACHE_MB=.*size in MiB"):
+            prefix_cache.budget_bytes()
