@@ -77,7 +77,6 @@ def test_one_participant_through_the_page_then_the_report(server, browser, tmp_p
     def submit(element_id):
         # A click that posts a form returns before the next page loads (slow on a busy machine): wait for it.
         from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
-        from selenium.webdriver.support import expected_conditions as ec
         from selenium.webdriver.support.ui import WebDriverWait
 
         # The page may still be replacing its document when we look ("Node ... does not belong to the document"):
@@ -86,7 +85,18 @@ def test_one_participant_through_the_page_then_the_report(server, browser, tmp_p
         old = browser.find_element(By.TAG_NAME, "html")
         WebDriverWait(browser, 60, ignored_exceptions=(StaleElementReferenceException, WebDriverException)).until(
             lambda b: b.find_element(By.ID, element_id).click() or True)
-        WebDriverWait(browser, 60).until(ec.staleness_of(old))
+        def replaced(_):  # staleness_of, plus chromium's other word for it on a node of a replaced document
+            try:
+                old.is_enabled()
+            except StaleElementReferenceException:
+                return True
+            except WebDriverException as e:
+                if "does not belong to the document" in str(e):
+                    return True
+                raise
+            return False
+
+        WebDriverWait(browser, 60).until(replaced)
 
     def shot(name):
         assert "crisis" in browser.find_element(By.ID, "crisis").text.lower()  # resources on every page
