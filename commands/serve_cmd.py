@@ -61,8 +61,11 @@ def llamacpp_model(model: str, adapters: dict[str, Path], engine: str = "auto") 
 
 
 def build_engine(model: str, adapters: dict[str, Path], program: Path | None, api_base: str | None,
-                 locale: str | None, log_messages: bool, max_tokens: int, engine: str = "auto"):
-    """Load the base model, every adapter (each on its own merged copy) and the program; check all before serving."""
+                 locale: str | None, log_messages: bool, max_tokens: int, engine: str = "auto",
+                 adapter_copies: bool = False):
+    """Load the base model, every adapter and the program; check all before serving. A plain LoRA rides on the one
+    copy of the base (programs/lm/multi_lora.py): requests for the base and any adapters decode in one batch; other
+    adapters (LLaMA-Adapter, DoRA), or all with `adapter_copies`, get their own copy."""
     from extes.programs.serve.engine import Engine  # lazy: programs.serve.engine imports dspy
     from extes.programs.supporter import load_supporter
 
@@ -75,7 +78,7 @@ def build_engine(model: str, adapters: dict[str, Path], program: Path | None, ap
     else:
         models = {served_name(model): load_lm(model, api_base=api_base, **kwargs)}
     for name, folder in adapters.items():
-        models[name] = load_lm(model, adapter=str(folder), **kwargs)
+        models[name] = load_lm(model, adapter=str(folder), share_base=not adapter_copies, **kwargs)
     supporter = load_supporter(program) if program else None
     return Engine(models, program=supporter, locale=locale, log_messages=log_messages)
 
@@ -94,17 +97,22 @@ def build_engine(model: str, adapters: dict[str, Path], program: Path | None, ap
               "EXTES_API_KEY); never logged.")
 @locale_option
 @click.option("--max-tokens", default=160, show_default=True, help="Default longest reply, in tokens.")
+@click.option("--adapter-copies", is_flag=True,
+              help="Give each --adapter its own copy of the base (merged where the precision allows) instead of "
+              "sharing one: more memory, and each adapter decodes in its own batch.")
 @click.option("--log-messages", is_flag=True, help="Put the user's message text into crisis-event log lines.")
 @click.option("--engine", type=click.Choice(ENGINES), default="auto", show_default=True, envvar="EXTES_SERVE_ENGINE",
               help="Batched decoder of a local model: llama.cpp's (auto: for the embedded model without adapters, "
               "when llama-cpp-python is installed) or extes's torch loop (or set EXTES_SERVE_ENGINE).")
-def serve(model, adapters, program, api_base, host, port, api_key, locale, max_tokens, log_messages, engine) -> None:
+def serve(model, adapters, program, api_base, host, port, api_key, locale, max_tokens, adapter_copies, log_messages,
+          engine) -> None:
     """Serve MODEL behind an OpenAI-compatible API (POST /v1/chat/completions, plain or streamed; GET /v1/models;
     GET /health) and a web chat page at /.
 
     Every user message passes the crisis layer before any model call; a crisis gets the fixed escalation message
     (events are logged without the message text unless --log-messages). Concurrent requests on a local model
-    decode together in one batch per adapter (the embedded model without adapters on llama.cpp's continuous
+    decode together in one batch, LoRA adapters included (one copy of the base, each sequence with its own
+    adapter; the embedded model without adapters on llama.cpp's continuous
     batcher when llama-cpp-python is installed; --engine torch for extes's own loop). The request's `model` picks
     the base or an adapter by NAME; the `extes` extension field asks for the Supporter ({"supporter": true} or
     {"strategy": "Suggest Options"}) and the reply carries the chosen strategy in `extes.strategy`. SIGTERM
@@ -126,7 +134,7 @@ def serve(model, adapters, program, api_base, host, port, api_key, locale, max_t
     if host not in ("127.0.0.1", "localhost", "::1") and not api_key:
         click.echo(f"warning: binding {host} without --api-key: anyone who can reach it can use the model", err=True)
     served = build_engine(model, parse_adapters(adapters), program, api_base, locale, log_messages, max_tokens,
-                          engine)
+                          engine, adapter_copies)
     app = create_app(served, api_key=api_key)
     click.echo(f"extes serve: {', '.join(served.models)} on http://{host}:{port} (pid {os.getpid()})", err=True)
     run(app, host, port)

@@ -29,26 +29,33 @@ def reply_nll(lm, history: list[dict], reply: str, system: str | None = None) ->
 
     def run() -> float:
         with torch.inference_mode():
-            logp = torch.log_softmax(_reply_logits(lm.hf_model, ids, len(prefix) - 1), dim=-1)
+            logits = _reply_logits(lm.hf_model, ids, len(prefix) - 1, getattr(lm, "route", None))
+            logp = torch.log_softmax(logits, dim=-1)
             return -logp[torch.arange(len(reply_ids)), torch.tensor(reply_ids)].sum().item()
 
     # on the thread that decodes the model's batches, once there is one (programs/lm/batching.py: Driven)
     return on_model_thread(lm.hf_model, run), len(reply_ids)
 
 
-def _reply_logits(model, ids, start: int):
+def _reply_logits(model, ids, start: int, adapter: str | None = None):
     """Logits (fp32) of positions start..T-2 of `ids` ([1, T]): the output head runs on those rows only, not on the
     whole prompt (the head is a fifth of SmolLM2's weights: ~0.2 s saved per ESConv-sized sample on 2 cores).
 
     LLaMA-layout models run through the lean decode loop's prefix cache (programs/lm/prefix_cache.py) on a cache
     of their own: the next turn of a dialogue starts with this whole sequence, so its pass computes only the new
-    turns and the reply."""
-    from extes.programs.lm import fastdecode
+    turns and the reply. `adapter`: the LoRA attached to a shared base that the LM decodes with
+    (programs/lm/multi_lora.py)."""
+    from extes.programs.lm import fastdecode, multi_lora
 
     dec = fastdecode.decoder_for(model)
     if dec is not None and ids.shape[1] <= dec.max_len:
-        slot = dec.slot()  # shares the modules and the prefix cache, not the KV
+        slot = dec.slot(adapter=adapter)  # shares the modules and the prefix cache, not the KV
         return slot.head(slot.norm(slot.hidden(ids, start)[0, :-1])).float()
+    with multi_lora.routed(adapter):
+        return _transformers_logits(model, ids, start)
+
+
+def _transformers_logits(model, ids, start: int):
     try:
         body, head = model.get_decoder(), model.get_output_embeddings()
     except (AttributeError, NotImplementedError):

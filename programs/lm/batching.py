@@ -46,10 +46,11 @@ PREFILLS_BESIDE = 1
 class Request(StreamedRequest):
     """One submitted prompt: its tokens arrive through `tokens()` (streaming) or all at once through `result()`."""
 
-    def __init__(self, input_ids: torch.Tensor, kwargs: dict[str, Any]):
+    def __init__(self, input_ids: torch.Tensor, kwargs: dict[str, Any], adapter: str | None = None):
         super().__init__()
         self.ids = input_ids
         self.kw = kwargs
+        self.adapter = adapter
         self.new: list[int] = []
         self.slot = None
         self.logits = None
@@ -80,13 +81,14 @@ class Batcher(SchedulerThread):
         dec, kwargs = fastdecode._plan(self.model, self.tokenizer, input_ids, gen)
         return kwargs if dec is not None else None
 
-    def submit(self, input_ids: torch.Tensor, kwargs: dict[str, Any]) -> Request:
-        """Queue a prompt ([1, T]) with `plan`'s arguments; it joins the batch at the next step. Prefilled on the
+    def submit(self, input_ids: torch.Tensor, kwargs: dict[str, Any], adapter: str | None = None) -> Request:
+        """Queue a prompt ([1, T]) with `plan`'s arguments, decoded with the LoRA `adapter` attached to the model
+        (programs/lm/multi_lora.py; None: the base); it joins the batch at the next step. Prefilled on the
         caller's thread (one caller at a time, `PREFILLS_BESIDE`) while the batch keeps decoding, or by the
         scheduler while it is driven (`drive`). Returns once queued (a prefill that fails is raised by the
         request's `tokens()`)."""
         self._ensure_thread()
-        req = Request(input_ids, kwargs)
+        req = Request(input_ids, kwargs, adapter)
         if not self.driven:
             with self._prefills:
                 self._prefill(req)
@@ -104,10 +106,10 @@ class Batcher(SchedulerThread):
         self.incoming.put(job)
         return job.result()
 
-    def generate(self, input_ids: torch.Tensor, gen: dict) -> torch.Tensor | None:
+    def generate(self, input_ids: torch.Tensor, gen: dict, adapter: str | None = None) -> torch.Tensor | None:
         """New token ids for the prompt, decoded in the shared batch (None where the lean loop does not apply)."""
         kwargs = self.plan(input_ids, gen)
-        return None if kwargs is None else self.submit(input_ids, kwargs).result()
+        return None if kwargs is None else self.submit(input_ids, kwargs, adapter).result()
 
     def stats(self) -> dict[str, int]:
         """Steps run, the largest batch seen and the sequences decoding now."""
@@ -192,7 +194,7 @@ class Batcher(SchedulerThread):
         and has its own cache. An error is kept on the request for its reader."""
         try:
             length = req.ids.shape[1] + req.kw["max_new_tokens"]
-            slot = self.base.slot(length)
+            slot = self.base.slot(length, req.adapter)
             with torch.inference_mode():
                 req.logits = slot.prefill(req.ids)
             req.slot = slot
@@ -246,7 +248,18 @@ class Batcher(SchedulerThread):
             self.active = []
 
     def _step(self) -> None:
-        """One token for every active sequence: shared kernels on the batch, attention over each one's cache."""
+        """One token for every active sequence: shared kernels on the batch, attention over each one's cache; each
+        row with its own LoRA adapter where sequences of several share the base (programs/lm/multi_lora.py)."""
+        adapters = tuple(r.adapter for r in self.active)
+        if any(a is not None for a in adapters):
+            from extes.programs.lm.multi_lora import routed
+
+            with routed(adapters):
+                self._layers()
+        else:
+            self._layers()
+
+    def _layers(self) -> None:
         seqs, base = self.active, self.base
         b, hd, n_kv = len(seqs), base.head_dim, base.n_kv
         self.steps += 1

@@ -58,15 +58,18 @@ class LlamaDecoder:
             cos, sin = inner.rotary_emb(torch.zeros(1, dtype=self.dtype), positions)
         self.cos, self.sin = cos[:, None], sin[:, None]  # [1, 1, L, head_dim]
         self.k = self.v = None
+        self.adapter = None  # the LoRA this slot's sequence decodes with (programs/lm/multi_lora.py), None: the base
         budget = prefix_cache.budget_bytes()
         marks = getattr(model, "_extes_turn_marks", frozenset())  # set by LocalLM from its tokenizer
         self.prefix = prefix_cache.PrefixCache(budget, model.parameters(), marks) if budget else None
 
-    def slot(self, length: int | None = None) -> LlamaDecoder:
+    def slot(self, length: int | None = None, adapter: str | None = None) -> LlamaDecoder:
         """A decoder for one more sequence: the same modules, rotary tables and prefix cache, its own KV cache
-        (allocated for `length` positions now, or on first use)."""
+        (allocated for `length` positions now, or on first use), decoding with the LoRA `adapter` attached to the
+        model (programs/lm/multi_lora.py) or the base."""
         other = copy.copy(self)
         other.k = other.v = None
+        other.adapter = adapter
         if length is not None:
             other._cache(length)
         return other
@@ -84,6 +87,14 @@ class LlamaDecoder:
     def _run(self, ids: torch.Tensor, start: int) -> torch.Tensor:
         """Hidden states ([1, T, D], before the final norm) of `ids` at positions start..start+T-1, their keys and
         values written into the cache; attention covers the cache's positions 0..start+T-1."""
+        if self.adapter is not None:
+            from extes.programs.lm.multi_lora import routed
+
+            with routed(self.adapter):
+                return self._layers(ids, start)
+        return self._layers(ids, start)
+
+    def _layers(self, ids: torch.Tensor, start: int) -> torch.Tensor:
         t = ids.shape[1]
         end = start + t
         cos, sin = self.cos[:, :, start:end], self.sin[:, :, start:end]
@@ -127,7 +138,7 @@ class LlamaDecoder:
         pc.check_weights()
         tokens = ids[0].tolist()
         ends = prefix_cache.chunk_ends(tokens, pc.marks)
-        keys = prefix_cache.chunk_keys(tokens, ends)
+        keys = prefix_cache.chunk_keys(tokens, ends, self.adapter)
         usable = sum(e <= first for e in ends)
         s = pc.restore(keys[:usable], ends, self.k, self.v)
         outs = []

@@ -36,7 +36,7 @@ class LocalLM(dspy.BaseLM):
 
     def __init__(self, name: str = "smollm2-135m-instruct", *, adapter: str | os.PathLike | None = None,
                  temperature: float = 0.0, max_tokens: int = 160, top_p: float = 1.0, cache: bool = True,
-                 precision: str = "auto", model: str | None = None):
+                 precision: str = "auto", model: str | None = None, share_base: bool = False):
         folder, _ = resolve_local(name)
         # The user's own model string (`local/path/to/folder`, not the folder's basename), so that a saved program's
         # LM state loads back from where it was trained.
@@ -49,7 +49,19 @@ class LocalLM(dspy.BaseLM):
         self.precision = precision
         self._lock = threading.Lock()
         self._memo: OrderedDict[str, Any] = OrderedDict()
-        self.tokenizer, self.hf_model = _load(folder, self.adapter, precision)
+        # With share_base, a plain LoRA rides on the one copy of the base that every LM of this model shares, and
+        # sequences of several adapters decode in one batch (programs/lm/multi_lora.py); `route` names it there.
+        self.route = None
+        from extes.programs.lm import multi_lora  # lazy: programs.lm.multi_lora imports torch
+
+        why = multi_lora.routable(Path(self.adapter)) if self.adapter and share_base else "not asked"
+        if self.adapter and share_base and why:
+            log.info("adapter %s gets its own copy of the base: %s", self.adapter, why)
+        if not why:
+            self.tokenizer, self.hf_model = _load(folder, None, precision)
+            self.route = multi_lora.attach(self.hf_model, Path(self.adapter))
+        else:
+            self.tokenizer, self.hf_model = _load(folder, self.adapter, precision)
         # where the lean loop's prefix cache cuts prompts into reusable chunks (programs/lm/prefix_cache.py)
         from extes.programs.lm.prefix_cache import turn_marks  # lazy: programs.lm.prefix_cache imports torch
 
@@ -125,12 +137,14 @@ class LocalLM(dspy.BaseLM):
         from extes.programs.lm.batching import batcher_for
 
         batcher = batcher_for(self.hf_model, self.tokenizer)
-        new = batcher.generate(input_ids, gen) if batcher is not None else None
+        new = batcher.generate(input_ids, gen, self.route) if batcher is not None else None
         if new is not None:
             return new
         from extes.programs.lm.fastdecode import new_tokens
+        from extes.programs.lm.multi_lora import routed
 
-        with self._lock, torch.inference_mode():  # transformers' generate: one sequence at a time
+        # transformers' generate: one sequence at a time
+        with self._lock, torch.inference_mode(), routed(self.route):
             return new_tokens(self.hf_model, self.tokenizer, input_ids, gen)
 
     def stream_tokens(self, messages: list[dict[str, str]], **kwargs):
@@ -144,7 +158,7 @@ class LocalLM(dspy.BaseLM):
         plan = batcher.plan(input_ids, gen) if batcher is not None else None
         if plan is None:
             return None, input_ids.shape[1]
-        return batcher.submit(input_ids, plan), input_ids.shape[1]
+        return batcher.submit(input_ids, plan, self.route), input_ids.shape[1]
 
     def stream(self, messages: list[dict[str, str]], **kwargs) -> Iterator[str]:
         """Yield the reply piece by piece as it is decoded (for `extes chat` and `extes serve`)."""
@@ -160,7 +174,9 @@ class LocalLM(dspy.BaseLM):
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
 
         def run():
-            with self._lock, torch.inference_mode():
+            from extes.programs.lm.multi_lora import routed
+
+            with self._lock, torch.inference_mode(), routed(self.route):
                 self.hf_model.generate(input_ids, attention_mask=torch.ones_like(input_ids), streamer=streamer, **gen)
 
         worker = threading.Thread(target=run, daemon=True)
@@ -190,7 +206,9 @@ class LocalLM(dspy.BaseLM):
         rows = torch.tensor([c + [pad] * (width - len(c)) for c in conts])
         mask = torch.tensor([[1] * (len(base) + len(c)) + [0] * (width - len(c)) for c in conts])
         def run():
-            with self._lock, torch.inference_mode():
+            from extes.programs.lm.multi_lora import routed
+
+            with self._lock, torch.inference_mode(), routed(self.route):
                 # Only the last position's logits: all of them would be [prompt, vocab] floats (1.6 GB at 8k).
                 first = self.hf_model(input_ids=torch.tensor([base]), use_cache=True, logits_to_keep=1)
                 cache = first.past_key_values
@@ -210,6 +228,7 @@ class LocalLM(dspy.BaseLM):
         state = super().dump_state()
         state["adapter"] = self.adapter
         state["precision"] = self.precision
+        state["share_base"] = self.route is not None
         return state
 
     @classmethod
@@ -217,7 +236,8 @@ class LocalLM(dspy.BaseLM):
         """Rebuild from `dump_state` (a distilled program's LM: base model, adapter, sampling settings)."""
         return cls(BACKEND.argument(state["model"]), model=state["model"], adapter=state.get("adapter"),
                    temperature=state.get("temperature") or 0.0, max_tokens=state.get("max_tokens") or 160,
-                   top_p=state.get("top_p") or 1.0, precision=state.get("precision") or "auto")
+                   top_p=state.get("top_p") or 1.0, precision=state.get("precision") or "auto",
+                   share_base=bool(state.get("share_base")))
 
 
 def text_pieces(tokenizer, tokens) -> Iterator[str]:
@@ -362,6 +382,7 @@ OPTIONS = (
     *sampling_options(),
     Option("cache", bool, "Serve identical calls from the in-memory cache."),
     Option("precision", str, "Weights in memory.", choices=PRECISIONS),
+    Option("share_base", bool, "A LoRA adapter rides on the one shared copy of the base (programs/lm/multi_lora.py)."),
 )
 BACKEND = Backend(prefix="local/", usage="local/<name-or-path>", build=build, options=OPTIONS,
                   capabilities=Capabilities(can_score=True, can_stream=True, trainable=True, in_process=True))

@@ -77,9 +77,12 @@ def chunk_ends(tokens: list[int], marks: frozenset[int]) -> list[int]:
     return ends + [n] if n else []
 
 
-def chunk_keys(tokens: list[int], ends: list[int]) -> list[bytes]:
-    """The digest of tokens[:end] for every chunk end."""
+def chunk_keys(tokens: list[int], ends: list[int], adapter: str | None = None) -> list[bytes]:
+    """The digest of tokens[:end] for every chunk end, after the name of the LoRA `adapter` the keys and values are
+    computed with (programs/lm/multi_lora.py; none for the base)."""
     h = hashlib.blake2b(digest_size=16)
+    if adapter is not None:
+        h.update(b"adapter\0" + adapter.encode() + b"\0")
     keys, start = [], 0
     for end in ends:
         h.update(b"".join(t.to_bytes(4, "little", signed=True) for t in tokens[start:end]))

@@ -5,10 +5,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from extes.programs.lm.local import LocalLM
 from extes.programs.safety import SafetyChecker
 from extes.programs.serve.app import create_app
-from extes.programs.serve.engine import Engine
 
 pytestmark = pytest.mark.model
 
@@ -34,11 +32,15 @@ def _adapter(folder, seed):
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory):
+    """What `extes serve --engine torch --adapter kind=DIR --adapter brief=DIR` serves: both LoRAs on one copy of
+    the base (programs/lm/multi_lora.py)."""
+    from extes.commands.serve_cmd import build_engine
+
     root = tmp_path_factory.mktemp("adapters")
-    models = {"smollm2-135m-instruct": LocalLM(max_tokens=16)}
-    for name, seed in (("kind", 1), ("brief", 2)):
-        models[name] = LocalLM(adapter=_adapter(root / name, seed), max_tokens=16)
-    return Engine(models, checker=SafetyChecker(rules_only=True))
+    adapters = {name: _adapter(root / name, seed) for name, seed in (("kind", 1), ("brief", 2))}
+    served = build_engine("local/smollm2-135m-instruct", adapters, None, None, None, False, 16, "torch")
+    served.checker = SafetyChecker(rules_only=True)
+    return served
 
 
 def test_openai_client_plain_streamed_and_batched(serve, engine):
@@ -74,3 +76,20 @@ def test_two_adapters_are_selected_by_the_model_field(serve, engine):
     assert len(set(replies.values())) == 3, replies
     again = client.chat.completions.create(model="kind", messages=MSGS, max_tokens=12).choices[0].message.content
     assert again == replies["kind"]
+    # one copy of the weights, one batch: requests for the base and both adapters decode together (a new message:
+    # the ones above are in the models' call cache; tokens as each alone: tests/programs/lm/test_multi_lora.py)
+    models = engine.models
+    assert models["kind"].hf_model is models["brief"].hf_model is models["smollm2-135m-instruct"].hf_model
+    batcher = models["kind"].hf_model._extes_batcher
+    before = batcher.stats()["peak_batch"]
+    batcher.peak_batch = 0
+
+    def ask(name):
+        messages = [{"role": "user", "content": "My best friend moved away and I feel so alone."}]
+        return client.chat.completions.create(model=name, messages=messages, max_tokens=24).choices[0].message.content
+
+    names = ["smollm2-135m-instruct", "kind", "brief"]
+    with ThreadPoolExecutor(len(names)) as ex:
+        together = list(ex.map(ask, names))
+    assert len(set(together)) == 3, together
+    assert batcher.stats()["peak_batch"] >= 2, (before, batcher.stats())
