@@ -11,18 +11,13 @@ import torch
 from extes.errors import ModelError
 from extes.programs.lm import fastdecode, multi_lora
 from extes.programs.lm.local import LocalLM
+from tests.programs.lm.test_prefix_cache import HISTORY, REPLY
 from tests.programs.test_local_adapter import lora_for, tiny_llama
 
 pytestmark = pytest.mark.model
 
 # a conversation long enough that its prompt is prefilled in several chunks the prefix cache keeps
-CHAT = [
-    {"role": "user", "content": "I failed my exam again and my parents will be so disappointed in me. I studied "
-                                "for weeks and still froze when I saw the first question on the paper."},
-    {"role": "assistant", "content": "That sounds really painful, especially after all the work you put in. It "
-                                     "makes sense that you feel let down and worried about their reaction."},
-    {"role": "user", "content": "I don't know what to do next semester."},
-]
+CHAT = [{"role": t["role"], "content": t["text"]} for t in HISTORY]
 SHORT = [{"role": "user", "content": "Work is overwhelming and I can't sleep."}]
 
 
@@ -101,8 +96,7 @@ def test_scores_and_perplexity_go_through_the_adapter(adapters):
     want = own.score_choices(CHAT, labels)
     assert shared.score_choices(CHAT, labels) == pytest.approx(want, abs=1e-4)
     assert base.score_choices(CHAT, labels) != pytest.approx(want, abs=1e-3)
-    history = [{"role": m["role"], "text": m["content"]} for m in CHAT]
-    reply = "It is okay to feel lost; what would help most right now?"
+    history, reply = HISTORY, REPLY
     nll_own, n = reply_nll(own, history, reply)
     nll_shared, m = reply_nll(shared, history, reply)
     nll_base, _ = reply_nll(base, history, reply)
