@@ -155,6 +155,39 @@ class LlamaDecoder:
             s = e
         return torch.cat(outs, dim=1)
 
+    def continuations(self, rows: torch.Tensor, start: int) -> torch.Tensor:
+        """Logits (fp32, [C, w, vocab]) of C continuations `rows` ([C, w]) that all follow the `start` positions
+        already in this slot's cache (a prompt's `hidden`/`prefill`): each row attends to those and to its own
+        earlier tokens, and nothing is written into the cache, so the rows are independent of each other. Padding
+        at a row's end changes none of the logits before it."""
+        c, w = rows.shape
+        if self.adapter is not None:
+            from extes.programs.lm.multi_lora import routed
+
+            with routed(self.adapter):
+                return self._continuations(rows, start, c, w)
+        return self._continuations(rows, start, c, w)
+
+    def _continuations(self, rows, start: int, c: int, w: int) -> torch.Tensor:
+        end = start + w
+        cos, sin = self.cos[:, :, start:end], self.sin[:, :, start:end]
+        mask = torch.arange(end)[None, :] <= (torch.arange(w)[:, None] + start)  # [w, start + w]
+        h = self.embed(rows)
+        for i, layer in enumerate(self.layers):
+            attn = layer.self_attn
+            x = layer.input_layernorm(h)
+            q = attn.q_proj(x).view(c, w, -1, self.head_dim).transpose(1, 2)
+            k = attn.k_proj(x).view(c, w, -1, self.head_dim).transpose(1, 2)
+            v = attn.v_proj(x).view(c, w, -1, self.head_dim).transpose(1, 2)
+            q = q * cos + _rotate_half(q) * sin
+            k = k * cos + _rotate_half(k) * sin
+            kk = torch.cat([self.k[i][:, :, :start].expand(c, -1, -1, -1), k], dim=2)
+            vv = torch.cat([self.v[i][:, :, :start].expand(c, -1, -1, -1), v], dim=2)
+            o = F.scaled_dot_product_attention(q, kk, vv, attn_mask=mask, scale=attn.scaling, enable_gqa=True)
+            h = h + attn.o_proj(o.transpose(1, 2).reshape(c, w, -1))
+            h = h + layer.mlp(layer.post_attention_layernorm(h))
+        return self.head(self.norm(h)).float()
+
     def prefill(self, ids: torch.Tensor) -> torch.Tensor:
         """Logits (fp32, [vocab]) after the prompt `ids` ([1, T]) from position 0, its KV in the cache; blocks the
         prefix cache holds are copied instead of computed."""

@@ -191,10 +191,16 @@ class LocalLM(dspy.BaseLM):
     def score_choices(self, messages: list[dict[str, str]], choices: list[str], prefix: str = "") -> list[float]:
         """Mean log-probability of each choice as the start of the assistant's reply (after `prefix`).
 
-        The shared prompt runs once; its KV cache is repeated for the batch of choices, so 16 labels cost one
-        prompt pass plus 16 short continuations instead of 16 full passes.
+        The shared prompt runs once and the choices run as one batch over its keys and values, so 16 labels cost
+        one prompt pass plus 16 short continuations instead of 16 full passes. On a LLaMA-layout model (the embedded
+        one) the prompt goes through the lean loop's prefix cache (programs/lm/fastdecode.py, prefix_cache.py):
+        consecutive turns of a conversation repeat most of their prompt, and only the new turns are computed; the
+        choices then attend to the cached prompt (`LlamaDecoder.continuations`). No model lock: the slot's cache is
+        its own. Elsewhere, transformers' forward under the model's lock.
         """
         import torch
+
+        from extes.programs.lm.fastdecode import decoder_for  # lazy: programs.lm.fastdecode imports torch
 
         prompt = self._inputs(messages, reserve=64)[0].tolist()  # room for the longest label
         self.last_prompt_tokens = len(prompt)
@@ -204,20 +210,34 @@ class LocalLM(dspy.BaseLM):
         width = max(len(c) for c in conts)
         pad = self.tokenizer.pad_token_id or 0
         rows = torch.tensor([c + [pad] * (width - len(c)) for c in conts])
-        mask = torch.tensor([[1] * (len(base) + len(c)) + [0] * (width - len(c)) for c in conts])
-        def run():
-            from extes.programs.lm.multi_lora import routed
+        dec = decoder_for(self.hf_model)
+        if dec is not None and len(base) + width <= dec.max_len:
+            def run():
+                with torch.inference_mode():
+                    slot = dec.slot(len(base), adapter=self.route)
+                    last = slot.hidden(torch.tensor([base]), len(base) - 1)
+                    first = slot.head(slot.norm(last))[0, -1].float()
+                    return first, slot.continuations(rows, len(base))
 
-            with self._lock, torch.inference_mode(), routed(self.route):
-                # Only the last position's logits: all of them would be [prompt, vocab] floats (1.6 GB at 8k).
-                first = self.hf_model(input_ids=torch.tensor([base]), use_cache=True, logits_to_keep=1)
-                cache = first.past_key_values
-                cache.batch_repeat_interleave(len(choices))
-                return first, self.hf_model(input_ids=rows, attention_mask=mask, cache=cache, use_cache=True).logits
+            first, rest = on_model_thread(self.hf_model, run)
+            logits = torch.cat([first[None, None].expand(len(choices), 1, -1), rest[:, :-1]], dim=1)
+        else:
+            mask = torch.tensor([[1] * (len(base) + len(c)) + [0] * (width - len(c)) for c in conts])
 
-        first, rest = on_model_thread(self.hf_model, run)
-        # Position j of a choice is predicted by the logits one step before it: the prompt's last for j = 0.
-        logits = torch.cat([first.logits[:, -1:].expand(len(choices), 1, -1), rest[:, :-1]], dim=1).float()
+            def run():
+                from extes.programs.lm.multi_lora import routed
+
+                with self._lock, torch.inference_mode(), routed(self.route):
+                    # Only the last position's logits: all of them would be [prompt, vocab] floats (1.6 GB at 8k).
+                    first = self.hf_model(input_ids=torch.tensor([base]), use_cache=True, logits_to_keep=1)
+                    cache = first.past_key_values
+                    cache.batch_repeat_interleave(len(choices))
+                    out = self.hf_model(input_ids=rows, attention_mask=mask, cache=cache, use_cache=True).logits
+                    return first.logits[:, -1:], out
+
+            first, rest = on_model_thread(self.hf_model, run)
+            # Position j of a choice is predicted by the logits one step before it: the prompt's last for j = 0.
+            logits = torch.cat([first.expand(len(choices), 1, -1), rest[:, :-1]], dim=1).float()
         logp = torch.log_softmax(logits, dim=-1)
         return [logp[i, torch.arange(len(c)), torch.tensor(c)].mean().item() for i, c in enumerate(conts)]
 

@@ -134,3 +134,24 @@ def test_the_cache_stays_within_its_budget_and_can_be_turned_off(lm, monkeypatch
         monkeypatch.setenv("EXTES_PREFIX_CACHE_MB", bad)
         with pytest.raises(ModelError, match=r"EXTES_PREFIX_CACHE_MB=.*size in MiB"):
             prefix_cache.budget_bytes()
+
+
+def test_scoring_choices_on_the_lean_loop_matches_transformers(lm, monkeypatch):
+    """`score_choices` prefills the prompt through the prefix cache and runs the labels over its keys and values
+    (`LlamaDecoder.continuations`): the scores of transformers' own forward within fp32 rounding, the same
+    pick, and the same bits whether the conversation's turns were cached or not."""
+    from extes.signatures.support import STRATEGY_NAMES
+
+    labels = list(STRATEGY_NAMES)
+    chats = [[{"role": t["role"], "content": t["text"]} for t in HISTORY[:n]] for n in (3, 5)]
+    lean = [lm.score_choices(c, labels, prefix="Strategy: ") for c in chats]  # the second starts with the first
+    assert lm.hf_model._extes_decoder.prefix.stats()["hit_tokens"] > 0
+    lm.hf_model._extes_decoder.prefix.clear()
+    assert lm.score_choices(chats[1], labels, prefix="Strategy: ") == lean[1]  # cold: the same bits
+    monkeypatch.setattr(fastdecode, "decoder_for", lambda model: None)  # transformers' forward instead
+    for chat, got in zip(chats, lean, strict=True):
+        want = lm.score_choices(chat, labels, prefix="Strategy: ")
+        assert got == pytest.approx(want, abs=2e-4)
+        top, second = sorted(want, reverse=True)[:2]
+        if top - second > 1e-3:  # the label the adapter picks, unless two are within rounding of each other
+            assert got.index(max(got)) == want.index(top)
