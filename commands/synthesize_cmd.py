@@ -46,12 +46,14 @@ from extes.programs.synthesizer import MODES
 @option_from(SynthConfig, "timeout_s", "--timeout", "timeout_s", type=POSITIVE)
 @option_from(SynthConfig, "program", type=click.Path(path_type=Path))
 @option_from(SynthConfig, "prices", type=click.Path(path_type=Path))
+@option_from(SynthConfig, "json_grammar")
 @click.option("--dry-run", is_flag=True, help="Estimate calls, tokens and dollars; call no LM and write nothing.")
 @api_base_option
 @quiet_option
 @json_option
 def synthesize(model, mode, target, out, workers, demos, round_size, uniform, scenes, seed, max_cost, dup_threshold,
-               retries, backoff_s, timeout_s, program, prices, dry_run, api_base, quiet, as_json) -> None:
+               retries, backoff_s, timeout_s, program, prices, json_grammar, dry_run, api_base, quiet,
+               as_json) -> None:
     """Synthesize dialogues into OUT; rerun the same command to resume after any interruption.
 
     Round 0 uses the seed dialogues as demos; later rounds use the dialogues accepted in earlier rounds. Each
@@ -72,6 +74,7 @@ def synthesize(model, mode, target, out, workers, demos, round_size, uniform, sc
         uniform=uniform, scenes=[s.strip() for s in scenes.split(";") if s.strip()] if scenes else [], seed=seed,
         max_cost=max_cost, dup_threshold=dup_threshold, retries=retries, backoff_s=backoff_s, timeout_s=timeout_s,
         program=str(program) if program else None, api_base=api_base, prices=str(prices) if prices else None,
+        json_grammar=json_grammar,
     )
     if dry_run:
         from extes.programs.dryrun import estimate  # lazy: programs.dryrun imports dspy
@@ -93,6 +96,12 @@ def synthesize(model, mode, target, out, workers, demos, round_size, uniform, sc
         # turns mode caps each call itself; a whole dialogue as JSON needs room (~60 tokens per utterance).
         kwargs.update(max_tokens=120 if mode == "turns" else 1600, temperature=0.8, top_p=0.95)
     lm = load_lm(model, api_base=api_base, **kwargs)
+    if json_grammar:
+        from extes.programs.lm.local import LocalLM  # lazy: programs.lm.local imports dspy
+
+        if isinstance(lm, LocalLM):
+            raise InputError(f"--json-grammar: {model} runs on transformers here, which has no JSON grammar; install "
+                             "llama.cpp (make teacher) or use an openai/ model")
     bar = _progress(target, quiet)
     run = SynthesisRun(cfg, lm, progress=bar.update if bar else None)
     summary = run.run()

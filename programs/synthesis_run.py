@@ -70,6 +70,8 @@ class SynthConfig:
         "help": "Seconds before an API call times out (openai/ models)."})
     prices: str | None = field(default=None, metadata={"help": "A price table like assets/prices.yaml."})
     max_tasks: int = field(default=0, metadata={"help": "Most tasks the run may create (0: 5 x target + 20)."})
+    json_grammar: bool = field(default=False, metadata={
+        "help": "Whole mode: constrain each dialogue to valid JSON (llama.cpp's grammar; json_object on openai/)."})
 
     def __post_init__(self):
         if self.target < 1:
@@ -78,6 +80,8 @@ class SynthConfig:
             raise InputError(f"--workers {self.workers}: give at least 1")
         if self.mode not in MODES:
             raise InputError(f"--mode {self.mode!r}: use whole or turns")
+        if self.json_grammar and self.mode != "whole":
+            raise InputError("--json-grammar constrains the whole dialogue's JSON: use it with --mode whole")
         # The CLI's option types check these too; library callers get the same one-line errors.
         for name, value, low in (("--demos", self.demos, 0), ("--retries", self.retries, 0),
                                  ("--round-size", self.round_size, 0), ("--max-tasks", self.max_tasks, 0)):
@@ -224,7 +228,7 @@ class SynthesisRun:
             try:
                 with dspy.context(lm=self.lm, adapter=SmallChatAdapter(), track_usage=True):
                     pred = self.program(scene=scene, dialogue_id=task, demos=demos, seed=cfg.seed,
-                                        config={"rollout_id": attempt + 1000 * i})
+                                        config=self._call_config(attempt + 1000 * i))
                 self._add_usage(usage, pred.get_lm_usage())
                 break
             except RecordError as e:
@@ -275,6 +279,13 @@ class SynthesisRun:
                 self.store.append("rejected", record)
                 status = "rejected"
         return status, record
+
+    def _call_config(self, rollout_id: int) -> dict:
+        """What each LM call of a task gets: a distinct rollout id per attempt, and the JSON grammar if asked."""
+        config: dict = {"rollout_id": rollout_id}
+        if self.cfg.json_grammar:
+            config["response_format"] = {"type": "json_object"}
+        return config
 
     def _add_usage(self, usage: dict, lm_usage: dict | None):
         for model, u in (lm_usage or {}).items():

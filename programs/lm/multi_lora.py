@@ -15,9 +15,9 @@ The arithmetic is peft's unmerged LoRA forward, `result + lora_B(lora_A(x)) * sc
 inference), so a sequence decoded here gets the tokens that the model wrapped by `PeftModel` gives it at
 temperature 0 in fp32 (tested, with adapters mixed in one batch). In q4/bf16 (`precision auto` on CPUs with native
 bf16) the shared base keeps its 4-bit linears and adds the products in bf16, while a copy of its own merges the
-adapter into bf16 weights: the same adapter within rounding, so near-ties may decode differently. Plain LoRA only: an adapter with DoRA, rank or
-alpha patterns, trained bias, extra saved modules, or not a LoRA at all (LLaMA-Adapter) is `not routable` and is
-loaded on its own copy as before (`routable` says why).
+adapter into bf16 weights: the same adapter within rounding, so near-ties may decode differently. Plain LoRA only:
+an adapter with DoRA, rank or alpha patterns, trained bias, extra saved modules, or not a LoRA at all (LLaMA-
+Adapter) is `not routable` and is loaded on its own copy as before (`routable` says why).
 """
 
 from __future__ import annotations

@@ -54,3 +54,27 @@ def test_max_tokens_reaches_the_server_and_a_foreign_option_is_refused(cli, serv
     assert body.get("max_tokens", body.get("max_completion_tokens")) == 7
     code, out, err = cli("reply", "hi", "-m", "openai/test-model", "--api-base", server, "--adapter", ".")
     assert code == 2 and "--adapter does not apply to openai/test-model" in err and len(err.strip().splitlines()) == 1
+
+
+def test_json_grammar_reaches_the_server_in_whole_mode(cli, server, monkeypatch, tmp_path):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-secret")
+    code, out, err = cli("synthesize", "-m", "openai/test-model", "--api-base", server, "--mode", "whole",
+                         "--target", "1", "--retries", "0", "--json-grammar", "--out", tmp_path / "run", "--quiet",
+                         "--json")
+    assert code == 0, err
+    bodies = [r["body"] for r in Handler.requests]
+    assert bodies and all(b.get("response_format") == {"type": "json_object"} for b in bodies)
+    Handler.requests.clear()
+    code, out, err = cli("synthesize", "-m", "openai/test-model", "--api-base", server, "--mode", "whole",
+                         "--target", "1", "--retries", "0", "--out", tmp_path / "plain", "--quiet", "--json")
+    assert code == 0, err
+    assert Handler.requests and not any("response_format" in r["body"] for r in Handler.requests)
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["-m", "scripted", "--mode", "turns"], "use it with --mode whole"),
+    (["-m", "local/smollm2-135m-instruct", "--mode", "whole"], "has no JSON grammar"),
+])
+def test_json_grammar_where_it_cannot_apply_is_a_one_line_error(cli, tmp_path, args, needle):
+    code, out, err = cli("synthesize", *args, "--target", "1", "--json-grammar", "--out", tmp_path / "run")
+    assert code == 2 and needle in err and len(err.strip().splitlines()) == 1, err
