@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 from pathlib import Path
 
 import torch
@@ -31,6 +32,7 @@ from extes.corpus.atomic import atomic_path
 log = logging.getLogger(__name__)
 
 GROUP = 32
+_KEEP = threading.Lock()  # one thread builds a layer's kept dense weight (Q4Linear.dense_cached)
 
 
 @functools.cache
@@ -114,7 +116,12 @@ def recover_q8(weight, group: int = GROUP, rtol: float = 1e-5):
             (lo.reshape(weight.shape).to(torch.int32), d, 8 * d)]
 
 
-PREFILL_ROWS = 128  # from this many rows on, dequantize to bf16 and use a dense matmul (2x faster at 512 rows)
+PREFILL_ROWS = 128  # a Q8_0 layer (the head) dequantizes per call from this many rows on (2x faster at 512 rows)
+# From this many rows of a prompt on (not a decoding step), a Q4_1 layer runs a dense matmul on its weight
+# dequantized once and kept (`Q4Linear.forward`). Measured on 2 AVX-512-BF16 cores (SmolLM2's shapes, 2026-12-02):
+# the kept bf16 weight against the int4 kernel at 8 / 16 / 48 / 128 / 320 rows of the 576x1536 MLP linear:
+# 0.12 / 0.16 / 0.32 / 0.67 / 1.47 ms against 0.11 / 0.21 / 0.64 / 1.61 / 4.00 ms (dequantizing per call: 1.3-2.6 ms).
+DENSE_ROWS = 12
 
 
 def _part(q, scale, zero):
@@ -128,8 +135,14 @@ def _part(q, scale, zero):
 
 class Q4Linear(torch.nn.Module):
     """A linear whose weight is a sum of 4-bit weights with a bf16 scale and zero per 32 inputs: one part for Q4_1,
-    two for Q8_0. A few rows (decoding) run on the int4 kernel, products summed in fp32; many rows (a long prompt)
-    dequantize the weight to bf16 once and run a dense matmul, where the int4 kernel is compute-bound and slower."""
+    two for Q8_0. A decoding step (one position per sequence, [B, 1, K], whatever the batch) runs on the int4
+    kernel, products summed in fp32, so a sequence's step computes the same bits alone or in a batch. A prompt
+    ([1, T, K], T > 1, at least `DENSE_ROWS` rows) runs a dense matmul, where the int4 kernel is compute-bound and
+    2-3x slower: on a Q4_1 layer against its weight dequantized on the first such call and kept (`dense_cached`:
+    +2 bytes per weight, ~210 MB for the embedded model's decoder, the nibbles it came from freed); a Q8_0 layer
+    (the embedded model's output head, which a prompt runs on a few rows only) dequantizes per call from
+    `PREFILL_ROWS` rows on. Which path a call takes depends only on its input's shape, so a prompt gets the same
+    bits cold or through the prefix cache, alone or beside a batch."""
 
     def __init__(self, in_features: int, out_features: int, parts, bias=None):
         super().__init__()
@@ -155,7 +168,10 @@ class Q4Linear(torch.nn.Module):
         return cls(linear.in_features, linear.out_features, parts, linear.bias)
 
     def dense(self):
-        """The weight ([N, K], in `dense_dtype()`), from the nibbles."""
+        """The weight ([N, K], in `dense_dtype()`), from the nibbles (or the kept copy, once there is one)."""
+        kept = self.__dict__.get("_dense")
+        if kept is not None:
+            return kept
         n, k = self.out_features, self.in_features
         w = None
         for i in range(self.n_parts):
@@ -170,9 +186,29 @@ class Q4Linear(torch.nn.Module):
         return [(getattr(self, f"packed_{i}"), getattr(self, f"scales_zeros_{i}"), getattr(self, f"nibbles_{i}"))
                 for i in range(self.n_parts)]
 
+    def dense_cached(self):
+        """The dense weight, dequantized on the first call and kept; the nibbles are freed (the kept copy is exact
+        to them). One thread builds it (a lock); a thread that arrives meanwhile waits and takes it."""
+        kept = self.__dict__.get("_dense")
+        if kept is None:
+            with _KEEP:
+                kept = self.__dict__.get("_dense")
+                if kept is None:
+                    kept = self.dense()
+                    self.__dict__["_dense"] = kept  # a plain attribute: state_dict and .to() skip it
+                    for i in range(self.n_parts):
+                        setattr(self, f"nibbles_{i}", torch.empty(0, dtype=torch.uint8))
+        return kept
+
     def forward(self, x):
         flat = x.reshape(-1, self.in_features)
-        if flat.shape[0] >= PREFILL_ROWS:
+        rows = flat.shape[0]
+        prompt = x.dim() >= 2 and x.shape[-2] > 1
+        if self.n_parts == 1 and prompt and rows >= DENSE_ROWS:
+            y = torch.nn.functional.linear(flat.to(dense_dtype()), self.dense_cached())
+            y = y.reshape(*x.shape[:-1], self.out_features).to(x.dtype)
+            return y if self.bias is None else y + self.bias
+        if rows >= PREFILL_ROWS:
             y = torch.nn.functional.linear(flat.to(dense_dtype()), self.dense())
             y = y.reshape(*x.shape[:-1], self.out_features).to(x.dtype)
             return y if self.bias is None else y + self.bias

@@ -76,6 +76,26 @@ def test_q4_linear_computes_the_same_product():
     assert (packed(long) - ref_long).abs().max() < 0.02 * ref_long.abs().max()
 
 
+def test_a_prompt_runs_on_the_kept_dense_weight_and_a_decoding_step_on_the_int4_kernel_at_any_batch():
+    w = q4_1_weight()
+    lin = torch.nn.Linear(96, 64, bias=False)
+    with torch.no_grad():
+        lin.weight.copy_(w)
+    packed = q4.Q4Linear.from_linear(lin)
+    step = torch.randn(16, 1, 96)  # 16 sequences, one new position each: a batched decoding step
+    alone = torch.cat([packed(step[j:j + 1]) for j in range(16)])
+    assert torch.equal(packed(step), alone)  # a sequence's step has the same bits alone or in a batch of 16
+    assert "_dense" not in packed.__dict__  # a step never builds the dense weight
+    prompt = packed(step.reshape(1, 16, 96))  # the same rows as one prompt of 16 positions: the kept dense weight
+    assert "_dense" in packed.__dict__ and packed.nibbles_0.numel() == 0  # kept; the nibbles it came from freed
+    assert torch.equal(packed.dense(), packed.dense_cached())
+    ref = torch.nn.functional.linear(step.reshape(1, 16, 96).bfloat16().float(), w)
+    assert (prompt - ref).abs().max() < 0.02 * ref.abs().max()
+    assert torch.equal(packed(step.reshape(1, 16, 96)), prompt)  # deterministic
+    short = torch.randn(1, q4.DENSE_ROWS - 1, 96)  # a prompt shorter than DENSE_ROWS stays on the int4 kernel
+    assert torch.equal(packed(short), torch.cat([packed(short[:, i:i + 1]) for i in range(short.shape[1])], 1))
+
+
 @pytest.mark.model
 def test_embedded_model_packs_every_decoder_linear_and_caches_them(tmp_path):
     from transformers import AutoModelForCausalLM
