@@ -26,7 +26,7 @@ def test_a_matching_record_passes_and_every_mismatch_is_named(tmp_path):
     assert shape_problem(record(tmp_path / "ok", prompt_shape("strategies"))) is None
     assert "records no prompt shape" in shape_problem(tmp_path)  # an adapter from before the record existed
     other = {**shape_record([RespondWithStrategy], "tagged"), "sha256": "0" * 64}
-    assert "not this version's (version 1" in shape_problem(record(tmp_path / "old", other))
+    assert "not this version's (version 2" in shape_problem(record(tmp_path / "old", other))
     swapped = {**shape_record([Respond], "plain"), "signature": "RespondWithStrategy"}  # the other signature's hash
     assert "RespondWithStrategy prompt shape" in shape_problem(record(tmp_path / "swap", swapped))
     assert "does not serve" in shape_problem(record(tmp_path / "x", {**swapped, "adapter": "ChatAdapter"}))
