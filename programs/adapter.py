@@ -1,9 +1,9 @@
 """`SmallChatAdapter`: talk to small chat models the way they were trained, not through field markers.
 
 Verified on SmolLM2-135M: with DSPy's ChatAdapter it answered `{'message': 'message'}`; as a plain chat it
-replies fluently. So: the signature's instruction is the system message; a `history` input becomes real
-user/assistant turns, the other inputs labelled lines on its last message (without a history they go into the
-system message); few-shot demos become earlier exchanges; the single
+replies fluently. So: the signature's instruction (plus non-history inputs as labelled lines) is the system
+message, except the utterance a classifier labels, which goes after the history; a `history` input becomes real
+user/assistant turns; few-shot demos become earlier exchanges; the single
 output is the whole assistant message. A `Literal` output is chosen by scoring every allowed value's likelihood
 when the LM can score (`LocalLM.score_choices`), else read from the text and normalized; never by hoping the
 model prints a marker. Compiled demos from DSPy optimizers are plain dicts of fields and work unchanged.
@@ -77,16 +77,18 @@ class SmallChatAdapter(dspy.ChatAdapter):
 
     def _shared(self, signature, demos, inputs) -> set[str]:
         """Inputs that go into the system message once: those whose value is the same in every demo and the current
-        call (a long strategy guide, say; all of them for a signature without a history and without demos). The
-        others go with each exchange, on its last message.
+        call (all of them without demos; a long strategy guide, say). The others go with each exchange, on its last
+        message.
 
-        A signature with a `history` and no demos shares none: its other inputs (the strategy of the reply, the
-        utterance to label) change from call to call, and in the system message they would change the first tokens
-        of every prompt, so consecutive turns of one conversation could reuse nothing of each other's prompt (the
-        lean loop's prefix cache, programs/lm/prefix_cache.py, computed 17,201 tokens and reused none for 36
-        classified turns). After the history they leave every earlier turn a shared prefix, and the layout is the
-        one compiled programs (with demos) already had."""
-        if not demos and "history" in signature.input_fields:
+        Except a choice among labels with a `history` and no demos (ClassifyStrategy): its other inputs are the data
+        to label (the utterance), which changes from call to call; in the system message it would change the first
+        tokens of every prompt, so consecutive turns of one conversation could reuse nothing of each other's prompt
+        (the lean loop's prefix cache, programs/lm/prefix_cache.py, reused 0 of 17,201 tokens for 36 classified
+        turns; after the history, 11,812 of 17,237). A reply's inputs (its strategy and definition) are
+        instructions and stay in the system message: on the last user message the 135M model answered them instead
+        of the person ("This response contains multiple suggestions for improvement...", benchmarks/README.md,
+        "The strategy after the history")."""
+        if not demos and "history" in signature.input_fields and literal_choices(self._output(signature)[1]):
             return set()
         names = [n for n in signature.input_fields if n != "history" and n in inputs]
         return {n for n in names if all(d.get(n) == inputs[n] for d in demos)}

@@ -26,7 +26,7 @@ from extes.signatures.synthesis import DescribeSituation, SimulateHelpSeeker, Sy
 log = logging.getLogger(__name__)
 
 # Bump when the formatting changes on purpose; the fingerprint catches the changes nobody meant.
-SHAPE_VERSION = 2  # 2: with a history and no demos, the other inputs ride on the last message
+SHAPE_VERSION = 2  # 2: ClassifyStrategy's utterance rides on the last message (after the history)
 RECORD_FILE = "extes_tune.json"  # written next to adapter_config.json by the trainer; the shape is its "prompt_shape"
 SIGNATURES = {s.__name__: s for s in (SelectStrategy, RespondWithStrategy, Respond, ClassifyStrategy,
                                       SynthesizeSupportDialogue, DescribeSituation, SimulateHelpSeeker)}

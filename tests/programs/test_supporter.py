@@ -35,20 +35,18 @@ def test_adapter_formats_plain_chat_with_demos():
     assert msgs[2] == {"role": "assistant", "content": "Things can turn around."}
     assert msgs[-1]["content"].startswith("I failed my exam\n\nStrategy: Suggest Options")
     assert msgs[-2]["role"] == "assistant"
-    # without demos too: the system message stays the same from call to call, so consecutive turns of one
-    # conversation share every earlier turn of their prompts (the prefix cache reuses them)
-    history = [{"role": "user", "text": "hi"}, {"role": "assistant", "text": "Hello."}, {"role": "user", "text": "x"}]
+    # without demos a reply's inputs are instructions: shared, in the system message once
     plain = SmallChatAdapter().format(RespondWithStrategy, demos=[], inputs={
-        "history": history, "strategy": "Offer Hope", "strategy_definition": "d"})
-    other = SmallChatAdapter().format(RespondWithStrategy, demos=[], inputs={
-        "history": history[:1], "strategy": "Suggest Options", "strategy_definition": "e"})
-    assert "Strategy:" not in plain[0]["content"] and plain[0] == other[0]
-    assert plain[-1] == {"role": "user", "content": "x\n\nStrategy: Offer Hope\nStrategy definition: d"}
-    assert plain[1] == {"role": "user", "content": "hi"}
-    # a signature without a history keeps its inputs in the system message
-    from extes.signatures.quality import RateDialogue
-    rated = SmallChatAdapter().format(RateDialogue, demos=[], inputs={"criterion": "c", "dialogue": "d"})
-    assert "Dialogue: d" in rated[0]["content"]
+        "history": [{"role": "user", "text": "hi"}], "strategy": "Offer Hope", "strategy_definition": "d"})
+    assert "Strategy: Offer Hope" in plain[0]["content"] and plain[-1] == {"role": "user", "content": "hi"}
+    # the utterance a classifier labels goes after the history, so the system message stays the same from call
+    # to call and consecutive turns share every earlier turn of their prompts (the prefix cache reuses them)
+    from extes.signatures.classify import ClassifyStrategy
+    history = [{"role": "user", "text": "hi"}, {"role": "assistant", "text": "Hello."}, {"role": "user", "text": "x"}]
+    one = SmallChatAdapter().format(ClassifyStrategy, demos=[], inputs={"history": history, "utterance": "u"})
+    other = SmallChatAdapter().format(ClassifyStrategy, demos=[], inputs={"history": history[:1], "utterance": "v"})
+    assert "Utterance" not in one[0]["content"] and one[0] == other[0]
+    assert one[1] == {"role": "user", "content": "hi"} and one[-1] == {"role": "user", "content": "x\n\nUtterance: u"}
 
 
 def test_pick_label():

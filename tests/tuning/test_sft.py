@@ -61,7 +61,7 @@ def test_esconv_labels_are_served_as_their_extes_strategy():
         Turn(role="user", text="I lost my job."), Turn(role="assistant", text="How long ago?", strategy="Question"),
         Turn(role="user", text="A week."), Turn(role="assistant", text="Hmm.", strategy="Something Odd")])
     (messages, target), = chat_turns(d)  # the unknown label is not trained on (the Supporter is never given it)
-    assert "Strategy: Clarification" in messages[-1]["content"] and target == "[Clarification] How long ago?"
+    assert "Strategy: Clarification" in messages[0]["content"] and target == "[Clarification] How long ago?"
 
 
 def test_long_samples_lose_their_oldest_turns_and_start_at_a_user_turn(tok):
