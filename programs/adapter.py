@@ -3,10 +3,10 @@
 Verified on SmolLM2-135M: with DSPy's ChatAdapter it answered `{'message': 'message'}`; as a plain chat it
 replies fluently. So: the signature's instruction (plus non-history inputs as labelled lines) is the system
 message, except the utterance a classifier labels, which goes after the history; a `history` input becomes real
-user/assistant turns; few-shot demos become earlier exchanges; the single
-output is the whole assistant message. A `Literal` output is chosen by scoring every allowed value's likelihood
-when the LM can score (`LocalLM.score_choices`), else read from the text and normalized; never by hoping the
-model prints a marker. Compiled demos from DSPy optimizers are plain dicts of fields and work unchanged.
+user/assistant turns; few-shot demos become earlier exchanges; the single output is the whole assistant message.
+A `Literal` output is chosen by scoring every allowed value's likelihood when the LM can score
+(`LocalLM.score_choices`), else read from the text and normalized; never by hoping the model prints a marker.
+Compiled demos from DSPy optimizers are plain dicts of fields and work unchanged.
 """
 
 from __future__ import annotations

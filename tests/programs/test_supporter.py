@@ -10,6 +10,7 @@ from extes.programs.lm import load_lm
 from extes.programs.lm.scripted import ScriptedLM
 from extes.programs.runtime import canonical_strategy, check_message, respond
 from extes.programs.supporter import Supporter
+from extes.signatures.classify import ClassifyStrategy
 from extes.signatures.support import STRATEGY_NAMES, RespondWithStrategy, SelectStrategy
 
 HISTORY = [{"role": "user", "text": "Hi"}, {"role": "assistant", "text": "Hello, how are you?"}]
@@ -41,7 +42,6 @@ def test_adapter_formats_plain_chat_with_demos():
     assert "Strategy: Offer Hope" in plain[0]["content"] and plain[-1] == {"role": "user", "content": "hi"}
     # the utterance a classifier labels goes after the history, so the system message stays the same from call
     # to call and consecutive turns share every earlier turn of their prompts (the prefix cache reuses them)
-    from extes.signatures.classify import ClassifyStrategy
     history = [{"role": "user", "text": "hi"}, {"role": "assistant", "text": "Hello."}, {"role": "user", "text": "x"}]
     one = SmallChatAdapter().format(ClassifyStrategy, demos=[], inputs={"history": history, "utterance": "u"})
     other = SmallChatAdapter().format(ClassifyStrategy, demos=[], inputs={"history": history[:1], "utterance": "v"})
