@@ -26,6 +26,8 @@ def recipe() -> None:
               help="Accepted dialogues to synthesize with the teacher.")
 @click.option("--mode", type=click.Choice(["whole", "turns"]), default="turns", show_default=True,
               help="Synthesis mode (turns: self-chat turn by turn, what small teachers manage).")
+@click.option("--json-grammar", is_flag=True,
+              help="With --mode whole and a llama.cpp teacher: constrain its output to the dialogue's JSON.")
 @click.option("--workers", type=POSITIVE_INT, default=1, show_default=True, help="Parallel LM calls per stage.")
 @click.option("--optimizer", default="bootstrap", show_default=True, help="Compile optimizer (as for extes compile).")
 @click.option("--compile-limit", type=POSITIVE_INT, default=40, show_default=True, help="Training turns to compile on.")
@@ -42,7 +44,7 @@ def recipe() -> None:
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Run folder (created, or continued).")
 @quiet_option
 @json_option
-def distill_recipe(teacher, student, test, dialogues, mode, workers, optimizer, compile_limit, val_limit,
+def distill_recipe(teacher, student, test, dialogues, mode, json_grammar, workers, optimizer, compile_limit, val_limit,
                    distill_limit, max_steps, bench_limit, cards, turns, seed, stop_after, out, quiet, as_json) -> None:
     """Run the distillation end to end in --out: the teacher synthesizes dialogues (validated and deduplicated),
     they are split, the StrategyClassifier and Supporter are compiled with the teacher, the teacher's Supporter is
@@ -57,14 +59,19 @@ def distill_recipe(teacher, student, test, dialogues, mode, workers, optimizer, 
           --dialogues 4 --bench-limit 6 --max-steps 2 --cards 2 --turns 2 --out runs/recipe-test
       extes recipe distill --teacher local/qwen2.5-coder-1.5b-instruct \\
           --test ../shared/data/esconv/devWithStrategy_short.tsv --dialogues 150 --out runs/recipe
+      extes recipe distill --teacher local/qwen2.5-coder-1.5b-instruct --mode whole --json-grammar \\
+          --test ../shared/data/esconv/devWithStrategy_short.tsv --dialogues 150 --out runs/recipe-whole
     """
     from extes.tuning.compile import OPTIMIZERS  # lazy: tuning.compile imports dspy
 
     if not capabilities(student).trainable:
         raise InputError(f"--student {student!r}: the recipe trains a local/ model")
+    if json_grammar and mode != "whole":
+        raise InputError("--json-grammar constrains the whole dialogue's JSON: use it with --mode whole")
     if optimizer not in OPTIMIZERS:
         raise InputError(f"--optimizer {optimizer!r}: use one of {', '.join(OPTIMIZERS)}")
     cfg = RecipeConfig(teacher=teacher, student=student, test=str(test), dialogues=dialogues, mode=mode,
+                       json_grammar=json_grammar,
                        workers=workers, optimizer=optimizer, compile_limit=compile_limit, val_limit=val_limit,
                        distill_limit=distill_limit, max_steps=max_steps, bench_limit=bench_limit, cards=cards,
                        turns=turns, seed=seed)

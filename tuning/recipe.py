@@ -48,6 +48,7 @@ class RecipeConfig:
     test: str
     dialogues: int = 150
     mode: str = "turns"
+    json_grammar: bool = False
     workers: int = 1
     optimizer: str = "bootstrap"
     compile_limit: int = 40
@@ -77,9 +78,11 @@ def stages(cfg: RecipeConfig, out: Path) -> list[Stage]:
              str(cfg.workers), "--json"]
     supporters = (f"student={s},distilled={s}+adapter:{o('distill/adapter')},"
                   f"teacher={t}+program:{o('supporter.json')}")
+    grammar = ["--json-grammar"] if cfg.json_grammar else []
     return [
-        Stage("synthesize", ["synthesize", "-m", t, "--mode", cfg.mode, "--target", str(cfg.dialogues),
-                             "--workers", str(cfg.workers), *seed, "--out", o("synth"), "--json"],
+        Stage("synthesize", ["synthesize", "-m", t, "--mode", cfg.mode, *grammar,
+                             "--target", str(cfg.dialogues), "--workers", str(cfg.workers), *seed, "--out", o("synth"),
+                             "--json"],
               "logs/synthesize.json", "the teacher writes the corpus"),
         Stage("split", ["data", "split", o("synth"), o("splits"), "--from", "run", "--ratios", "8:2:0", *seed,
                         "--json"], "splits/train.jsonl", "train/valid split by dialogue"),
@@ -130,8 +133,9 @@ def open_run(cfg: RecipeConfig, out: Path) -> dict[str, Any]:
     out = Path(out)
     if out.is_dir() and is_output_of(out, KIND):
         state = _state(out)
-        if state.get("config") != asdict(cfg):
-            old = state.get("config") or {}
+        # an option added after the run began is at its default there
+        old = {**asdict(RecipeConfig(cfg.teacher, cfg.student, cfg.test)), **(state.get("config") or {})}
+        if old != asdict(cfg):
             diff = ", ".join(f"{k} {old.get(k)!r} -> {v!r}" for k, v in asdict(cfg).items() if old.get(k) != v)
             raise InputError(f"{out}: a recipe run with other options ({diff}); use a new --out or the same options")
         return state

@@ -100,10 +100,11 @@ def gather(out: Path, state: dict[str, Any]) -> dict[str, Any]:
 def report_markdown(r: dict[str, Any]) -> str:
     c = r["config"]
     s = r["synthesis"]
+    grammar = ", JSON grammar" if c.get("json_grammar") else ""
     lines = [f"# Distillation recipe: {c.get('teacher')} -> {c.get('student')}", "",
-             f"{c.get('dialogues')} dialogues asked of the teacher ({c.get('mode')} mode), ESConv benchmark on "
-             f"`{c.get('test')}` (first {c.get('bench_limit')} samples), arena on {c.get('cards')} cards x "
-             f"{c.get('turns')} turns. Total time {r['hours']['total']:.2f} h.", "",
+             f"{c.get('dialogues')} dialogues asked of the teacher ({c.get('mode')} mode{grammar}), ESConv"
+             f" benchmark on `{c.get('test')}` (first {c.get('bench_limit')} samples), arena on {c.get('cards')}"
+             f" cards x {c.get('turns')} turns. Total time {r['hours']['total']:.2f} h.", "",
              "## Time per stage (hours)", "", "| stage | hours |", "|---|---|"]
     lines += [f"| {k} | {v:.3f} |" for k, v in r["hours"].items() if k != "total"]
     lines += ["", "## The teacher's synthesis", "",

@@ -22,6 +22,34 @@ def test_stage_plan_feeds_each_stage_the_previous_outputs(tmp_path):
     assert str(tmp_path / "supporter.json") in plan["distill"].argv
     arena = " ".join(plan["arena"].argv)
     assert f"distilled=S+adapter:{tmp_path / 'distill/adapter'}" in arena and "--judge T" in arena
+    assert "--json-grammar" not in plan["synthesize"].argv
+    whole = stages(RecipeConfig("T", "S", "test.tsv", mode="whole", json_grammar=True), tmp_path)[0].argv
+    assert whole[whole.index("--mode") + 1] == "whole" and "--json-grammar" in whole
+
+
+def test_a_run_begun_before_an_option_existed_continues(tmp_path):
+    """recipe.json of a run begun before --json-grammar existed lacks the key: the run is the default's, so the
+    same command continues it, and asking for the grammar on it is refused, naming the option."""
+    import dataclasses
+
+    from extes.errors import InputError
+    from extes.tuning.recipe import open_run
+
+    cfg = RecipeConfig("T", "S", "test.tsv")
+    out = tmp_path / "r"
+    state = open_run(cfg, out)
+    del state["config"]["json_grammar"]
+    (out / "recipe.json").write_text(json.dumps(state))
+    assert open_run(cfg, out)["config"] == state["config"]
+    with pytest.raises(InputError, match="json_grammar False -> True"):
+        open_run(dataclasses.replace(cfg, mode="whole", json_grammar=True), out)
+
+
+def test_json_grammar_needs_whole_mode(cli, tmp_path):
+    code, _, err = cli("recipe", "distill", "--teacher", "scripted", "--test", DEV, "--json-grammar",
+                       "--out", tmp_path / "r")
+    assert code == 2 and "--mode whole" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists()
 
 
 @pytest.mark.model
