@@ -108,6 +108,11 @@ def main() -> None:
     servers = {"extes": ([EXTES, "serve", "--max-tokens", str(a.max_tokens), "--engine", a.engine],
                          "smollm2-135m-instruct")}
     if not a.skip_llamacpp:
+        try:
+            import llama_cpp.server.app  # noqa: F401  (its server needs the [server] extra's packages)
+        except ImportError as e:
+            raise SystemExit(f"llama.cpp's server cannot start ({e}): pip install 'llama-cpp-python[server]', "
+                             "or pass --skip-llamacpp") from None
         servers["llama.cpp"] = ([sys.executable, "-m", "llama_cpp.server", "--model", str(embedded_gguf(
             "smollm2-135m-instruct")), "--n_threads", str(a.threads), "--n_ctx", "2048",
             # by default a new request interrupts the one streaming (its client gets a cut stream): queue them instead

@@ -11,7 +11,6 @@ extension field.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -74,15 +73,12 @@ class Engine:
         raise UnknownModel(f"model {name!r} is not served here; use one of {', '.join(self.models)} (GET /v1/models)")
 
     # -- the crisis layer --------------------------------------------------------------------------------------
-    def _check(self, text: str, conversation: list[dict]):
-        checker = self.checker
-        if checker is None:
-            checker = self.checker = default_checker()
-        params = inspect.signature(checker.check).parameters
-        for name in ("conversation", "history"):  # a checker that reads the conversation gets it
-            if name in params:
-                return checker.check(text, **{name: conversation})
-        return checker.check(text)
+    def _check(self, text: str, before: list[dict]):
+        """The verdict on the newest user message `text`, read with the turns `before` it (oldest first), as
+        `extes chat` does: a yes to a risk question is a crisis only in its conversation (corpus/safety_context.py)."""
+        if self.checker is None:
+            self.checker = default_checker()
+        return self.checker.check(text, before)
 
     # -- answering ---------------------------------------------------------------------------------------------
     def answer(self, req: ChatCompletionRequest) -> Answer:
@@ -99,13 +95,14 @@ class Engine:
         messages = [{"role": "system" if m.role == "developer" else m.role, "content": m.content}
                     for m in req.messages]
         turns = [{"role": m["role"], "text": m["content"]} for m in messages if m["role"] in ("user", "assistant")]
-        last_user = next((t["text"] for t in reversed(turns) if t["role"] == "user"), None)
+        at = next((i for i in range(len(turns) - 1, -1, -1) if turns[i]["role"] == "user"), None)
+        last_user = turns[at]["text"] if at is not None else None
         if last_user is not None:
-            verdict = self._check(last_user, turns)
+            verdict = self._check(last_user, turns[:at])
             if verdict.crisis:
                 self._log_event(name, verdict, last_user)
                 text = localized_escalation((opts.locale if opts else None) or self.locale, verdict.category,
-                                            last_user, verdict, turns[:-1])
+                                            last_user, verdict, turns[:at])
                 return Answer(name, {"crisis": True, "strategy": None, "category": verdict.category,
                                      "source": verdict.source}, iter([text]))
         kwargs = req.lm_kwargs()

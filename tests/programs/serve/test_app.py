@@ -91,6 +91,22 @@ def test_a_crisis_gets_the_escalation_message_and_no_model_call(server, lm, capl
     assert "crisis event" in caplog.text and "picked the place" not in caplog.text  # logged, without the message text
 
 
+def test_the_crisis_layer_reads_the_conversation(server, lm):
+    """A yes to the supporter's risk question is a crisis only in its conversation (the context rules, as in
+    `extes chat`): the server hands the turns before the last user message to the checker."""
+    calls = lm.calls
+    asked = [{"role": "user", "content": "everything feels pointless lately"},
+             {"role": "assistant", "content": "I'm sorry. Are you thinking of ending your life?"}]
+    body = {"model": "scripted", "messages": [*asked, {"role": "user", "content": "yes, most nights"}]}
+    r = httpx.post(server.url + "/v1/chat/completions", json=body)
+    assert r.json()["extes"]["crisis"] is True and r.json()["extes"]["source"] == "context"
+    assert r.json()["choices"][0]["message"]["content"] == escalation_message()
+    assert lm.calls == calls
+    alone = httpx.post(server.url + "/v1/chat/completions",
+                       json={"model": "scripted", "messages": [{"role": "user", "content": "yes, most nights"}]})
+    assert alone.json()["extes"]["crisis"] is False
+
+
 @pytest.mark.parametrize("body, status, code", [
     (b"{not json", 400, "invalid_json"),
     (b'{"messages": []}', 400, "invalid_value"),
