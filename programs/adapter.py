@@ -2,7 +2,8 @@
 
 Verified on SmolLM2-135M: with DSPy's ChatAdapter it answered `{'message': 'message'}`; as a plain chat it
 replies fluently. So: the signature's instruction (plus non-history inputs as labelled lines) is the system
-message, except the utterance a classifier labels, which goes after the history; a `history` input becomes real
+message, except the utterance a classifier labels, which goes after the history, and a judge's question, which is
+the user message after the material; a `history` input becomes real
 user/assistant turns; few-shot demos become earlier exchanges; the single output is the whole assistant message.
 A `Literal` output is chosen by scoring every allowed value's likelihood when the LM can score
 (`LocalLM.score_choices`), else read from the text and normalized; never by hoping the model prints a marker.
@@ -87,10 +88,18 @@ class SmallChatAdapter(dspy.ChatAdapter):
         turns; after the history, 11,812 of 17,237). A reply's inputs (its strategy and definition) are
         instructions and stay in the system message: on the last user message the 135M model answered them instead
         of the person ("This response contains multiple suggestions for improvement...", benchmarks/README.md,
-        "The strategy after the history")."""
-        if not demos and "history" in signature.input_fields and literal_choices(self._output(signature)[1]):
-            return set()
+        "The strategy after the history").
+
+        And a choice among labels without a history and without demos (the judges: RateDialogue, JudgeSupportPair,
+        RateSupportRubric): its last input is the question (the criterion), asked as the user message after the
+        material (the conversations) in the system message. A judge asks several questions about the same
+        material, so each call after the first reuses the material's evaluated prompt (llama.cpp's live prefix or
+        KV snapshot, the lean loop's prefix cache), instead of evaluating it again behind a different criterion."""
         names = [n for n in signature.input_fields if n != "history" and n in inputs]
+        if not demos and literal_choices(self._output(signature)[1]):
+            if "history" in signature.input_fields:
+                return set()
+            return set(names[:-1])
         return {n for n in names if all(d.get(n) == inputs[n] for d in demos)}
 
     def format(self, signature, demos: list[dict[str, Any]], inputs: dict[str, Any]) -> list[dict[str, Any]]:

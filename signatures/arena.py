@@ -82,15 +82,16 @@ class JudgeSupportPair(dspy.Signature):
     """You compare two emotional-support conversations with the same help-seeker. Answer the question about the
     supporters: A if the supporter in conversation A is better, B if the one in conversation B is, Tie if neither."""
 
-    question: str = dspy.InputField(desc="The criterion, as a question")
+    # The material first, the question last (shared by the criteria asked about one pair: programs/adapter.py).
     conversation_a: str = dspy.InputField(desc="Conversation A")
     conversation_b: str = dspy.InputField(desc="Conversation B")
+    question: str = dspy.InputField(desc="The criterion, as a question")
     verdict: Literal["A", "B", "Tie"] = dspy.OutputField(desc="A, B or Tie")
 
 
 class RateSupportRubric(dspy.Signature):
     """Rate the supporter in this emotional-support conversation on the rubric, from 0 (very poor) to 4 (excellent)."""
 
-    rubric: str = dspy.InputField(desc="The rubric, as a question")
     conversation: str = dspy.InputField(desc="The conversation")
+    rubric: str = dspy.InputField(desc="The rubric, as a question")
     score: Literal["0", "1", "2", "3", "4"] = dspy.OutputField(desc="0-4")
