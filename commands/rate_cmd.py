@@ -46,11 +46,13 @@ def export(corpora, n, out, seed, fmt_in, as_json) -> None:
               help="The .key.json written with the sheet.")
 @json_option
 def import_(sheets, key_path, as_json) -> None:
-    """Read several annotators' SHEETS: per-criterion means per source and Fleiss' kappa per criterion.
+    """Read annotators' SHEETS: per-criterion means per source and Fleiss' kappa per criterion (from two sheets
+    on; a single sheet, e.g. an LM judge's, gives the means).
 
     \b
     Examples:
       extes rate import ann1.csv ann2.csv ann3.csv --key sheet.key.json --json
+      extes rate import judge.csv --key sheet.key.json
     """
 
     result = import_sheets(list(sheets), key_path)
@@ -59,7 +61,10 @@ def import_(sheets, key_path, as_json) -> None:
         return
     for source, means in result["means"].items():
         click.echo(f"{source}: " + ", ".join(f"{c} {v:.2f}" for c, v in means.items()))
-    click.echo("Fleiss' kappa: " + ", ".join(f"{c} {v}" for c, v in result["fleiss_kappa"].items()))
+    if result["annotators"] < 2:
+        click.echo("Fleiss' kappa: needs two sheets or more (one was given)")
+    else:
+        click.echo("Fleiss' kappa: " + ", ".join(f"{c} {v}" for c, v in result["fleiss_kappa"].items()))
 
 
 @rate.command("judge")

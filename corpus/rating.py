@@ -95,9 +95,11 @@ def fleiss_kappa(table: list[list[int]]) -> float:
 
 
 def import_sheets(sheets: list[Path], key_path: Path) -> dict[str, Any]:
-    """Per-criterion means per source (over all ratings) and Fleiss' kappa per criterion (items rated by all)."""
-    if len(sheets) < 2:
-        raise InputError("give at least two annotators' sheets; agreement needs two raters or more")
+    """Per-criterion means per source (over all ratings) and Fleiss' kappa per criterion (items rated by all).
+
+    One sheet (an LM judge's, say) gives the means alone: its kappa is None, since agreement needs two raters."""
+    if not sheets:
+        raise InputError("give at least one filled sheet")
     try:
         key = textio.loads(textio.read_text(key_path, label="--key"))["items"]
         assert isinstance(key, dict) and all(isinstance(v, dict) and "source" in v for v in key.values())
@@ -113,8 +115,10 @@ def import_sheets(sheets: list[Path], key_path: Path) -> dict[str, Any]:
     for source in sorted({v["source"] for v in key.values()}):
         vals = {c: [r[i][c] for r in ratings for i in r if key[i]["source"] == source] for c in CRITERIA}
         means[source] = {c: round(sum(v) / len(v), 3) for c, v in vals.items() if v}
+    items = {source: sum(1 for i in set().union(*ratings) if key[i]["source"] == source) for source in means}
     kappa = {}
     for c in CRITERIA:
         table = [[sum(1 for r in ratings if r[i][c] == s) for s in SCORES] for i in common]
-        kappa[c] = round(fleiss_kappa(table), 4) if common else None
-    return {"annotators": len(sheets), "items_rated_by_all": len(common), "means": means, "fleiss_kappa": kappa}
+        kappa[c] = round(fleiss_kappa(table), 4) if common and len(ratings) > 1 else None
+    return {"annotators": len(sheets), "items_rated_by_all": len(common), "items_per_source": items, "means": means,
+            "fleiss_kappa": kappa}

@@ -292,6 +292,7 @@ def workspace(tmp_path_factory, runner) -> Path:
     (ws / "hyp.txt").write_text("i am sorry you failed the exam\nthat sounds really hard for you\n", encoding="utf-8")
     (ws / "ref.txt").write_text("i am so sorry about the exam\nthat must be really hard\n", encoding="utf-8")
     _fill_sheets(ws / "sheet.csv", [ws / f"ann{k}.csv" for k in (1, 2, 3)])
+    shutil.copy(ws / "ann1.csv", ws / "judge.csv")  # what `extes rate judge` writes (its example needs an API key)
     queue = [json.loads(line) for line in (ws / "queue.jsonl").read_text(encoding="utf-8").splitlines()]
     (ws / "decisions.jsonl").write_text("".join(json.dumps({"task": d["meta"]["task"], "decision": "accept"}) + "\n"
                                                 for d in queue), encoding="utf-8")

@@ -78,6 +78,14 @@ def test_judge_fills_a_sheet(cli, tmp_path):
     assert json.loads(out)["rated"] == 3
     rows = list(csv.DictReader(open(tmp_path / "j.csv", encoding="utf-8")))
     assert all(row[c] in "0123" and row[c] for row in rows for c in CRITERIA)
+    # the judge's sheet alone gives the means per source; kappa needs a second rater
+    code, out, err = cli("rate", "import", tmp_path / "j.csv", "--key", tmp_path / "sheet.key.json", "--json")
+    assert code == 0, err
+    r = json.loads(out)
+    assert r["annotators"] == 1 and r["items_per_source"] == {"seeds": 3}
+    assert set(r["means"]["seeds"]) == set(CRITERIA) and set(r["fleiss_kappa"].values()) == {None}
+    code, out, _ = cli("rate", "import", tmp_path / "j.csv", "--key", tmp_path / "sheet.key.json")
+    assert code == 0 and "needs two sheets" in out
 
 
 @pytest.mark.model
