@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import click
 
-from extes.commands.common import POSITIVE_INT, api_base_option, emit_json, json_option
+from extes.commands.common import POSITIVE_INT, api_base_option, emit_json, json_option, progress_bar
 from extes.commands.data_cmd import from_option
 from extes.corpus.formats import ReadOptions, read_corpus
 from extes.corpus.rating import export_sheet, import_sheets
@@ -74,7 +75,8 @@ def import_(sheets, key_path, as_json) -> None:
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="The filled sheet (CSV).")
 @json_option
 def judge(sheet, model, api_base, out, as_json) -> None:
-    """Let an LM fill SHEET like an annotator (one call per criterion); import it like any other sheet.
+    """Let an LM fill SHEET like an annotator (one call per criterion); import it like any other sheet. A killed
+    run continues where it stopped when rerun with the same --out (OUT.partial.jsonl keeps the judged rows).
 
     \b
     Examples:
@@ -82,5 +84,14 @@ def judge(sheet, model, api_base, out, as_json) -> None:
     """
     from extes.programs.judge import judge_sheet  # lazy: programs.judge imports dspy
 
-    n = judge_sheet(sheet, out, load_lm(model, api_base=api_base))
+    lm = load_lm(model, api_base=api_base)
+    bar = None
+    if Path(sheet).is_file():  # judge_sheet names a missing sheet itself
+        with open(sheet, encoding="utf-8", newline="") as fh:
+            bar = progress_bar(max(0, sum(1 for _ in csv.reader(fh)) - 1), desc="judging", unit="dialogue")
+    try:
+        n = judge_sheet(sheet, out, lm, on_row=bar.update if bar else None)
+    finally:
+        if bar:
+            bar.close()
     emit_json({"rated": n, "out": str(out), "model": model}) if as_json else click.echo(f"rated {n} items into {out}")

@@ -98,3 +98,36 @@ def test_judge_with_the_embedded_model_scores_by_likelihood(cli, tmp_path):
     assert code == 0, err
     (row,) = list(csv.DictReader(open(tmp_path / "j.csv", encoding="utf-8")))
     assert all(row[c] in {"0", "1", "2", "3"} for c in CRITERIA)
+
+
+
+def test_a_killed_judge_continues_where_it_stopped(cli, tmp_path):
+    """The judge dies on its third dialogue; the rerun asks only the dialogues not judged yet, and the sheet it
+    writes equals an uninterrupted run's."""
+    from extes.corpus.seeds import seeds_dir
+    from extes.programs.judge import judge_sheet
+    from extes.programs.lm.scripted import ScriptedLM
+
+    class Dies(ScriptedLM):
+        def __init__(self, after):
+            super().__init__()
+            self.after, self.asked = after, 0
+
+        def forward(self, *args, **kwargs):
+            self.asked += 1
+            if self.asked > self.after:
+                raise KeyboardInterrupt
+            return super().forward(*args, **kwargs)
+
+    sheet = tmp_path / "sheet.csv"
+    cli("rate", "export", seeds_dir(), "--n", "4", "--out", sheet)
+    calls = len(CRITERIA)  # one call per criterion
+    with pytest.raises(KeyboardInterrupt):
+        judge_sheet(sheet, tmp_path / "j.csv", Dies(2 * calls))
+    assert not (tmp_path / "j.csv").exists()
+    assert len((tmp_path / "j.csv.partial.jsonl").read_text().splitlines()) == 2
+    rerun = Dies(10**6)
+    assert judge_sheet(sheet, tmp_path / "j.csv", rerun) == 4
+    assert rerun.asked == 2 * calls and not (tmp_path / "j.csv.partial.jsonl").exists()
+    judge_sheet(sheet, tmp_path / "whole.csv", ScriptedLM())
+    assert (tmp_path / "j.csv").read_text() == (tmp_path / "whole.csv").read_text()
