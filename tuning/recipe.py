@@ -49,6 +49,7 @@ class RecipeConfig:
     dialogues: int = 150
     mode: str = "turns"
     json_grammar: bool = False
+    demos: int = 1
     workers: int = 1
     optimizer: str = "bootstrap"
     compile_limit: int = 40
@@ -79,8 +80,9 @@ def stages(cfg: RecipeConfig, out: Path) -> list[Stage]:
     supporters = (f"student={s},distilled={s}+adapter:{o('distill/adapter')},"
                   f"teacher={t}+program:{o('supporter.json')}")
     grammar = ["--json-grammar"] if cfg.json_grammar else []
+    demos = ["--demos", str(cfg.demos)] if cfg.demos != 1 else []  # 1 is synthesize's default: same argv as before
     return [
-        Stage("synthesize", ["synthesize", "-m", t, "--mode", cfg.mode, *grammar,
+        Stage("synthesize", ["synthesize", "-m", t, "--mode", cfg.mode, *grammar, *demos,
                              "--target", str(cfg.dialogues), "--workers", str(cfg.workers), *seed, "--out", o("synth"),
                              "--json"],
               "logs/synthesize.json", "the teacher writes the corpus"),

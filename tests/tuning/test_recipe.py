@@ -25,6 +25,9 @@ def test_stage_plan_feeds_each_stage_the_previous_outputs(tmp_path):
     assert "--json-grammar" not in plan["synthesize"].argv
     whole = stages(RecipeConfig("T", "S", "test.tsv", mode="whole", json_grammar=True), tmp_path)[0].argv
     assert whole[whole.index("--mode") + 1] == "whole" and "--json-grammar" in whole
+    assert "--demos" not in whole  # the default: the argv of runs begun before the option
+    two = stages(RecipeConfig("T", "S", "test.tsv", demos=2), tmp_path)[0].argv
+    assert two[two.index("--demos") + 1] == "2"
 
 
 def test_a_run_begun_before_an_option_existed_continues(tmp_path):
