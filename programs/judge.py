@@ -45,6 +45,7 @@ def judge_sheet(sheet: Path, out: Path, lm, *, on_row: Callable[[], None] | None
     if rows and not {"item", "dialogue"} <= set(rows[0]):
         raise InputError(f"{sheet}: needs the columns item and dialogue (an exported sheet)")
     partial = Path(f"{out}.partial.jsonl")
+    partial.parent.mkdir(parents=True, exist_ok=True)
     done: dict[str, dict[str, int]] = {}
     if partial.exists():
         for line in partial.read_text(encoding="utf-8").splitlines():
