@@ -9,8 +9,20 @@ for every decoding sequence and a chunk of the prompt of those still prefilling 
 a step while others decode, so a long prompt does not stall them; the whole prompt at once when nothing else
 decodes), runs `llama_decode`, and picks every sequence's next token from its own row of logits (greedy, or
 temperature / top-k 40 / top-p / min-p 0.05 as llama-cpp-python's sampler chain does). A sequence leaves on an
-end-of-generation token, a stop string, its `max_tokens` or a cancel; its cells are dropped with
-`llama_memory_seq_rm` and its id is free for the next request.
+end-of-generation token, a stop string, its `max_tokens` or a cancel; its id is then free for the next request,
+and its cells are kept.
+
+**Prefix reuse.** A new request starts where its prompt agrees with what a sequence already holds: a free sequence
+whose kept cells begin with the same tokens (the previous turn of the same conversation, whose reply the new prompt
+repeats) is taken and cut back to the common part (`llama_memory_seq_rm`); else, where another sequence (decoding
+or free) shares at least MIN_COPY tokens (the system prompt every chat starts with), its stream is copied
+(`llama_memory_seq_cp`, a whole-stream copy of a few MB at the next decode) and cut; else the least recently used
+free sequence is emptied. Only the rest of the prompt is computed (at least its last token, whose logits pick the
+first new token). Copied cells are the source's bytes, and a repeated prompt gets the tokens a fresh prefill gives
+(tested). But cells a sequence computed while decoding (a reply the next prompt repeats) came from one-row batches,
+which llama.cpp's kernels round slightly differently from a prefill, so at temperature 0 a continued conversation's
+reply can differ from a fresh run's after a few dozen tokens, as with llama.cpp's own server's prompt cache.
+`reuse=False` computes every prompt whole. `stats()` counts the prompt tokens reused and computed.
 
 Every sequence's logits depend on its own tokens only (its own cells, its own positions), so at temperature 0 a
 request gets the same tokens batched as alone (tested). llama-cpp-python builds a fresh sampler for every token,
@@ -35,6 +47,9 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH = 16  # sequences decoding at once; issue 15's top level is 16 clients
 CHUNK = 64  # prompt tokens a prefilling sequence adds to a step while others decode
+MIN_COPY = 32  # shared prompt tokens worth copying another sequence's stream for (the copy moves every cell)
+KEEP = 2  # prompt tokens always computed: the last one's logits pick the first new token, and measured on the
+# embedded model, a 1-token rest rounds differently from a prefill (greedy replies changed at token ~18), 2 do not
 PENALTY_WINDOW = 64  # llama-cpp-python's last_n_tokens_size
 
 
@@ -69,6 +84,7 @@ class Request(StreamedRequest):
         self.finish: str | None = None
         self.seq: int | None = None
         self.fed = 0  # prompt tokens already in the KV cache
+        self.in_kv = 0  # tokens of ids + new whose cells the sequence holds
         self.text = b""  # the reply's bytes so far, for stop strings
         self.rng = np.random.default_rng(sampling.seed)
 
@@ -86,13 +102,13 @@ class LlamaBatcher(SchedulerThread):
     thread_name = "extes-llamacpp-batcher"
 
     def __init__(self, llm, *, max_batch: int = MAX_BATCH, n_ctx: int = 2048, chunk: int = CHUNK,
-                 threads: int | None = None):
+                 threads: int | None = None, reuse: bool = True):
         import llama_cpp  # lazy: the llamacpp extra is optional
 
         super().__init__()
         self.lib = llama_cpp
         self.llm = llm
-        self.max_batch, self.n_ctx, self.chunk = max_batch, n_ctx, chunk
+        self.max_batch, self.n_ctx, self.chunk, self.reuse = max_batch, n_ctx, chunk, reuse
         self.capacity = max(512, max_batch + chunk)  # tokens one llama_decode may hold
         params = llama_cpp.llama_context_default_params()
         # The same kernels as the `Llama` context (it turns flash attention off; the default is "auto"), so a
@@ -111,7 +127,9 @@ class LlamaBatcher(SchedulerThread):
         self.batch = llama_cpp.llama_batch_init(self.capacity, 0, 1)
         self.vocab = llama_cpp.llama_model_get_vocab(llm.model)
         self.n_vocab = llama_cpp.llama_vocab_n_tokens(self.vocab)
-        self.free = list(range(max_batch))
+        self.free = list(range(max_batch))  # least recently used first
+        self.held: dict[int, list[int]] = {}  # sequence id -> the tokens its cells hold
+        self.reused = self.computed = 0  # prompt tokens taken from cells / prefilled
 
     # -- callers -----------------------------------------------------------------------------------------------
     def submit(self, ids: list[int], sampling: Sampling) -> Request:
@@ -134,7 +152,8 @@ class LlamaBatcher(SchedulerThread):
     def stats(self) -> dict[str, int]:
         """Steps run, the largest batch seen, the sequences decoding now and those waiting."""
         return {"steps": self.steps, "peak_batch": self.peak_batch, "active": len(self.active),
-                "queued": self.incoming.qsize()}
+                "queued": self.incoming.qsize(), "prompt_tokens_reused": self.reused,
+                "prompt_tokens_computed": self.computed}
 
     def piece(self, token: int) -> bytes:
         """The bytes of one token (special tokens rendered as nothing)."""
@@ -168,11 +187,38 @@ class LlamaBatcher(SchedulerThread):
         if req.cancelled.is_set():
             req.out.put(DONE)
             return
-        req.seq = self.free.pop()
+        limit = len(req.ids) - KEEP
+        own = max(self.free, key=lambda q: (_common(self.held.get(q, []), req.ids, limit), -self.free.index(q)))
+        own_len = _common(self.held.get(own, []), req.ids, limit)
+        holding = {**self.held, **{r.seq: (r.ids + r.new)[:r.in_kv] for r in self.active}}
+        holding.pop(own, None)
+        src = max(holding, key=lambda q: _common(holding[q], req.ids, limit), default=None)
+        src_len = _common(holding[src], req.ids, limit) if src is not None else 0
+        if not self.reuse:
+            seq, start = self.free[0], 0
+        elif own_len > 0 and own_len >= src_len - MIN_COPY:
+            seq, start = own, own_len
+        elif src_len >= MIN_COPY:
+            seq = self.free[0] if self.free[0] != src else self.free[-1]
+            self.lib.llama_memory_seq_rm(self.mem, seq, -1, -1)
+            self.lib.llama_memory_seq_cp(self.mem, src, seq, -1, -1)
+            start = src_len
+        else:
+            seq, start = self.free[0], 0
+        self.lib.llama_memory_seq_rm(self.mem, seq, start, -1)  # cells past the common part
+        self.free.remove(seq)
+        req.seq, req.fed, req.in_kv = seq, start, start
+        self.held.pop(seq, None)  # an active sequence's tokens are its request's
+        self.reused += start
+        self.computed += len(req.ids) - start
         self.active.append(req)
 
     def _leave(self, req: Request, finish: str | None = None, error: BaseException | None = None) -> None:
-        self.lib.llama_memory_seq_rm(self.mem, req.seq, -1, -1)  # the whole sequence: never fails
+        if error is None:  # its cells stay for a later prompt that starts the same way
+            self.held[req.seq] = (req.ids + req.new)[:req.in_kv]
+        else:  # the failed step may have left cells half written
+            self.lib.llama_memory_seq_rm(self.mem, req.seq, -1, -1)  # the whole sequence: never fails
+            self.held.pop(req.seq, None)
         self.free.append(req.seq)
         self.active.remove(req)
         req.finish, req.error = finish, error
@@ -191,6 +237,7 @@ class LlamaBatcher(SchedulerThread):
         decoding = [r for r in self.active if r.fed == len(r.ids)]
         for req in decoding:  # the last picked token goes in at the position after the ones before it
             n = self._put(n, req.new[-1], len(req.ids) + len(req.new) - 1, req.seq, True)
+            req.in_kv = len(req.ids) + len(req.new)
             outputs.append((req, n - 1))
         budget = self.chunk if decoding else self.capacity
         for req in self.active:
@@ -200,6 +247,7 @@ class LlamaBatcher(SchedulerThread):
             for i in range(req.fed, req.fed + take):
                 n = self._put(n, req.ids[i], i, req.seq, i == len(req.ids) - 1)
             req.fed += take
+            req.in_kv = req.fed
             budget -= take
             if req.fed == len(req.ids):
                 outputs.append((req, n - 1))
@@ -233,6 +281,15 @@ class LlamaBatcher(SchedulerThread):
             self._leave(req, "stop")
         elif len(req.new) >= s.max_tokens or len(req.ids) + len(req.new) >= self.n_ctx:
             self._leave(req, "length")
+
+
+def _common(held: list[int], ids: list[int], limit: int) -> int:
+    """How many tokens `held` and `ids` agree on from the start, at most `limit`."""
+    n = min(len(held), len(ids), limit)
+    for i in range(n):
+        if held[i] != ids[i]:
+            return i
+    return n
 
 
 def _pick(logits: np.ndarray, s: Sampling, rng: np.random.Generator, recent: list[int]) -> int:

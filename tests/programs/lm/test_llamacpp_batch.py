@@ -25,7 +25,7 @@ def lm():
 
 @pytest.fixture(scope="module")
 def batcher(lm):
-    return LlamaBatcher(lm.llm, max_batch=4, n_ctx=1024)
+    return LlamaBatcher(lm.llm, max_batch=4, n_ctx=1024, reuse=False)  # every prompt whole: exact comparisons
 
 
 def prompt(lm, text: str) -> list[int]:
@@ -114,3 +114,58 @@ def test_the_batched_backend_answers_as_the_plain_one(lm):
     cut = batched.generate(chat, stop=["exam"])[0]
     assert cut == lm.generate(chat, max_tokens=16, stop=["exam"])[0] and "exam" not in cut
     assert "".join(batched.stream(chat, stop=["exam"])).strip() == cut
+
+
+def chat_ids(lm, messages) -> list[int]:
+    return lm.llm.tokenize(lm.prompt_text(messages).encode(), add_bos=True, special=True)
+
+
+SYSTEM = ("You are a warm, patient emotional supporter. Listen first, ask one open question at a time, reflect the "
+          "person's feelings in your own words and never judge.")
+
+
+def test_a_repeated_prompt_reuses_its_cells_and_gets_the_fresh_tokens(lm):
+    fresh = LlamaBatcher(lm.llm, max_batch=2, n_ctx=1024, reuse=False)
+    warm = LlamaBatcher(lm.llm, max_batch=2, n_ctx=1024)
+    for text in TEXTS:
+        ids = prompt(lm, text)
+        want = fresh.generate(ids, greedy(40))
+        assert warm.generate(ids, greedy(40)) == want  # first time: the chat template's start from the last one
+        before = warm.stats()["prompt_tokens_reused"]
+        assert warm.generate(ids, greedy(40)) == want  # again: all but the last two prompt tokens from the cells
+        assert warm.stats()["prompt_tokens_reused"] - before == len(ids) - 2
+    assert fresh.stats()["prompt_tokens_reused"] == 0
+
+
+def test_a_continued_conversation_starts_from_its_previous_turn(lm):
+    warm = LlamaBatcher(lm.llm, max_batch=2, n_ctx=1024)
+    turns = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": TEXTS[1]}]
+    first = chat_ids(lm, turns)
+    reply = warm.generate(first, greedy(24))
+    turns += [{"role": "assistant", "content": lm.llm.detokenize(reply).decode()},
+              {"role": "user", "content": "Yes. He was with me for twelve years."}]
+    second = chat_ids(lm, turns)
+    before = warm.stats()
+    out = warm.generate(second, greedy(16))
+    after = warm.stats()
+    reused = after["prompt_tokens_reused"] - before["prompt_tokens_reused"]
+    assert len(first) <= reused < len(second) and out  # the whole first prompt (and some reply) came from cells
+    assert after["prompt_tokens_computed"] - before["prompt_tokens_computed"] == len(second) - reused
+
+
+def test_a_shared_system_prompt_is_copied_from_a_decoding_sequence(lm):
+    """Two chats with the same long system message: the second copies the first's cells while the first decodes,
+    and both get the tokens they get with every prompt computed whole."""
+    a = chat_ids(lm, [{"role": "system", "content": SYSTEM}, {"role": "user", "content": TEXTS[0]}])
+    b = chat_ids(lm, [{"role": "system", "content": SYSTEM}, {"role": "user", "content": TEXTS[3]}])
+    shared = next(i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y)
+    assert shared >= 32
+    fresh = LlamaBatcher(lm.llm, max_batch=2, n_ctx=1024, reuse=False)
+    want_a, want_b = fresh.generate(a, greedy(40)), fresh.generate(b, greedy(24))
+    warm = LlamaBatcher(lm.llm, max_batch=2, n_ctx=1024)
+    ra = warm.submit(a, greedy(40))
+    while not ra.new:
+        time.sleep(0.005)
+    rb = warm.submit(b, greedy(24))
+    assert ra.result() == want_a and rb.result() == want_b
+    assert warm.stats()["prompt_tokens_reused"] == shared
