@@ -3,12 +3,17 @@
     python benchmarks/serve.py --json            # 1, 4 and 16 concurrent clients, both servers, ratios in one run
     python benchmarks/serve.py --engine torch    # extes serve on its torch batcher (default: auto, i.e. llama.cpp's
                                                  # continuous batcher when llama-cpp-python is installed)
+    python benchmarks/serve.py --workload same   # every request the same one message (the figures before 12-03)
 
 Each server runs as a child process on loopback (llama.cpp: `python -m llama_cpp.server --model <the embedded
-GGUF> --n_threads T`; extes: `extes serve` with EXTES_THREADS=T). Every client sends streamed chat completions of
-the same support message, `max_tokens` new tokens each, one after the other; aggregate decode throughput is all
-completion tokens over the wall time of the level, latency is per request (send to last byte), p50/p95 over the
-level. Peak RSS of each server process is sampled every 50 ms.
+GGUF> --n_threads T`; extes: `extes serve` with EXTES_THREADS=T). Every client sends streamed chat completions,
+`max_tokens` new tokens each, one after the other. `--workload esconv` (the default): client c plays ESConv dev
+dialogue c (real data, `--data`): its k-th request is the dialogue up to its k-th seeker message, the supporter's real
+turns as the assistant's, so each prompt repeats the one before and adds a turn, as a chat client's do.
+`--workload same`: every request is one fixed support message (a server that caches the last prompt computes
+nothing; the figures before 2026-12-03 15:00 UTC). Aggregate decode throughput is all completion tokens over the
+wall time of the level, latency is per request (send to last byte), p50/p95 over the level. Peak RSS of each server
+process is sampled every 50 ms.
 """
 
 from __future__ import annotations
@@ -30,6 +35,32 @@ from _common import parse_options
 
 EXTES = str(Path(sys.executable).with_name("extes"))
 MSG = [{"role": "user", "content": "I failed my exam again and I feel like I'm letting everyone down."}]
+DEV = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "esconv" / "devWithStrategy_short.tsv"
+
+
+def conversations(path: Path, n: int, per: int) -> list[list[list[dict]]]:
+    """n ESConv dialogues, each as its first `per` requests: the turns up to (and with) each seeker message. Each
+    level of clients gets dialogues of its own (a server keeps nothing from an earlier level's)."""
+    from extes.corpus.formats.base import ReadOptions
+    from extes.corpus.formats.esconv_tsv import read_esconv_tsv
+
+    if not path.is_file():
+        raise SystemExit(f"{path}: no such ESConv file; pass --data PATH or --workload same")
+    out = []
+    for d in read_esconv_tsv(path, ReadOptions(unknown_labels="keep")).dialogues:
+        msgs = []
+        for t in d.turns:
+            if msgs and msgs[-1]["role"] == t.role:  # a speaker's consecutive turns as one message
+                msgs[-1] = {"role": t.role, "content": msgs[-1]["content"] + " " + t.text}
+            else:
+                msgs.append({"role": t.role, "content": t.text})
+        # a request ends at a seeker message that the supporter answered next
+        ends = [i + 1 for i, m in enumerate(msgs) if m["role"] == "user" and i + 1 < len(msgs)][:per]
+        if len(ends) == per:
+            out.append([msgs[:k] for k in ends])
+        if len(out) == n:
+            return out
+    raise SystemExit(f"{path}: fewer than {n} dialogues with {per} seeker messages")
 
 
 def _port() -> int:
@@ -72,9 +103,9 @@ class Server:
         self.proc.wait(60)
 
 
-def one(url: str, model: str, max_tokens: int) -> tuple[float, int]:
+def one(url: str, model: str, max_tokens: int, messages: list[dict] = MSG) -> tuple[float, int]:
     t0 = time.perf_counter()
-    body = {"model": model, "messages": MSG, "max_tokens": max_tokens, "temperature": 0, "stream": True,
+    body = {"model": model, "messages": messages, "max_tokens": max_tokens, "temperature": 0, "stream": True,
             "stream_options": {"include_usage": True}}
     tokens = pieces = 0
     with httpx.stream("POST", url + "/v1/chat/completions", json=body, timeout=600) as r:
@@ -89,10 +120,13 @@ def one(url: str, model: str, max_tokens: int) -> tuple[float, int]:
     return time.perf_counter() - t0, tokens or pieces
 
 
-def level(url: str, model: str, clients: int, per_client: int, max_tokens: int) -> dict:
+def level(url: str, model: str, clients: int, per_client: int, max_tokens: int, chats=None) -> dict:
+    def client(c: int) -> list[tuple[float, int]]:
+        return [one(url, model, max_tokens, chats[c][k] if chats else MSG) for k in range(per_client)]
+
     t0 = time.perf_counter()
     with ThreadPoolExecutor(clients) as ex:
-        results = list(ex.map(lambda _: one(url, model, max_tokens), range(clients * per_client)))
+        results = [r for rs in ex.map(client, range(clients)) for r in rs]
     wall = time.perf_counter() - t0
     lat = sorted(r[0] for r in results)
     return {"clients": clients, "requests": len(results), "tok_s": round(sum(r[1] for r in results) / wall, 1),
@@ -101,7 +135,7 @@ def level(url: str, model: str, clients: int, per_client: int, max_tokens: int) 
 
 def main() -> None:
     a = parse_options(__doc__, levels="1,4,16", per_client=2, max_tokens=32, threads=2, skip_llamacpp=False,
-                      engine="auto")
+                      engine="auto", workload="esconv", data=str(DEV))
     from extes.programs.lm.weights import embedded_gguf  # lazy: programs.lm.weights imports dspy
 
     env = {**os.environ, "EXTES_THREADS": str(a.threads)}
@@ -117,15 +151,21 @@ def main() -> None:
             "smollm2-135m-instruct")), "--n_threads", str(a.threads), "--n_ctx", "2048",
             # by default a new request interrupts the one streaming (its client gets a cut stream): queue them instead
             "--interrupt_requests", "False"], "smollm2")
-    report: dict = {"threads": a.threads, "max_tokens": a.max_tokens, "engine": a.engine,
+    if a.workload not in ("esconv", "same"):
+        raise SystemExit(f"--workload {a.workload}: give esconv or same")
+    counts = [int(c) for c in a.levels.split(",")]
+    chats = conversations(Path(a.data), sum(counts), a.per_client) if a.workload == "esconv" else None
+    starts = [sum(counts[:i]) for i in range(len(counts))]
+    report: dict = {"threads": a.threads, "max_tokens": a.max_tokens, "engine": a.engine, "workload": a.workload,
                     "load_avg_start": os.getloadavg()[0]}
     for name, (cmd, model) in servers.items():
         port = _port()
         srv = Server([*cmd, "--port", str(port)], port, env)
         try:
             one(srv.url, model, 4)  # warm-up
-            report[name] = {"levels": [level(srv.url, model, int(c), a.per_client, a.max_tokens)
-                                       for c in a.levels.split(",")]}
+            report[name] = {"levels": [level(srv.url, model, c, a.per_client, a.max_tokens,
+                                             chats[at:at + c] if chats else None)
+                                       for c, at in zip(counts, starts, strict=True)]}
         finally:
             srv.stop()
         report[name]["peak_rss_mb"] = round(srv.peak / 2**20)
