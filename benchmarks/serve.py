@@ -33,6 +33,9 @@ import httpx
 import psutil
 from _common import parse_options
 
+from extes.corpus.formats.base import ReadOptions
+from extes.corpus.formats.esconv_tsv import read_esconv_tsv
+
 EXTES = str(Path(sys.executable).with_name("extes"))
 MSG = [{"role": "user", "content": "I failed my exam again and I feel like I'm letting everyone down."}]
 DEV = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "esconv" / "devWithStrategy_short.tsv"
@@ -41,9 +44,6 @@ DEV = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "esconv" 
 def conversations(path: Path, n: int, per: int) -> list[list[list[dict]]]:
     """n ESConv dialogues, each as its first `per` requests: the turns up to (and with) each seeker message. Each
     level of clients gets dialogues of its own (a server keeps nothing from an earlier level's)."""
-    from extes.corpus.formats.base import ReadOptions
-    from extes.corpus.formats.esconv_tsv import read_esconv_tsv
-
     if not path.is_file():
         raise SystemExit(f"{path}: no such ESConv file; pass --data PATH or --workload same")
     out = []
