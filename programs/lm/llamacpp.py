@@ -6,7 +6,9 @@ token counts and streaming come from llama.cpp. `Literal` outputs are scored: th
 each allowed value's tokens are scored from the logits of the positions before them, so the adapter picks a
 strategy by likelihood, as with `local/` models. With `batched=True` (what `extes serve` uses) concurrent
 `generate`/`stream` calls decode together in the model's `LlamaBatcher` (programs/lm/llamacpp_batch.py) instead of
-one at a time under the lock; at temperature 0 the replies are the same.
+one at a time under the lock; at temperature 0 the replies are the same, except that the batcher starts a prompt
+from the cells of an earlier one (a conversation's previous turn), whose reply tokens were computed one at a time
+and round slightly differently, so a continued conversation's reply can differ late (llamacpp_batch.py).
 """
 
 from __future__ import annotations

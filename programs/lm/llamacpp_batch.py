@@ -285,7 +285,7 @@ class LlamaBatcher(SchedulerThread):
 
 def _common(held: list[int], ids: list[int], limit: int) -> int:
     """How many tokens `held` and `ids` agree on from the start, at most `limit`."""
-    n = min(len(held), len(ids), limit)
+    n = max(0, min(len(held), len(ids), limit))
     for i in range(n):
         if held[i] != ids[i]:
             return i
