@@ -42,7 +42,9 @@ def test_fifty_accepted_with_four_workers(cli, tmp_path, mode):
     assert s["accepted"] == 50 and len(lines(run / "accepted.jsonl")) == 50
     # off a terminal: a progress line after the first finished task (then one a minute), none per dialogue
     progress = [x for x in err.splitlines() if x.startswith("accepted ")]
-    assert len(progress) == 1 and progress[0].startswith(("accepted 0/50,", "accepted 1/50,")) and "min" in progress[0]
+    # the four workers' first tasks may finish together before the line is written: at most four are counted
+    assert len(progress) == 1 and "min" in progress[0]
+    assert int(progress[0].split()[1].split("/")[0]) <= 4, progress[0]
     ids = all_ids(run)
     assert len(ids) == len(set(ids))
     d = lines(run / "accepted.jsonl")[0]
