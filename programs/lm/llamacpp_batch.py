@@ -187,24 +187,22 @@ class LlamaBatcher(SchedulerThread):
         if req.cancelled.is_set():
             req.out.put(DONE)
             return
-        limit = len(req.ids) - KEEP
-        own = max(self.free, key=lambda q: (_common(self.held.get(q, []), req.ids, limit), -self.free.index(q)))
-        own_len = _common(self.held.get(own, []), req.ids, limit)
-        holding = {**self.held, **{r.seq: (r.ids + r.new)[:r.in_kv] for r in self.active}}
-        holding.pop(own, None)
-        src = max(holding, key=lambda q: _common(holding[q], req.ids, limit), default=None)
-        src_len = _common(holding[src], req.ids, limit) if src is not None else 0
-        if not self.reuse:
-            seq, start = self.free[0], 0
-        elif own_len > 0 and own_len >= src_len - MIN_COPY:
-            seq, start = own, own_len
-        elif src_len >= MIN_COPY:
-            seq = self.free[0] if self.free[0] != src else self.free[-1]
-            self.lib.llama_memory_seq_rm(self.mem, seq, -1, -1)
-            self.lib.llama_memory_seq_cp(self.mem, src, seq, -1, -1)
-            start = src_len
-        else:
-            seq, start = self.free[0], 0
+        seq, start = self.free[0], 0  # the least recently used free sequence, emptied
+        if self.reuse:
+            limit = len(req.ids) - KEEP
+            own = max(self.free, key=lambda q: _common(self.held.get(q, []), req.ids, limit))  # first of the best
+            own_len = _common(self.held.get(own, []), req.ids, limit)
+            holding = {**self.held, **{r.seq: (r.ids + r.new)[:r.in_kv] for r in self.active}}
+            holding.pop(own, None)
+            src = max(holding, key=lambda q: _common(holding[q], req.ids, limit), default=None)
+            src_len = _common(holding[src], req.ids, limit) if src is not None else 0
+            if own_len > 0 and own_len >= src_len - MIN_COPY:
+                seq, start = own, own_len
+            elif src_len >= MIN_COPY:
+                seq = self.free[0] if self.free[0] != src else self.free[-1]
+                self.lib.llama_memory_seq_rm(self.mem, seq, -1, -1)
+                self.lib.llama_memory_seq_cp(self.mem, src, seq, -1, -1)
+                start = src_len
         self.lib.llama_memory_seq_rm(self.mem, seq, start, -1)  # cells past the common part
         self.free.remove(seq)
         req.seq, req.fed, req.in_kv = seq, start, start
