@@ -97,6 +97,9 @@ class SynthConfig:
         for s in self.scenes:
             if s not in names:
                 raise InputError(f"--scenes: {s!r} is not one of the 36 scenarios (see assets/scenarios.yaml)")
+        # A round size left to its default is derived from --target; a resumed run keeps the one it was started
+        # with (SynthesisRun._check_manifest), so that a rerun with another target keeps the same task plan.
+        self.round_size_derived = not self.round_size
         self.round_size = self.round_size or max(10, self.target // 3)
         self.max_tasks = self.max_tasks or 5 * self.target + 20
 
@@ -175,6 +178,8 @@ class SynthesisRun:
         if not path.exists():
             return
         old = json.loads(path.read_text())["config"]
+        if getattr(self.cfg, "round_size_derived", False) and old.get("round_size"):
+            self.cfg.round_size = old["round_size"]  # not given: the run's own, whatever --target is now
         new = asdict(self.cfg)
         diff = [k for k in RESUME_KEYS if old.get(k) != new.get(k)]
         if diff:

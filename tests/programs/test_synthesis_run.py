@@ -83,6 +83,20 @@ def test_resume_with_other_settings_is_refused(cli, tmp_path):
     assert code == 2 and "mode" in err and "another --out" in err
 
 
+def test_resume_with_another_target_keeps_the_derived_round_size(cli, tmp_path):
+    """The default round size follows --target (max(10, target/3)); a rerun with another target continues the run
+    with the round size it started with, and an explicit other --round-size is still refused."""
+    run = tmp_path / "run"
+    assert cli("synthesize", "-m", "scripted", "--target", "3", "--out", run)[0] == 0
+    code, out, err = cli("synthesize", "-m", "scripted", "--target", "40", "--out", run, "--json")
+    assert code == 0, err
+    assert json.loads(out)["accepted"] == 40
+    assert json.loads((run / "manifest.json").read_text())["config"]["round_size"] == 10  # not 40 // 3
+    assert {d["meta"]["round"] for d in lines(run / "accepted.jsonl")} >= {0, 1, 2}
+    code, _, err = cli("synthesize", "-m", "scripted", "--target", "40", "--round-size", "5", "--out", run)
+    assert code == 2 and "round_size" in err
+
+
 def test_round_two_uses_round_one_dialogues_as_demos(cli, tmp_path):
     run = tmp_path / "run"
     code, _, err = cli("synthesize", "-m", "scripted", "--target", "12", "--round-size", "4",
