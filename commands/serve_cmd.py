@@ -62,7 +62,7 @@ def llamacpp_model(model: str, adapters: dict[str, Path], engine: str = "auto") 
 
 def build_engine(model: str, adapters: dict[str, Path], program: Path | None, api_base: str | None,
                  locale: str | None, log_messages: bool, max_tokens: int, engine: str = "auto",
-                 adapter_copies: bool = False):
+                 adapter_copies: bool = False, prefix_reuse: bool = True):
     """Load the base model, every adapter and the program; check all before serving. A plain LoRA rides on the one
     copy of the base (programs/lm/multi_lora.py): requests for the base and any adapters decode in one batch; other
     adapters (LLaMA-Adapter, DoRA), or all with `adapter_copies`, get their own copy."""
@@ -73,8 +73,11 @@ def build_engine(model: str, adapters: dict[str, Path], program: Path | None, ap
         raise InputError(f"--adapter needs a local/ base model; {model!r} is not local")
     kwargs = {"max_tokens": max_tokens} if model.startswith("local/") else {}
     on_llamacpp = llamacpp_model(model, adapters, engine)
+    if not prefix_reuse and not on_llamacpp:
+        raise InputError("--no-prefix-reuse applies to llama.cpp's batcher (the embedded model without --adapter, "
+                         "with llama-cpp-python installed); drop it or use --engine llamacpp")
     if on_llamacpp:
-        models = {served_name(model): load_lm(on_llamacpp, batched=True, **kwargs)}
+        models = {served_name(model): load_lm(on_llamacpp, batched=True, prefix_reuse=prefix_reuse, **kwargs)}
     else:
         models = {served_name(model): load_lm(model, api_base=api_base, **kwargs)}
     for name, folder in adapters.items():
@@ -104,8 +107,11 @@ def build_engine(model: str, adapters: dict[str, Path], program: Path | None, ap
 @click.option("--engine", type=click.Choice(ENGINES), default="auto", show_default=True, envvar="EXTES_SERVE_ENGINE",
               help="Batched decoder of a local model: llama.cpp's (auto: for the embedded model without adapters, "
               "when llama-cpp-python is installed) or extes's torch loop (or set EXTES_SERVE_ENGINE).")
+@click.option("--no-prefix-reuse", "no_prefix_reuse", is_flag=True,
+              help="llama.cpp's batcher: prefill every prompt whole instead of starting from an earlier prompt's "
+              "cells (slower; a conversation's greedy replies then match a fresh run's token for token).")
 def serve(model, adapters, program, api_base, host, port, api_key, locale, max_tokens, adapter_copies, log_messages,
-          engine) -> None:
+          engine, no_prefix_reuse) -> None:
     """Serve MODEL behind an OpenAI-compatible API (POST /v1/chat/completions, plain or streamed; GET /v1/models;
     GET /health) and a web chat page at /.
 
@@ -134,7 +140,7 @@ def serve(model, adapters, program, api_base, host, port, api_key, locale, max_t
     if host not in ("127.0.0.1", "localhost", "::1") and not api_key:
         click.echo(f"warning: binding {host} without --api-key: anyone who can reach it can use the model", err=True)
     served = build_engine(model, parse_adapters(adapters), program, api_base, locale, log_messages, max_tokens,
-                          engine, adapter_copies)
+                          engine, adapter_copies, prefix_reuse=not no_prefix_reuse)
     app = create_app(served, api_key=api_key)
     click.echo(f"extes serve: {', '.join(served.models)} on http://{host}:{port} (pid {os.getpid()})", err=True)
     run(app, host, port)

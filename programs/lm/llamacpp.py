@@ -69,12 +69,14 @@ class LlamaCppLM(dspy.BaseLM):
     """A GGUF chat model on llama.cpp, usable as a DSPy LM; `stream` and `score_choices` as `LocalLM` has them."""
 
     def __init__(self, path: str | os.PathLike, *, model: str, max_tokens: int = 160, temperature: float = 0.0,
-                 top_p: float = 1.0, n_ctx: int = 2048, cache: bool = True, batched: bool = False):
+                 top_p: float = 1.0, n_ctx: int = 2048, cache: bool = True, batched: bool = False,
+                 prefix_reuse: bool = True):
         super().__init__(model=model, model_type="chat", temperature=temperature, max_tokens=max_tokens,
                          top_p=top_p, cache=cache)
         self.path = Path(path)
         self.n_ctx = n_ctx
         self.batched = batched
+        self.prefix_reuse = prefix_reuse
         self.llm = _load(self.path, n_ctx)
         # One lock and one set of saved KV caches per loaded model: LMs on the same GGUF share its context.
         self._lock = shared_on(self.llm, "_extes_lock", threading.Lock)
@@ -126,8 +128,8 @@ class LlamaCppLM(dspy.BaseLM):
     # -- batched decoding -------------------------------------------------------------------------------------
     @property
     def batcher(self):
-        """The loaded model's `LlamaBatcher` (one per model; built on first use)."""
-        return batcher_for(self.llm, n_ctx=self.n_ctx, threads=self.llm.n_threads)
+        """The loaded model's `LlamaBatcher` (one per model; built on first use, with this LM's `prefix_reuse`)."""
+        return batcher_for(self.llm, n_ctx=self.n_ctx, threads=self.llm.n_threads, reuse=self.prefix_reuse)
 
     @property
     def tokenizer(self):
@@ -237,6 +239,8 @@ BACKEND = Backend(
         Option("n_ctx", int, "Context window, in tokens.", min=256, max=131072),
         Option("cache", bool, "Accepted for compatibility (llama.cpp reuses a shared prompt prefix itself)."),
         Option("batched", bool, "Decode concurrent calls together (continuous batching; what `extes serve` uses)."),
+        Option("prefix_reuse", bool, "Batched: start a prompt from the cells of an earlier one that shares its "
+               "prefix (default; off: every prompt prefilled whole, replies reproducible run to run)."),
     ),
     capabilities=Capabilities(can_score=True, can_stream=True, in_process=True),
 )

@@ -149,10 +149,10 @@ class LlamaBatcher(SchedulerThread):
         """New token ids for the prompt, decoded in the shared batch."""
         return self.submit(ids, sampling).result()
 
-    def stats(self) -> dict[str, int]:
-        """Steps run, the largest batch seen, the sequences decoding now and those waiting."""
-        return {"steps": self.steps, "peak_batch": self.peak_batch, "active": len(self.active),
-                "queued": self.incoming.qsize(), "prompt_tokens_reused": self.reused,
+    def stats(self) -> dict[str, int | bool]:
+        """Steps run, the largest batch seen, the sequences decoding now and those waiting, prompt tokens reused."""
+        return {"prefix_reuse": self.reuse, "steps": self.steps, "peak_batch": self.peak_batch,
+                "active": len(self.active), "queued": self.incoming.qsize(), "prompt_tokens_reused": self.reused,
                 "prompt_tokens_computed": self.computed}
 
     def piece(self, token: int) -> bytes:

@@ -72,6 +72,7 @@ def test_extes_reply_against_extes_serve_and_sigterm_drains():
     (["--adapter", "a=/no/such/dir"], "no such folder"),
     (["--port", "0"], "--port 0"),
     (["-m", "scripted", "--adapter", "a=."], "needs a local/ base model"),
+    (["-m", "scripted", "--no-prefix-reuse"], "--no-prefix-reuse applies to llama.cpp's batcher"),
 ])
 def test_bad_options_are_one_line_errors(cli, args, needle):
     code, _, err = cli("serve", *args)
@@ -98,6 +99,24 @@ def test_the_llamacpp_engine_answers_the_openai_client_plain_and_streamed():
         assert chunks[-1].usage.completion_tokens == plain.usage.completion_tokens
         batch = httpx.get(url + "/health", timeout=10).json()["batch"]["smollm2-135m-instruct"]
         assert batch["steps"] > 0  # it went through llama.cpp's batcher, not the torch loop
+        assert batch["prefix_reuse"] is True and batch["prompt_tokens_reused"] > 0  # the stream repeated the prompt
+    finally:
+        proc.terminate()
+        assert proc.wait(60) == 0
+
+
+@pytest.mark.model
+def test_no_prefix_reuse_prefills_every_prompt_whole():
+    pytest.importorskip("llama_cpp", reason="the llamacpp extra is not installed (pip install 'extes[llamacpp]')")
+    proc, url = start("--engine", "llamacpp", "--max-tokens", "8", "--no-prefix-reuse", timeout=300)
+    try:
+        body = {"model": "smollm2-135m-instruct", "max_tokens": 8,
+                "messages": [{"role": "user", "content": "My sister stopped talking to me and I don't know why."}]}
+        first, second = (httpx.post(url + "/v1/chat/completions", json=body, timeout=120).json() for _ in range(2))
+        assert first["choices"][0]["message"]["content"] == second["choices"][0]["message"]["content"]
+        batch = httpx.get(url + "/health", timeout=10).json()["batch"]["smollm2-135m-instruct"]
+        assert batch["prefix_reuse"] is False and batch["prompt_tokens_reused"] == 0
+        assert batch["prompt_tokens_computed"] == first["usage"]["prompt_tokens"] + second["usage"]["prompt_tokens"]
     finally:
         proc.terminate()
         assert proc.wait(60) == 0
