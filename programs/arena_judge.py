@@ -1,16 +1,25 @@
 """`PairwiseJudge`: two transcripts with the same seeker → a verdict per Table 9 criterion, judged in both orders.
 
-A verdict that changes when the transcripts swap places counts as a tie and is reported as position bias (the
-judge preferred a position, not a supporter). `RubricJudge` scores one transcript on ESC-Eval's seven 0-4 rubrics.
-Both are DSPy modules, so their instructions and demos can be compiled against human labels.
+On an LM that scores choices (a local or llama.cpp model: `score_choices`), the verdict is the balanced one of
+Wang et al. 2023 ("Large Language Models are not Fair Evaluators", balanced position calibration): each answer's
+log-likelihood averaged over the two orders (A in the first order with B in the second for transcript a, and so
+on), so a judge's preference for a position cancels and what is left of its preference for a supporter decides.
+On an LM that only writes text (an API model, a test double), a verdict that changes when the transcripts swap
+places counts as a tie. Either way an order flip of the two orders' own answers is reported as position bias (the
+judge preferred a position, not a supporter). `RubricJudge` scores one transcript on ESC-Eval's seven 0-4
+rubrics. Both are DSPy modules, so their instructions and demos can be compiled against human labels.
 """
 
 from __future__ import annotations
 
 import dspy
 
+from extes.programs.adapter import METER
+from extes.programs.lm.registry import capabilities
 from extes.signatures.arena import CRITERIA, RUBRICS, JudgeSupportPair, RateSupportRubric
 from extes.signatures.dialogue import Dialogue
+
+VERDICTS = ("A", "B", "Tie")
 
 
 def render_transcript(d: Dialogue) -> str:
@@ -26,23 +35,62 @@ def combine(first: str, swapped: str) -> tuple[str, bool]:
     return "tie", True
 
 
+def balanced(first: list[float], swapped: list[float]) -> str:
+    """Log-likelihoods of (A, B, Tie) in the order (a, b) and in the order (b, a) → "a" | "b" | "tie": each outcome's
+    two likelihoods averaged (a is A first and B second), the largest wins (a tie of the means is a tie)."""
+    means = {"a": (first[0] + swapped[1]) / 2, "b": (first[1] + swapped[0]) / 2, "tie": (first[2] + swapped[2]) / 2}
+    best = max(means.values())
+    won = [k for k, v in means.items() if v == best]
+    return won[0] if len(won) == 1 else "tie"
+
+
 class PairwiseJudge(dspy.Module):
     """(transcript a, transcript b) → Prediction(outcomes={criterion: a|b|tie}, position_bias={criterion: bool},
-    raw={criterion: [first, swapped]})."""
+    raw={criterion: [first, swapped]}, method="balanced" | "verdicts", scores={criterion: [[A, B, Tie] first,
+    [A, B, Tie] swapped]} when balanced)."""
 
     def __init__(self, criteria: dict[str, str] | None = None):
         super().__init__()
         self.judge = dspy.Predict(JudgeSupportPair)
         self.criteria = criteria or CRITERIA
 
+    def _scorer(self):
+        """The judge's LM and adapter when the LM scores choices, else None (verdicts are then read from text)."""
+        lm = self.judge.lm or dspy.settings.lm
+        adapter = dspy.settings.adapter
+        if lm is None or not capabilities(lm).can_score or not hasattr(adapter, "format"):
+            return None
+        return lm, adapter
+
+    def _scores(self, scorer, question: str, a: str, b: str) -> list[float]:
+        lm, adapter = scorer
+        messages = adapter.format(self.judge.signature, self.judge.demos,
+                                  {"question": question, "conversation_a": a, "conversation_b": b})
+        scores = [float(x) for x in lm.score_choices(messages, list(VERDICTS))]
+        METER.add(1, getattr(lm, "last_prompt_tokens", 0), 0)
+        return scores
+
+    def verdict(self, question: str, a: str, b: str) -> tuple[str, bool, list[str], list[list[float]] | None]:
+        """One question about (a, b), asked in both orders → (a|b|tie, position biased, [first, swapped] answers,
+        the two orders' [A, B, Tie] log-likelihoods or None when the LM only writes text)."""
+        scorer = self._scorer()
+        if scorer:
+            s1, s2 = self._scores(scorer, question, a, b), self._scores(scorer, question, b, a)
+            first, swapped = (VERDICTS[max(range(3), key=s.__getitem__)] for s in (s1, s2))
+            return (balanced(s1, s2), combine(first, swapped)[1], [first, swapped],
+                    [[round(x, 4) for x in s1], [round(x, 4) for x in s2]])
+        first = self.judge(question=question, conversation_a=a, conversation_b=b).verdict
+        swapped = self.judge(question=question, conversation_a=b, conversation_b=a).verdict
+        return (*combine(first, swapped), [first, swapped], None)
+
     def forward(self, transcript_a: str, transcript_b: str) -> dspy.Prediction:
-        outcomes, bias, raw = {}, {}, {}
+        outcomes, bias, raw, scores = {}, {}, {}, {}
         for name, question in self.criteria.items():
-            first = self.judge(question=question, conversation_a=transcript_a, conversation_b=transcript_b).verdict
-            swapped = self.judge(question=question, conversation_a=transcript_b, conversation_b=transcript_a).verdict
-            outcomes[name], bias[name] = combine(first, swapped)
-            raw[name] = [first, swapped]
-        return dspy.Prediction(outcomes=outcomes, position_bias=bias, raw=raw)
+            outcomes[name], bias[name], raw[name], s = self.verdict(question, transcript_a, transcript_b)
+            if s is not None:
+                scores[name] = s
+        return dspy.Prediction(outcomes=outcomes, position_bias=bias, raw=raw,
+                               method="balanced" if scores else "verdicts", scores=scores)
 
 
 class RubricJudge(dspy.Module):

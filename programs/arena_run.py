@@ -192,6 +192,7 @@ class ArenaRun:
         self.store.append("judgments", {
             "task": f"judge:{card.id}:{a}:{b}", "unit": card.id, "a": a, "b": b,
             "outcomes": pred.outcomes, "position_bias": pred.position_bias, "raw": pred.raw,
+            "method": pred.method, "scores": pred.scores,
             "len_a": mean_reply_words(da), "len_b": mean_reply_words(db), "usage": usage})
 
     def _rubric_task(self, d: Dialogue) -> None:

@@ -25,6 +25,7 @@ def flatten(records: list[dict]) -> list[dict]:
         for c, o in r["outcomes"].items():
             out.append({"unit": r["unit"], "a": r["a"], "b": r["b"], "criterion": c, "outcome": o,
                         "raw": r["raw"][c], "position_biased": r["position_bias"][c],
+                        "method": r.get("method", "verdicts"),
                         "len_a": r["len_a"], "len_b": r["len_b"]})
     return out
 
@@ -115,8 +116,12 @@ def report_markdown(r: dict[str, Any]) -> str:
                  f"{v['rating']:.0f}" for v in (r["bradley_terry"][c][p] for c in CRITERIA)]
         lines.append(f"| {p} | " + " | ".join(cells) + " |")
     pb, lb = r["position_bias"], r["length_bias"]
+    how = ("counted as ties" if not pb["balanced"] else
+           "decided by the mean of both orders' likelihoods, balanced position calibration"
+           if pb["balanced"] == pb["judgments"] else
+           f"{pb['balanced']} judgments balanced by likelihood, the rest counted as ties")
     lines += ["", f"Position bias: the two orders disagreed in {pb['disagreements']} of {pb['judgments']} judgments "
-              f"(rate {pb['rate']}; counted as ties); the conversation shown first won {pb['first_shown_won']} of "
+              f"(rate {pb['rate']}; {how}); the conversation shown first won {pb['first_shown_won']} of "
               f"decided verdicts.",
               f"Length bias: Pearson r between the Overall outcome and the difference in mean reply words = "
               f"{lb['pearson_r']} (n={lb['n']}); mean reply words: {r['mean_reply_words']}.",

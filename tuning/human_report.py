@@ -13,7 +13,7 @@ import dspy
 from extes.corpus.rating import fleiss_kappa
 from extes.errors import InputError
 from extes.programs.adapter import SmallChatAdapter
-from extes.programs.arena_judge import PairwiseJudge, VerdictJudge, combine
+from extes.programs.arena_judge import PairwiseJudge, VerdictJudge
 from extes.programs.human_eval.store import StudyStore
 from extes.signatures.arena import CRITERIA
 from extes.tuning.arena_report import table9_markdown
@@ -105,8 +105,8 @@ def study_examples(folder: Path) -> list[dspy.Example]:
 
 
 def judge_agreement(folder: Path, lm, program: str | None = None) -> dict[str, Any]:
-    """The judge (both orders, as in the arena) against people on the study's own pairs: Cohen's kappa overall
-    and per criterion, raw agreement and the judge's position bias."""
+    """The judge (both orders, decided as in the arena: `PairwiseJudge.verdict`) against people on the study's
+    own pairs: Cohen's kappa overall and per criterion, raw agreement and the judge's position bias."""
     examples = study_examples(folder)
     single = VerdictJudge()
     if program:
@@ -117,11 +117,7 @@ def judge_agreement(folder: Path, lm, program: str | None = None) -> dict[str, A
     by_criterion: dict[str, tuple[list, list]] = defaultdict(lambda: ([], []))
     with dspy.context(lm=lm, adapter=SmallChatAdapter()):
         for ex in examples:
-            first = judge.judge(question=ex.question, conversation_a=ex.conversation_a,
-                                conversation_b=ex.conversation_b).verdict
-            swapped = judge.judge(question=ex.question, conversation_a=ex.conversation_b,
-                                  conversation_b=ex.conversation_a).verdict
-            outcome, bias = combine(first, swapped)
+            outcome, bias, _, _ = judge.verdict(ex.question, ex.conversation_a, ex.conversation_b)
             got = {"a": "A", "b": "B", "tie": "Tie"}[outcome]
             biased += int(bias)
             people.append(ex.verdict)

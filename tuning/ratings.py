@@ -107,13 +107,15 @@ def length_bias(judgments: list[dict], criterion: str = "overall") -> dict[str, 
 
 
 def position_bias(judgments: list[dict]) -> dict[str, Any]:
-    """How often the two orders disagreed (each such pair counted as a tie), and how often the first shown won."""
+    """How often the two orders' own answers disagreed (counted as a tie by a text-only judge; decided by the mean of
+    both orders' likelihoods by a scoring one: `method` "balanced"), and how often the first shown won."""
     js = [j for j in judgments if "raw" in j]
     disagree = sum(1 for j in js if j.get("position_biased"))
     firsts = [v for j in js for v in (j["raw"][0], {"A": "B", "B": "A", "Tie": "Tie"}[j["raw"][1]]) if v != "Tie"]
     shown_first = sum(1 for j in js for v in j["raw"] if v == "A")
     decided = sum(1 for j in js for v in j["raw"] if v != "Tie")
     return {"judgments": len(js), "disagreements": disagree,
+            "balanced": sum(1 for j in js if j.get("method") == "balanced"),
             "rate": round(disagree / len(js), 3) if js else None,
             "first_shown_won": round(shown_first / decided, 3) if decided else None,
             "decided_verdicts": len(firsts)}

@@ -3,7 +3,7 @@
 import dspy
 
 from extes.programs.adapter import SmallChatAdapter
-from extes.programs.arena_judge import PairwiseJudge, combine
+from extes.programs.arena_judge import PairwiseJudge, balanced, combine
 from extes.programs.lm.scripted import ScriptedLM
 
 
@@ -27,3 +27,32 @@ def test_the_scripted_judge_is_order_free_and_prefers_the_fuller_supporter():
     with dspy.context(lm=ScriptedLM(), adapter=SmallChatAdapter()):
         pred = PairwiseJudge()(transcript_a=short, transcript_b=long)
     assert set(pred.outcomes.values()) == {"b"} and not any(pred.position_bias.values())
+
+
+class PositionBiasedScorer:
+    """A scoring LM (its model string is a local one, so the adapter and the judge see `can_score`) that adds 2 to
+    A's log-likelihood whatever is shown, and 1.5 to the answer naming the conversation that says "tell me more"."""
+
+    model = "local/position-biased-scorer"
+
+    def score_choices(self, messages, choices):
+        text = "\n".join(m["content"] for m in messages)
+        fuller_is_a = text.index("tell me more") < text.index("Conversation b:")
+        return [2.0 + 1.5 * fuller_is_a, 1.5 * (not fuller_is_a), -5.0]
+
+
+def test_balanced_scoring_cancels_a_position_preference():
+    short, long = "Seeker: hi\nSupporter: ok", "Seeker: hi\nSupporter: I hear you, that sounds hard; tell me more."
+    with dspy.context(lm=PositionBiasedScorer(), adapter=SmallChatAdapter()):
+        pred = PairwiseJudge()(transcript_a=short, transcript_b=long)
+        back = PairwiseJudge()(transcript_a=long, transcript_b=short)
+    assert pred.method == "balanced" and pred.raw["overall"] == ["A", "A"] and all(pred.position_bias.values())
+    # A text-only judge with these answers would call every criterion a tie; the means pick the fuller supporter
+    assert set(pred.outcomes.values()) == {"b"} and set(back.outcomes.values()) == {"a"}
+    assert pred.scores["overall"] == [[2.0, 1.5, -5.0], [3.5, 0.0, -5.0]]
+
+
+def test_balanced_ties_only_on_equal_means():
+    assert balanced([0.0, -1.0, -3.0], [0.0, -1.0, -3.0]) == "tie"  # A both times: a's mean -0.5 = b's
+    assert balanced([0.0, -1.0, -3.0], [-2.0, 0.0, -3.0]) == "a"
+    assert balanced([-9.0, -9.0, 0.0], [-9.0, -9.0, 0.0]) == "tie"

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from extes.programs.arena_cards import crisis_cards
+from extes.programs.arena_judge import balanced
 from extes.signatures.arena import RoleCard
 
 MODEL = "local/smollm2-135m-instruct"
@@ -31,3 +32,9 @@ def test_embedded_model_plays_and_judges(cli, tmp_path):
     assert {x["criterion"] for x in r["table9"]} == {"fluency", "identification", "comforting", "suggestion",
                                                      "overall"}
     assert r["usage"]["prompt_tokens"] > 0
+    # the local judge scores A / B / Tie: each outcome is the balanced mean of its two orders' likelihoods
+    (j,) = [json.loads(x) for x in (run / "judgments.jsonl").read_text().splitlines()]
+    assert j["method"] == "balanced" and set(j["scores"]) == set(j["outcomes"])
+    for c, (first, swapped) in j["scores"].items():
+        assert j["outcomes"][c] == balanced(first, swapped)
+        assert j["raw"][c] == [["A", "B", "Tie"][max(range(3), key=s.__getitem__)] for s in (first, swapped)]
