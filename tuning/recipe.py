@@ -18,7 +18,8 @@ command's own resume and refusal rules):
     report             report.md with every table, the figures and the hours each stage took
 
 RUN/recipe.json keeps the options and each finished stage's duration; a rerun skips finished stages and resumes
-the unfinished one (each command resumes its own folder); a rerun with other options is refused. A stage that
+the unfinished one (each command resumes its own folder); a rerun with other options is refused, except a lower
+--dialogues while synthesis is unfinished (the corpus then stops there: a long run cut short). A stage that
 fails stops the run with its log's last line and the path of the whole log.
 """
 
@@ -137,6 +138,15 @@ def open_run(cfg: RecipeConfig, out: Path) -> dict[str, Any]:
         state = _state(out)
         # an option added after the run began is at its default there
         old = {**asdict(RecipeConfig(cfg.teacher, cfg.student, cfg.test)), **(state.get("config") or {})}
+        synth = (state.get("stages") or {}).get("synthesize") or {}
+        lowered = {**old, "dialogues": cfg.dialogues} == asdict(cfg) and cfg.dialogues < old["dialogues"]
+        if lowered and not synth.get("done"):
+            # Fewer dialogues while the teacher is still writing: the corpus stops at the new target (the synthesis
+            # run keeps its task plan) and the later stages, none of which has run, learn from it.
+            state.setdefault("dialogues_lowered", []).append([old["dialogues"], cfg.dialogues])
+            state["config"] = {**old, "dialogues": cfg.dialogues}
+            _save_state(out, state)
+            return state
         if old != asdict(cfg):
             diff = ", ".join(f"{k} {old.get(k)!r} -> {v!r}" for k, v in asdict(cfg).items() if old.get(k) != v)
             raise InputError(f"{out}: a recipe run with other options ({diff}); use a new --out or the same options")

@@ -154,3 +154,33 @@ def test_report_counts_rejection_reasons_from_the_run_store(tmp_path):
     store.append("failed", {"task": "t3", "status": "failed", "reasons": ["lm_error"]})
     assert _rejections(tmp_path / "synth") == {"role_flip": 2, "too_short": 1, "lm_error": 1}
     assert _rejections(tmp_path / "missing") == {}
+
+
+def test_fewer_dialogues_while_synthesis_is_unfinished_continues(tmp_path):
+    """A long run cut short: a lower --dialogues is taken while the synthesize stage has not finished (and recorded);
+    a higher one, or a lower one once synthesis is done, is refused like any other option."""
+    import dataclasses
+
+    from extes.errors import InputError
+    from extes.tuning.recipe import open_run, stages
+
+    cfg = RecipeConfig("T", "S", "test.tsv", dialogues=150)
+    out = tmp_path / "r"
+    state = open_run(cfg, out)
+    state["stages"]["synthesize"] = {"done": False, "seconds": 10.0, "started": 1.0}
+    (out / "recipe.json").write_text(json.dumps(state))
+    with pytest.raises(InputError, match="dialogues 150 -> 200"):
+        open_run(dataclasses.replace(cfg, dialogues=200), out)
+    fewer = dataclasses.replace(cfg, dialogues=26)
+    got = open_run(fewer, out)
+    assert got["config"]["dialogues"] == 26 and got["dialogues_lowered"] == [[150, 26]]
+    assert got["stages"]["synthesize"]["seconds"] == 10.0  # the time already spent is kept
+    assert json.loads((out / "recipe.json").read_text())["config"]["dialogues"] == 26
+    argv = stages(fewer, out)[0].argv
+    assert argv[argv.index("--target") + 1] == "26"
+    assert open_run(fewer, out)["config"]["dialogues"] == 26  # the same command again
+    done = json.loads((out / "recipe.json").read_text())
+    done["stages"]["synthesize"]["done"] = True
+    (out / "recipe.json").write_text(json.dumps(done))
+    with pytest.raises(InputError, match="dialogues 26 -> 20"):
+        open_run(dataclasses.replace(cfg, dialogues=20), out)
