@@ -84,3 +84,28 @@ def distill_recipe(teacher, student, test, dialogues, mode, json_grammar, demos,
         emit_json(report)
     elif "stopped_after" not in report:
         click.echo(f"recipe finished in {report['hours']['total']:.2f} h: {out / 'report.md'}")
+
+
+@recipe.command("report")
+@click.argument("run", type=click.Path(path_type=Path))
+@json_option
+def recipe_report(run, as_json) -> None:
+    """Write RUN/report.md (and report.json) of a recipe run as it stands: every finished stage's figures, the
+    stages still to run named, a stage that is running or was killed with the time it has spent (a running
+    synthesis counted so far). Safe while `extes recipe distill` is running on RUN: it only reads the stages'
+    files. The run writes the same report after every stage by itself; this is for the moment in between.
+
+    \b
+    Examples:
+      extes recipe report runs/recipe
+      extes recipe report runs/recipe --json
+    """
+    from extes.tuning.recipe import report_now
+
+    report = report_now(run)
+    if as_json:
+        emit_json(report)
+    else:
+        pending = report["pending"]
+        click.echo(f"{run / 'report.md'}: " + (f"partial, {len(pending)} stages to run ({', '.join(pending)})"
+                                                if pending else "complete"))

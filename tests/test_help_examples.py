@@ -88,6 +88,8 @@ SKIP = {
     "extes recipe distill --teacher local/qwen2.5-coder-1.5b-instruct --mode whole --json-grammar "
     "--test ../shared/data/esconv/devWithStrategy_short.tsv --dialogues 150 --out runs/recipe-whole":
         "the teacher wheels, the llama.cpp extra and hours of CPU (benchmarks/README.md, Teacher)",
+    "extes recipe report runs/recipe": "needs a recipe run (tests/tuning/test_recipe.py writes reports mid-run)",
+    "extes recipe report runs/recipe --json": "needs a recipe run (tests/tuning/test_recipe.py writes reports mid-run)",
     "extes tune lora --data splits/train.jsonl --variant strategies --max-steps 30 --out runs/lora --json":
         "30 LoRA steps on the embedded model (tests/tuning/test_tune.py)",
     "extes tune adapter --data splits/train.jsonl --adapter-len 10 --adapter-layers 8 --out runs/adapter":

@@ -15,7 +15,10 @@ command's own resume and refusal rules):
     bench-teacher      ... of the teacher running its compiled Supporter
     compare            the paired test (bootstrap over dialogues) of the three runs against the student
     cards, arena       simulated seekers talk with the three; the teacher judges (Bradley-Terry ratings)
-    report             report.md with every table, the figures and the hours each stage took
+    report             report.md with every table, the figures and the hours each stage took; it is written after
+                       every finished stage too (marked partial, naming the stages still to run), and
+                       `extes recipe report RUN` writes it at any moment, even while a stage runs, so a long run
+                       cut short still leaves its figures
 
 RUN/recipe.json keeps the options and each finished stage's duration; a rerun skips finished stages and resumes
 the unfinished one (each command resumes its own folder); a rerun with other options is refused, except a lower
@@ -235,6 +238,27 @@ def run_recipe(cfg: RecipeConfig, out: Path, *, stop_after: str | None = None,
         launcher.close()
 
 
+def _pending(state: dict[str, Any]) -> tuple[str, ...]:
+    return tuple(n for n in STAGE_NAMES[:-1] if not (state["stages"].get(n) or {}).get("done"))
+
+
+def report_now(out: Path) -> dict[str, Any]:
+    """Write RUN/report.md of the recipe run in `out` as it stands: finished stages' figures, a stage that is running
+    (or was killed) with the time it has spent so far (a running synthesis counted from its files, read only)."""
+    out = Path(out)
+    if not (out.is_dir() and is_output_of(out, KIND)) or not (out / "recipe.json").exists():
+        raise InputError(f"{out}: not a recipe run folder (one that `extes recipe distill --out` made)")
+    state = _state(out)
+    cfg = RecipeConfig(**{**asdict(RecipeConfig("t", "s", "x")), **(state.get("config") or {})})
+    now = {**state, "stages": dict(state.get("stages") or {})}
+    for st in stages(cfg, out):
+        rec = now["stages"].get(st.name)
+        if rec and not rec.get("done"):
+            spent = unfinished_seconds(rec, _written_by(st, out))
+            now["stages"][st.name] = {**rec, "seconds": round(rec.get("seconds", 0.0) + spent, 1), "running": True}
+    return write_report(out, now, _pending(now))
+
+
 def _run(cfg, out, state, todo, launcher, stop_after, say, write_report) -> dict[str, Any]:
     for i, st in enumerate(todo, 1):
         rec = state["stages"].get(st.name)
@@ -250,6 +274,7 @@ def _run(cfg, out, state, todo, launcher, stop_after, say, write_report) -> dict
             state["stages"][st.name] = {"done": True, "seconds": round(prev + took["seconds"], 1),
                                         "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
             _save_state(out, state)
+            write_report(out, state, _pending(state))
             say(f"    done in {took['seconds']} s")
         if stop_after == st.name:
             say(f"stopped after {st.name}; rerun the same command to continue")

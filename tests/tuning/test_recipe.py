@@ -9,7 +9,8 @@ import pytest
 
 from extes.tuning.recipe import STAGE_NAMES, RecipeConfig, stages
 
-DEV = "../shared/data/esconv/devWithStrategy_short.tsv"
+DEV_FILE = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "esconv" / "devWithStrategy_short.tsv"
+DEV = str(DEV_FILE)
 SMALL = ["--dialogues", "4", "--compile-limit", "4", "--val-limit", "2", "--distill-limit", "3", "--max-steps", "2",
          "--bench-limit", "2", "--cards", "2", "--turns", "1"]
 
@@ -49,7 +50,8 @@ def test_a_run_begun_before_an_option_existed_continues(tmp_path):
 
 
 def test_json_grammar_needs_whole_mode(cli, tmp_path):
-    code, _, err = cli("recipe", "distill", "--teacher", "scripted", "--test", DEV, "--json-grammar",
+    # refused before the test file is read: any existing file will do
+    code, _, err = cli("recipe", "distill", "--teacher", "scripted", "--test", __file__, "--json-grammar",
                        "--out", tmp_path / "r")
     assert code == 2 and "--mode whole" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "r").exists()
@@ -62,6 +64,8 @@ def test_recipe_runs_stops_continues_and_reports(cli, tmp_path, monkeypatch):
     from extes.programs.lm.weights import converted_folder, embedded_gguf
     from helpers import tiny_llama
 
+    if not DEV_FILE.exists():
+        pytest.skip(f"ESConv dev split not found at {DEV_FILE} (shared/ lies beside the checkout)")
     monkeypatch.chdir(Path(__file__).resolve().parents[2])
     student = f"local/{tiny_llama(tmp_path / 'tiny', converted_folder(embedded_gguf('smollm2-135m-instruct')))}"
     small = [*SMALL, "--student", student]
@@ -72,6 +76,12 @@ def test_recipe_runs_stops_continues_and_reports(cli, tmp_path, monkeypatch):
     state = json.loads((out / "recipe.json").read_text())
     assert set(state["stages"]) == {"synthesize", "split"}
     assert (out / "splits" / "train.jsonl").exists() and not (out / "classifier.json").exists()
+    # a run stopped (or cut short) leaves a report of what it did and what is left
+    partial = json.loads((out / "report.json").read_text())
+    assert partial["pending"] == STAGE_NAMES[2:-1] and partial["synthesis"]["accepted"] >= 2
+    md = (out / "report.md").read_text()
+    assert "**Partial report**" in md and "compile-classifier" in md and "- classifier: not run yet" in md
+    assert md.count("Not run yet.") == 3  # distillation, paired tests, arena
 
     code, stdout, err = cli("recipe", "distill", "--teacher", "scripted", "--test", DEV, *small, "--out", out, "--json")
     assert code == 0, err
@@ -84,6 +94,7 @@ def test_recipe_runs_stops_continues_and_reports(cli, tmp_path, monkeypatch):
     assert set(report["arena"]["supporters"]) == {"student", "distilled", "teacher"}
     assert (out / "distill" / "adapter").is_dir()
     md = (out / "report.md").read_text()
+    assert report["pending"] == [] and "Partial report" not in md and "not run yet" not in md.lower()
     for heading in ("Time per stage", "The teacher's synthesis", "ESConv benchmark", "Paired tests", "Arena"):
         assert heading in md
     assert "bench-student/confusion.png" in md and (out / "bench-student" / "confusion.png").exists()
@@ -97,6 +108,8 @@ def test_recipe_runs_stops_continues_and_reports(cli, tmp_path, monkeypatch):
 
 
 def test_failed_stage_names_the_stage_and_its_log(cli, tmp_path, monkeypatch):
+    if not DEV_FILE.exists():
+        pytest.skip(f"ESConv dev split not found at {DEV_FILE} (shared/ lies beside the checkout)")
     monkeypatch.chdir(Path(__file__).resolve().parents[2])
     out = tmp_path / "r"
     # the teacher is an unreachable server: synthesis fails at once with its own one-line error
@@ -184,3 +197,44 @@ def test_fewer_dialogues_while_synthesis_is_unfinished_continues(tmp_path):
     (out / "recipe.json").write_text(json.dumps(done))
     with pytest.raises(InputError, match="dialogues 26 -> 20"):
         open_run(dataclasses.replace(cfg, dialogues=20), out)
+
+
+def test_recipe_report_while_synthesis_runs(cli, tmp_path):
+    """`extes recipe report RUN` in the middle of the synthesize stage: the figures so far from the run's files (read
+    only: a record being written is neither counted nor cut off), the stage's time so far, every later stage named."""
+    import os
+    import time
+
+    from extes.tuning.recipe import open_run
+
+    out = tmp_path / "r"
+    state = open_run(RecipeConfig("T", "S", "test.tsv", dialogues=30), out)
+    state["stages"]["synthesize"] = {"done": False, "seconds": 100.0, "started": time.time() - 3600}
+    (out / "recipe.json").write_text(json.dumps(state))
+    synth = out / "synth"
+    synth.mkdir()
+    usage = {"prompt_tokens": 10, "completion_tokens": 5, "cost_usd": 0.0}
+    accepted = "".join(json.dumps({"meta": {"task": f"t{i}", "usage": usage}}) + "\n" for i in range(3))
+    (synth / "accepted.jsonl").write_text(accepted + '{"meta": {"task": "t9"')  # the fourth is being written
+    (synth / "rejected.jsonl").write_text(json.dumps({"task": "t5", "reasons": ["demo_copy: 0.9"], "usage": usage})
+                                          + "\n")
+    (out / "logs").mkdir()
+    (out / "logs" / "synthesize.log").write_text("accepted 3/30\n")
+    os.utime(synth / "accepted.jsonl", (time.time() - 1800, time.time() - 1800))  # last write half an hour ago
+    before = (synth / "accepted.jsonl").read_bytes()
+
+    code, stdout, err = cli("recipe", "report", out, "--json")
+    assert code == 0, err
+    r = json.loads(stdout)
+    assert (synth / "accepted.jsonl").read_bytes() == before
+    s = r["synthesis"]
+    assert (s["accepted"], s["rejected"], s["tasks"], s["yield"], s["unfinished"]) == (3, 1, 4, 0.75, True)
+    assert s["completion_tokens"] == 20 and s["rejections"] == {"demo_copy": 1}
+    assert r["running"] == ["synthesize"] and r["pending"] == STAGE_NAMES[:-1]
+    assert abs(r["hours"]["synthesize"] * 3600 - 3700) < 10  # 100 s before + up to the log's last write (now)
+    md = (out / "report.md").read_text()
+    assert "synthesize (unfinished)" in md and "so far (the synthesis has not finished)" in md
+    assert json.loads((out / "recipe.json").read_text()) == state  # the run's own state is not touched
+
+    code, _, err = cli("recipe", "report", tmp_path / "nowhere")
+    assert code == 2 and "not a recipe run folder" in err and len(err.strip().splitlines()) == 1
