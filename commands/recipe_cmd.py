@@ -9,7 +9,7 @@ import click
 from extes.commands.common import NON_NEGATIVE_INT, POSITIVE_INT, emit_json, json_option, quiet_option
 from extes.errors import InputError
 from extes.programs.lm import DEFAULT_MODEL, capabilities
-from extes.tuning.recipe import RecipeConfig, run_recipe
+from extes.tuning.recipe import RecipeConfig, report_now, run_recipe
 
 
 @click.group("recipe")
@@ -100,8 +100,6 @@ def recipe_report(run, as_json) -> None:
       extes recipe report runs/recipe
       extes recipe report runs/recipe --json
     """
-    from extes.tuning.recipe import report_now
-
     report = report_now(run)
     if as_json:
         emit_json(report)
