@@ -30,6 +30,9 @@ def recipe() -> None:
               help="With --mode whole and a llama.cpp teacher: constrain its output to the dialogue's JSON.")
 @click.option("--demos", type=NON_NEGATIVE_INT, default=1, show_default=True,
               help="Seed dialogues shown per synthesis task (as for extes synthesize).")
+@click.option("--redraws", type=NON_NEGATIVE_INT, default=0, show_default=True,
+              help="Draw a synthesized dialogue that copied its demo or stopped early again, hotter (as for extes "
+                   "synthesize).")
 @click.option("--workers", type=POSITIVE_INT, default=1, show_default=True, help="Parallel LM calls per stage.")
 @click.option("--optimizer", default="bootstrap", show_default=True, help="Compile optimizer (as for extes compile).")
 @click.option("--compile-limit", type=POSITIVE_INT, default=40, show_default=True, help="Training turns to compile on.")
@@ -46,9 +49,9 @@ def recipe() -> None:
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Run folder (created, or continued).")
 @quiet_option
 @json_option
-def distill_recipe(teacher, student, test, dialogues, mode, json_grammar, demos, workers, optimizer, compile_limit,
-                   val_limit, distill_limit, max_steps, bench_limit, cards, turns, seed, stop_after, out, quiet,
-                   as_json) -> None:
+def distill_recipe(teacher, student, test, dialogues, mode, json_grammar, demos, redraws, workers, optimizer,
+                   compile_limit, val_limit, distill_limit, max_steps, bench_limit, cards, turns, seed, stop_after, out,
+                   quiet, as_json) -> None:
     """Run the distillation end to end in --out: the teacher synthesizes dialogues (validated and deduplicated),
     they are split, the StrategyClassifier and Supporter are compiled with the teacher, the teacher's Supporter is
     distilled into a LoRA on --student, student / distilled student / teacher are benchmarked on --test with
@@ -74,7 +77,7 @@ def distill_recipe(teacher, student, test, dialogues, mode, json_grammar, demos,
     if optimizer not in OPTIMIZERS:
         raise InputError(f"--optimizer {optimizer!r}: use one of {', '.join(OPTIMIZERS)}")
     cfg = RecipeConfig(teacher=teacher, student=student, test=str(test), dialogues=dialogues, mode=mode,
-                       json_grammar=json_grammar, demos=demos,
+                       json_grammar=json_grammar, demos=demos, redraws=redraws,
                        workers=workers, optimizer=optimizer, compile_limit=compile_limit, val_limit=val_limit,
                        distill_limit=distill_limit, max_steps=max_steps, bench_limit=bench_limit, cards=cards,
                        turns=turns, seed=seed)

@@ -42,6 +42,7 @@ from extes.programs.synthesizer import MODES
 @option_from(SynthConfig, "max_cost", type=NON_NEGATIVE)
 @option_from(SynthConfig, "dup_threshold", type=PROBABILITY)
 @option_from(SynthConfig, "retries", type=NON_NEGATIVE_INT)
+@option_from(SynthConfig, "redraws", type=NON_NEGATIVE_INT)
 @option_from(SynthConfig, "backoff_s", "--backoff", "backoff_s", type=NON_NEGATIVE)
 @option_from(SynthConfig, "timeout_s", "--timeout", "timeout_s", type=POSITIVE)
 @option_from(SynthConfig, "program", type=click.Path(path_type=Path))
@@ -52,7 +53,7 @@ from extes.programs.synthesizer import MODES
 @quiet_option
 @json_option
 def synthesize(model, mode, target, out, workers, demos, round_size, uniform, scenes, seed, max_cost, dup_threshold,
-               retries, backoff_s, timeout_s, program, prices, json_grammar, dry_run, api_base, quiet,
+               retries, redraws, backoff_s, timeout_s, program, prices, json_grammar, dry_run, api_base, quiet,
                as_json) -> None:
     """Synthesize dialogues into OUT; rerun the same command to resume after any interruption.
 
@@ -72,9 +73,9 @@ def synthesize(model, mode, target, out, workers, demos, round_size, uniform, sc
         model=model, out=str(out or ""), mode=mode, target=target, workers=workers, demos=demos,
         round_size=round_size or 0,
         uniform=uniform, scenes=[s.strip() for s in scenes.split(";") if s.strip()] if scenes else [], seed=seed,
-        max_cost=max_cost, dup_threshold=dup_threshold, retries=retries, backoff_s=backoff_s, timeout_s=timeout_s,
-        program=str(program) if program else None, api_base=api_base, prices=str(prices) if prices else None,
-        json_grammar=json_grammar,
+        max_cost=max_cost, dup_threshold=dup_threshold, retries=retries, redraws=redraws, backoff_s=backoff_s,
+        timeout_s=timeout_s, program=str(program) if program else None, api_base=api_base,
+        prices=str(prices) if prices else None, json_grammar=json_grammar,
     )
     if dry_run:
         from extes.programs.dryrun import estimate  # lazy: programs.dryrun imports dspy

@@ -39,6 +39,10 @@ from extes.programs.costs import cost_usd
 from extes.programs.synthesizer import MODES, DialogueSynthesizer
 
 log = logging.getLogger(__name__)
+# A rejection for these reasons alone is drawn again with --redraws: the dialogue copied its demo or stopped early
+# (half the teacher's rejections in the recipe; benchmarks/README.md), which a hotter sample may not repeat.
+REDRAWN = frozenset({"demo_copy", "length"})
+REDRAW_STEP, REDRAW_MAX_TEMPERATURE = 0.2, 1.5  # each redraw 0.2 hotter than the run's temperature
 RESUME_KEYS = ("model", "mode", "seed", "demos", "round_size", "uniform", "scenes", "program")
 
 
@@ -70,6 +74,8 @@ class SynthConfig:
         "help": "Seconds before an API call times out (openai/ models)."})
     prices: str | None = field(default=None, metadata={"help": "A price table like assets/prices.yaml."})
     max_tasks: int = field(default=0, metadata={"help": "Most tasks the run may create (0: 5 x target + 20)."})
+    redraws: int = field(default=0, metadata={
+        "help": "Draw a dialogue rejected as a copy of its demo or too short again, up to N times, hotter each time."})
     json_grammar: bool = field(default=False, metadata={
         "help": "Whole mode: constrain each dialogue to valid JSON (llama.cpp's grammar; json_object on openai/)."})
 
@@ -84,7 +90,8 @@ class SynthConfig:
             raise InputError("--json-grammar constrains the whole dialogue's JSON: use it with --mode whole")
         # The CLI's option types check these too; library callers get the same one-line errors.
         for name, value, low in (("--demos", self.demos, 0), ("--retries", self.retries, 0),
-                                 ("--round-size", self.round_size, 0), ("--max-tasks", self.max_tasks, 0)):
+                                 ("--redraws", self.redraws, 0), ("--round-size", self.round_size, 0),
+                                 ("--max-tasks", self.max_tasks, 0)):
             if value < low:
                 raise InputError(f"{name} {value}: give {low} or more")
         if not 0 <= self.dup_threshold <= 1:
@@ -227,13 +234,30 @@ class SynthesisRun:
         demos = rng.sample(pool, min(cfg.demos, len(pool)))  # turn mode takes a description and a seeker line
         usage = {"prompt_tokens": 0, "completion_tokens": 0, "cost_usd": 0.0, "program_calls": 0}
         base = {"task": task, "scene": scene, "round": round_, "demo_ids": [d.id for d in demos]}
+        earlier: list[list[str]] = []  # the reasons of each draw that was drawn again
+        for redraw in range(cfg.redraws + 1):
+            drawn = self._draw(i, task, scene, demos, {**base, **({"redrawn": earlier} if earlier else {})}, usage,
+                               redraw)
+            if isinstance(drawn, tuple):  # every call failed: recorded
+                return drawn
+            outcome = drawn
+            if redraw < cfg.redraws and outcome.status == "rejected" and set(outcome.reasons()) <= REDRAWN:
+                earlier.append(outcome.reasons())  # copied its demo or stopped early, nothing else: again, hotter
+                continue
+            break
+        return self._keep(outcome, base, usage, earlier)
+
+    def _draw(self, i: int, task: str, scene: str, demos: list, base: dict, usage: dict, redraw: int):
+        """One draw of task i's dialogue (its call retried on errors), validated against its demos (the outcome); a
+        task whose every call failed is recorded here and returned as (status, record)."""
+        cfg = self.cfg
         last_error, attempts = None, 0
         for attempt in range(cfg.retries + 1):
             attempts = attempt + 1
             try:
                 with dspy.context(lm=self.lm, adapter=SmallChatAdapter(), track_usage=True):
                     pred = self.program(scene=scene, dialogue_id=task, demos=demos, seed=cfg.seed,
-                                        config=self._call_config(attempt + 1000 * i))
+                                        config=self._call_config(attempt + 1000 * i + 100 * redraw, redraw))
                 self._add_usage(usage, pred.get_lm_usage())
                 break
             except RecordError as e:
@@ -256,11 +280,18 @@ class SynthesisRun:
             self.store.append(status, record)
             return status, record
         d = pred.dialogue
-        d.meta.source, d.meta.round, d.meta.model = "generated", round_, cfg.model
+        d.meta.source, d.meta.round, d.meta.model = "generated", base["round"], cfg.model
         d.meta.parent_ids = base["demo_ids"]
         d.meta.created_at = datetime.datetime.now(datetime.timezone.utc).isoformat()
         d.meta.task, d.meta.program_hash, d.meta.mode, d.meta.usage = task, self.phash, cfg.mode, usage
-        outcome = validate(d, scene=scene, demos=demos)  # every check but the one against the accepted set
+        return validate(d, scene=scene, demos=demos)  # every check but the one against the accepted set
+
+    def _keep(self, outcome, base: dict, usage: dict, earlier: list) -> tuple[str, dict[str, Any]]:
+        """Record the task's last draw: accepted (unless a near-duplicate or past the target), queued or rejected;
+        `earlier`: the reasons of the draws before it (--redraws), kept in the record."""
+        cfg = self.cfg
+        if earlier:
+            base = {**base, "redrawn": earlier}
         with self._lock:  # the near-duplicate check, the index update and the write must be one step
             dup = check_duplicate(outcome.dialogue, self.index, cfg.dup_threshold)
             if dup is not None:
@@ -270,7 +301,8 @@ class SynthesisRun:
                 status = "surplus"
             fixed = outcome.dialogue
             fixed.meta.validation = {"status": status, "reasons": outcome.reasons(),
-                                     "problems": [p.message for p in outcome.problems], "fixes": outcome.fixes}
+                                     "problems": [p.message for p in outcome.problems], "fixes": outcome.fixes,
+                                     **({"redrawn": earlier} if earlier else {})}
             if status in ("accepted", "queued"):
                 record = fixed.model_dump(mode="json")
                 if status == "accepted":
@@ -285,9 +317,13 @@ class SynthesisRun:
                 status = "rejected"
         return status, record
 
-    def _call_config(self, rollout_id: int) -> dict:
-        """What each LM call of a task gets: a distinct rollout id per attempt, and the JSON grammar if asked."""
+    def _call_config(self, rollout_id: int, redraw: int = 0) -> dict:
+        """What each LM call of a task gets: a distinct rollout id per attempt, and the JSON grammar if asked; a
+        redraw samples hotter (REDRAW_STEP each time) under its own rollout id."""
         config: dict = {"rollout_id": rollout_id}
+        if redraw:
+            base = float(getattr(self.lm, "kwargs", {}).get("temperature") or 0.0)
+            config["temperature"] = round(min(base + REDRAW_STEP * redraw, REDRAW_MAX_TEMPERATURE), 2)
         if self.cfg.json_grammar:
             config["response_format"] = {"type": "json_object"}
         return config

@@ -54,6 +54,7 @@ class RecipeConfig:
     mode: str = "turns"
     json_grammar: bool = False
     demos: int = 1
+    redraws: int = 0
     workers: int = 1
     optimizer: str = "bootstrap"
     compile_limit: int = 40
@@ -85,6 +86,7 @@ def stages(cfg: RecipeConfig, out: Path) -> list[Stage]:
                   f"teacher={t}+program:{o('supporter.json')}")
     grammar = ["--json-grammar"] if cfg.json_grammar else []
     demos = ["--demos", str(cfg.demos)] if cfg.demos != 1 else []  # 1 is synthesize's default: same argv as before
+    demos += ["--redraws", str(cfg.redraws)] if cfg.redraws else []
     return [
         Stage("synthesize", ["synthesize", "-m", t, "--mode", cfg.mode, *grammar, *demos,
                              "--target", str(cfg.dialogues), "--workers", str(cfg.workers), *seed, "--out", o("synth"),

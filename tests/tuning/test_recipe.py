@@ -29,6 +29,9 @@ def test_stage_plan_feeds_each_stage_the_previous_outputs(tmp_path):
     assert "--demos" not in whole  # the default: the argv of runs begun before the option
     two = stages(RecipeConfig("T", "S", "test.tsv", demos=2), tmp_path)[0].argv
     assert two[two.index("--demos") + 1] == "2"
+    assert "--redraws" not in whole
+    hot = stages(RecipeConfig("T", "S", "test.tsv", mode="whole", redraws=2), tmp_path)[0].argv
+    assert hot[hot.index("--redraws") + 1] == "2"
 
 
 def test_a_run_begun_before_an_option_existed_continues(tmp_path):
