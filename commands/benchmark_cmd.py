@@ -29,6 +29,8 @@ def benchmark() -> None:
               help="select: the Supporter's SelectStrategy; prefix: the reply's leading [label] (a model tuned on "
                    "the strategies variant).")
 @click.option("--limit", type=int, help="Only the first N samples.")
+@click.option("--per-dialogue", type=int, help="At most K samples of each dialogue, evenly spaced over its turns "
+              "(before --limit): more dialogues for the bootstrap and the paired tests at the same cost.")
 @click.option("--workers", type=int, default=1, show_default=True)
 @click.option("--max-tokens", default=60, show_default=True)
 @click.option("--reps", default=1000, show_default=True, help="Bootstrap resamples (of dialogues).")
@@ -36,13 +38,13 @@ def benchmark() -> None:
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True,
               help="Run folder (created, or resumed).")
 @json_option
-def esconv(test_file, model, adapter, api_base, program, predictor, limit, workers, max_tokens, reps, seed, out,
-           as_json) -> None:
+def esconv(test_file, model, adapter, api_base, program, predictor, limit, per_dialogue, workers, max_tokens, reps,
+           seed, out, as_json) -> None:
     """Run the ESConv benchmark: a reply and a strategy for every released sample of --test, scored with Table 6's
     columns and Kang et al.'s strategy proficiency Q, weighted-F1 and preference bias B (95% intervals from a
     bootstrap over dialogues), published results beside ours. Writes report.md (confusion matrix embedded),
     report.json, confusion.png, benchmark.json (sha256, sample ids) and the per-sample samples.jsonl to --out;
-    rerun to resume (refused if the test file changed).
+    rerun to resume (refused if the test file or --per-dialogue changed).
 
     \b
     Examples:
@@ -50,6 +52,8 @@ def esconv(test_file, model, adapter, api_base, program, predictor, limit, worke
         --out runs/bench-demo
       extes benchmark esconv --test ../shared/data/esconv/devWithStrategy_short.tsv \\
         -m local/smollm2-135m-instruct --limit 200 --out runs/bench-base --json
+      extes benchmark esconv --test ../shared/data/esconv/devWithStrategy_short.tsv \\
+        -m local/smollm2-135m-instruct --per-dialogue 3 --limit 60 --out runs/bench-spread
     """
     from extes.tuning.benchmark import run_benchmark  # lazy: tuning.benchmark imports dspy
 
@@ -62,7 +66,7 @@ def esconv(test_file, model, adapter, api_base, program, predictor, limit, worke
         from tqdm import tqdm
 
         bar = tqdm(file=sys.stderr, desc="samples", unit="reply")
-    result = run_benchmark(lm, test_file, out, limit=limit, predictor=predictor,
+    result = run_benchmark(lm, test_file, out, limit=limit, per_dialogue=per_dialogue, predictor=predictor,
                            program=str(program) if program else None, workers=workers, reps=reps, seed=seed,
                            manifest=manifest, progress=bar.update if bar else None)
     if bar:

@@ -42,6 +42,9 @@ def recipe() -> None:
 @click.option("--max-steps", type=POSITIVE_INT, default=60, show_default=True, help="LoRA steps of the distillation.")
 @click.option("--bench-limit", type=POSITIVE_INT, default=200, show_default=True,
               help="Benchmark samples (the first N of --test).")
+@click.option("--bench-per-dialogue", type=NON_NEGATIVE_INT, default=0, show_default=True,
+              help="At most K benchmark samples a dialogue, spread over its turns (0: consecutive samples): more "
+                   "dialogues for the paired tests at the same cost.")
 @click.option("--cards", type=POSITIVE_INT, default=6, show_default=True, help="Arena role cards.")
 @click.option("--turns", type=POSITIVE_INT, default=4, show_default=True, help="Seeker messages per arena game.")
 @click.option("--seed", type=NON_NEGATIVE_INT, default=0, show_default=True)
@@ -50,8 +53,8 @@ def recipe() -> None:
 @quiet_option
 @json_option
 def distill_recipe(teacher, student, test, dialogues, mode, json_grammar, demos, redraws, workers, optimizer,
-                   compile_limit, val_limit, distill_limit, max_steps, bench_limit, cards, turns, seed, stop_after, out,
-                   quiet, as_json) -> None:
+                   compile_limit, val_limit, distill_limit, max_steps, bench_limit, bench_per_dialogue, cards, turns,
+                   seed, stop_after, out, quiet, as_json) -> None:
     """Run the distillation end to end in --out: the teacher synthesizes dialogues (validated and deduplicated),
     they are split, the StrategyClassifier and Supporter are compiled with the teacher, the teacher's Supporter is
     distilled into a LoRA on --student, student / distilled student / teacher are benchmarked on --test with
@@ -79,7 +82,8 @@ def distill_recipe(teacher, student, test, dialogues, mode, json_grammar, demos,
     cfg = RecipeConfig(teacher=teacher, student=student, test=str(test), dialogues=dialogues, mode=mode,
                        json_grammar=json_grammar, demos=demos, redraws=redraws,
                        workers=workers, optimizer=optimizer, compile_limit=compile_limit, val_limit=val_limit,
-                       distill_limit=distill_limit, max_steps=max_steps, bench_limit=bench_limit, cards=cards,
+                       distill_limit=distill_limit, max_steps=max_steps, bench_limit=bench_limit,
+                       bench_per_dialogue=bench_per_dialogue, cards=cards,
                        turns=turns, seed=seed)
     say = (lambda _m: None) if quiet else (lambda m: click.echo(m, err=True))
     report = run_recipe(cfg, out, stop_after=stop_after, say=say)

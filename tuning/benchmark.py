@@ -62,8 +62,24 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def load_test(path: Path, limit: int | None = None) -> list[dict[str, Any]]:
-    """Benchmark samples (id, dialogue, history, reference, gold ESConv label, position k and dialogue length n)."""
+def spread(samples: list[dict[str, Any]], per_dialogue: int) -> list[dict[str, Any]]:
+    """At most `per_dialogue` samples of each dialogue, evenly spaced over its turns (the j-th of K taken at
+    position floor((j + 0.5) * n / K) of the dialogue's n samples, so openings, middles and endings all count), in
+    file order. A benchmark's intervals and paired tests resample dialogues: 200 consecutive samples of ESConv's dev
+    split are 13 dialogues, 200 spread 3 a dialogue are 67."""
+    by: dict[str, list[int]] = {}
+    for i, s in enumerate(samples):
+        by.setdefault(s["dialogue"], []).append(i)
+    keep: set[int] = set()
+    for idx in by.values():
+        k = min(per_dialogue, len(idx))
+        keep.update(idx[int((j + 0.5) * len(idx) / k)] for j in range(k))
+    return [s for i, s in enumerate(samples) if i in keep]
+
+
+def load_test(path: Path, limit: int | None = None, per_dialogue: int | None = None) -> list[dict[str, Any]]:
+    """Benchmark samples (id, dialogue, history, reference, gold ESConv label, position k and dialogue length n);
+    with `per_dialogue`, at most that many of each dialogue (spread()), then the first `limit`."""
     path = Path(path)
     if path.suffix.lower() == ".tsv":
         samples = read_tsv_samples(path)
@@ -84,6 +100,8 @@ def load_test(path: Path, limit: int | None = None) -> list[dict[str, Any]]:
                                     "gold_strategy": t.strategy, "k": i + 1, "n": len(d.turns)})
     if not samples:
         raise InputError(f"{path}: no labelled supporter turn to benchmark")
+    if per_dialogue:
+        samples = spread(samples, per_dialogue)
     return samples[:limit] if limit else samples
 
 
@@ -113,7 +131,8 @@ def anchors() -> dict[str, Any]:
     return {"source": data.get("source"), "anchors": data.get("anchors", [])}
 
 
-def run_benchmark(lm, test: Path, out: Path, *, limit: int | None = None, predictor: str = "select",
+def run_benchmark(lm, test: Path, out: Path, *, limit: int | None = None, per_dialogue: int | None = None,
+                  predictor: str = "select",
                   program: str | None = None, workers: int = 1, reps: int = 1000, seed: int = 0,
                   manifest: dict | None = None, progress=None) -> dict[str, Any]:
     """Generate (resumably), score and write report.md/report.json/confusion.png into `out`; returns the report."""
@@ -121,10 +140,18 @@ def run_benchmark(lm, test: Path, out: Path, *, limit: int | None = None, predic
         raise InputError(f"--predictor {predictor!r}: use one of {', '.join(PREDICTORS)}")
     test, out = Path(test), Path(out)
     sha = file_sha256(test)
-    samples = load_test(test, limit)
+    if per_dialogue is not None and per_dialogue < 1:
+        raise InputError(f"--per-dialogue {per_dialogue}: use 1 or more samples a dialogue (or leave it out)")
+    samples = load_test(test, limit, per_dialogue)
     check_resume(out, test, sha)
+    bj = out / "benchmark.json"
+    if bj.exists() and json.loads(bj.read_text()).get("per_dialogue") != per_dialogue:
+        was = json.loads(bj.read_text()).get("per_dialogue")
+        raise InputError(f"--per-dialogue {per_dialogue}: the run in {out} was started with --per-dialogue {was} "
+                         "(other samples); use the same value or a new --out")
     claim_output_dir(out, "evaluate")  # a benchmark folder is an evaluate run with benchmark.json beside it
-    pinned = {"test": str(test), "test_sha256": sha, "n": len(samples), "limit": limit, "predictor": predictor,
+    pinned = {"test": str(test), "test_sha256": sha, "n": len(samples), "limit": limit,
+              "per_dialogue": per_dialogue, "predictor": predictor,
               "sample_ids": [s["id"] for s in samples], "gold": [s["gold_strategy"] for s in samples],
               "metric_variants": METRIC_VARIANTS,
               "started_at": datetime.datetime.now(datetime.timezone.utc).isoformat()}

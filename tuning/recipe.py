@@ -62,6 +62,7 @@ class RecipeConfig:
     distill_limit: int = 64
     max_steps: int = 60
     bench_limit: int = 200
+    bench_per_dialogue: int = 0  # 0: the first bench_limit samples; K: at most K a dialogue, spread (more dialogues)
     cards: int = 6
     turns: int = 4
     seed: int = 0
@@ -82,6 +83,7 @@ def stages(cfg: RecipeConfig, out: Path) -> list[Stage]:
     seed = ["--seed", str(cfg.seed)]
     bench = ["benchmark", "esconv", "--test", cfg.test, "--limit", str(cfg.bench_limit), "--workers",
              str(cfg.workers), "--json"]
+    bench += ["--per-dialogue", str(cfg.bench_per_dialogue)] if cfg.bench_per_dialogue else []
     supporters = (f"student={s},distilled={s}+adapter:{o('distill/adapter')},"
                   f"teacher={t}+program:{o('supporter.json')}")
     grammar = ["--json-grammar"] if cfg.json_grammar else []

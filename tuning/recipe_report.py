@@ -125,13 +125,20 @@ def gather(out: Path, state: dict[str, Any], pending: tuple[str, ...] = ()) -> d
     }
 
 
+def bench_what(c: dict[str, Any]) -> str:
+    k = c.get("bench_per_dialogue")
+    if k:
+        return f"{c.get('bench_limit')} samples, at most {k} a dialogue spread over its turns"
+    return f"first {c.get('bench_limit')} samples"
+
+
 def report_markdown(r: dict[str, Any]) -> str:
     c = r["config"]
     s = r["synthesis"]
     grammar = ", JSON grammar" if c.get("json_grammar") else ""
     lines = [f"# Distillation recipe: {c.get('teacher')} -> {c.get('student')}", "",
              f"{c.get('dialogues')} dialogues asked of the teacher ({c.get('mode')} mode{grammar}), ESConv"
-             f" benchmark on `{c.get('test')}` (first {c.get('bench_limit')} samples), arena on {c.get('cards')}"
+             f" benchmark on `{c.get('test')}` ({bench_what(c)}), arena on {c.get('cards')}"
              f" cards x {c.get('turns')} turns. Total time {r['hours']['total']:.2f} h.", ""]
     pending = r.get("pending") or []
     if pending:

@@ -3,6 +3,7 @@
 import hashlib
 import json
 import random
+from pathlib import Path
 
 import pytest
 
@@ -68,6 +69,37 @@ def test_changed_test_file_is_refused(cli, tsv, tmp_path):
     code, _, err = cli("benchmark", "esconv", "--test", tsv, "-m", "scripted", "--limit", "4", "--out", out)
     assert code == 2 and "mini.tsv: changed since the run" in err and len(err.strip().splitlines()) == 1
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_per_dialogue_spreads_the_samples_over_more_dialogues(cli, tsv, tmp_path):
+    from extes.tuning.benchmark import load_test, spread
+
+    # spread(): K of a dialogue's n samples, evenly spaced (openings, middles and endings), file order kept
+    rows = [{"id": f"a#{i}", "dialogue": "a"} for i in range(9)] + [{"id": "b#0", "dialogue": "b"}]
+    assert [r["id"] for r in spread(rows, 3)] == ["a#1", "a#4", "a#7", "b#0"]
+    assert spread(rows, 20) == rows
+    # on the real ESConv dev split: 60 consecutive samples are a few dialogues, 60 spread 3 a dialogue are 20
+    dev = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "esconv" / "devWithStrategy_short.tsv"
+    if dev.exists():  # shared/ lies beside the checkout (CI); without it the scripted part below still runs
+        first = load_test(dev, 60)
+        spread3 = load_test(dev, 60, 3)
+        assert len(spread3) == 60 and len({s["dialogue"] for s in spread3}) == 20
+        assert len({s["dialogue"] for s in first}) < 10
+        assert max(s["k"] / s["n"] for s in spread3) > 0.7 and min(s["k"] / s["n"] for s in spread3) < 0.3
+    out = tmp_path / "bench"
+    code, stdout, err = cli("benchmark", "esconv", "--test", tsv, "-m", "scripted", "--per-dialogue", "1",
+                            "--reps", "10", "--out", out, "--json")
+    assert code == 0, err
+    res = json.loads(stdout)
+    assert res["sample_ids"] == ["mini-0000#3", "mini-0001#3"] and res["dialogues"] == 2
+    assert json.loads((out / "benchmark.json").read_text())["per_dialogue"] == 1
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    code, _, err = cli("benchmark", "esconv", "--test", tsv, "-m", "scripted", "--out", out)
+    assert code == 2 and "--per-dialogue None: the run in" in err and len(err.strip().splitlines()) == 1
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    code, _, err = cli("benchmark", "esconv", "--test", tsv, "-m", "scripted", "--per-dialogue", "0", "--out",
+                       tmp_path / "b0")
+    assert code == 2 and "--per-dialogue 0" in err
 
 
 def test_prefix_predictor_reads_the_leading_label(cli, tsv, tmp_path):
