@@ -116,11 +116,16 @@ def to_esconv(label: str | None) -> str | None:
     return extes_to_esconv().get(ex.label) if ex.known else None
 
 
-def check_resume(out: Path, test: Path, sha: str) -> None:
-    """Refuse to resume a run on a test file that changed since the run started (before writing anything)."""
+def check_resume(out: Path, test: Path, sha: str, per_dialogue: int | None = None) -> None:
+    """Refuse to resume a run on a test file that changed since the run started, or with another --per-dialogue
+    (other samples), before writing anything."""
     path = out / "benchmark.json"
     if path.exists():
-        old = json.loads(path.read_text()).get("test_sha256")
+        pinned = json.loads(path.read_text())
+        if pinned.get("per_dialogue") != per_dialogue:
+            raise InputError(f"--per-dialogue {per_dialogue}: the run in {out} was started with --per-dialogue "
+                             f"{pinned.get('per_dialogue')} (other samples); use the same value or a new --out")
+        old = pinned.get("test_sha256")
         if old and old != sha:
             raise InputError(f"{test}: changed since the run in {out} started (sha256 {sha[:12]}..., the run has "
                              f"{old[:12]}...); restore the file or use a new --out")
@@ -143,12 +148,7 @@ def run_benchmark(lm, test: Path, out: Path, *, limit: int | None = None, per_di
     if per_dialogue is not None and per_dialogue < 1:
         raise InputError(f"--per-dialogue {per_dialogue}: use 1 or more samples a dialogue (or leave it out)")
     samples = load_test(test, limit, per_dialogue)
-    check_resume(out, test, sha)
-    bj = out / "benchmark.json"
-    if bj.exists() and json.loads(bj.read_text()).get("per_dialogue") != per_dialogue:
-        was = json.loads(bj.read_text()).get("per_dialogue")
-        raise InputError(f"--per-dialogue {per_dialogue}: the run in {out} was started with --per-dialogue {was} "
-                         "(other samples); use the same value or a new --out")
+    check_resume(out, test, sha, per_dialogue)
     claim_output_dir(out, "evaluate")  # a benchmark folder is an evaluate run with benchmark.json beside it
     pinned = {"test": str(test), "test_sha256": sha, "n": len(samples), "limit": limit,
               "per_dialogue": per_dialogue, "predictor": predictor,
