@@ -78,6 +78,9 @@ def cards_cmd(sources, more, n, crisis, out, model, seed, as_json) -> None:
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Run folder (created, or resumed).")
 @click.option("--judge-program", type=click.Path(path_type=Path, exists=True, dir_okay=False),
               help="A compiled judge (extes compile judge) to load into the pairwise judge.")
+@click.option("--calibrate/--no-calibrate", default=True, show_default=True,
+              help="A scoring judge (local, llama.cpp): take its likelihoods of A/B/Tie relative to its prior on a "
+                   "content-free pair, so a judge that says Tie to everything still separates supporters.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--rubrics", is_flag=True, help="Also score each transcript on ESC-Eval's seven 0-4 rubrics.")
 @click.option("--rules-only-safety", is_flag=True, help="Crisis rules without the learned classifier (faster).")
@@ -86,8 +89,8 @@ def cards_cmd(sources, more, n, crisis, out, model, seed, as_json) -> None:
 @click.option("--prices", type=click.Path(path_type=Path), help="A price table like assets/prices.yaml.")
 @quiet_option
 @json_option
-def run_cmd(supporters, cards, turns, seeker, judge, judge_program, out, seed, rubrics, rules_only_safety, locale,
-            bootstrap, prices, quiet, as_json) -> None:
+def run_cmd(supporters, cards, turns, seeker, judge, judge_program, out, calibrate, seed, rubrics, rules_only_safety,
+            locale, bootstrap, prices, quiet, as_json) -> None:
     """Play every card with every supporter, judge every pair in both orders, and report ratings.
 
     Rerun the same command to resume after any interruption (finished games are kept, none is played twice).
@@ -110,7 +113,7 @@ def run_cmd(supporters, cards, turns, seeker, judge, judge_program, out, seed, r
     cfg = ArenaConfig(supporters=[s.spec if s.name == s.spec else f"{s.name}={s.spec}" for s in specs],
                       cards=str(cards), out=str(out), seeker=seeker, judge=judge, turns=turns, seed=seed,
                       rubrics=rubrics, rules_only_safety=rules_only_safety, locale=locale,
-                      judge_program=str(judge_program) if judge_program else None,
+                      judge_program=str(judge_program) if judge_program else None, calibrate=calibrate,
                       prices=str(prices) if prices else None)
     progress = None if quiet or not sys.stderr.isatty() else _progress
     ArenaRun(cfg, card_list, specs, progress=progress).run()

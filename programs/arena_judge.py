@@ -4,6 +4,12 @@ On an LM that scores choices (a local or llama.cpp model: `score_choices`), the 
 Wang et al. 2023 ("Large Language Models are not Fair Evaluators", balanced position calibration): each answer's
 log-likelihood averaged over the two orders (A in the first order with B in the second for transcript a, and so
 on), so a judge's preference for a position cancels and what is left of its preference for a supporter decides.
+With `calibrate` (the default), each order's log-likelihoods are first taken relative to the judge's prior: its
+log-likelihoods of A, B and Tie for the same question about a content-free pair ("N/A" against "N/A"), the
+contextual calibration of Zhao et al. 2021 ("Calibrate Before Use"). A small judge puts most of its mass on "Tie"
+whatever it reads (the 1.5B teacher did on every Overall question of the recipe's arena, so every rating stayed at
+1000); calibrated, what moves it away from its prior decides. The prior costs one scoring call per question and
+judge, made once.
 On an LM that only writes text (an API model, a test double), a verdict that changes when the transcripts swap
 places counts as a tie. Either way an order flip of the two orders' own answers is reported as position bias (the
 judge preferred a position, not a supporter). `RubricJudge` scores one transcript on ESC-Eval's seven 0-4
@@ -20,6 +26,7 @@ from extes.signatures.arena import CRITERIA, RUBRICS, JudgeSupportPair, RateSupp
 from extes.signatures.dialogue import Dialogue
 
 VERDICTS = ("A", "B", "Tie")
+CONTENT_FREE = "N/A"  # both conversations of the calibration pair
 
 
 def render_transcript(d: Dialogue) -> str:
@@ -35,9 +42,12 @@ def combine(first: str, swapped: str) -> tuple[str, bool]:
     return "tie", True
 
 
-def balanced(first: list[float], swapped: list[float]) -> str:
+def balanced(first: list[float], swapped: list[float], prior: list[float] | None = None) -> str:
     """Log-likelihoods of (A, B, Tie) in the order (a, b) and in the order (b, a) → "a" | "b" | "tie": each outcome's
-    two likelihoods averaged (a is A first and B second), the largest wins (a tie of the means is a tie)."""
+    two likelihoods averaged (a is A first and B second), the largest wins (a tie of the means is a tie). With
+    `prior` (the judge's (A, B, Tie) on a content-free pair), each likelihood is taken relative to it first."""
+    if prior is not None:
+        first, swapped = ([x - p for x, p in zip(s, prior, strict=True)] for s in (first, swapped))
     means = {"a": (first[0] + swapped[1]) / 2, "b": (first[1] + swapped[0]) / 2, "tie": (first[2] + swapped[2]) / 2}
     best = max(means.values())
     won = [k for k, v in means.items() if v == best]
@@ -47,12 +57,14 @@ def balanced(first: list[float], swapped: list[float]) -> str:
 class PairwiseJudge(dspy.Module):
     """(transcript a, transcript b) → Prediction(outcomes={criterion: a|b|tie}, position_bias={criterion: bool},
     raw={criterion: [first, swapped]}, method="balanced" | "verdicts", scores={criterion: [[A, B, Tie] first,
-    [A, B, Tie] swapped]} when balanced)."""
+    [A, B, Tie] swapped]} when balanced, priors={criterion: [A, B, Tie]} when balanced and calibrated)."""
 
-    def __init__(self, criteria: dict[str, str] | None = None):
+    def __init__(self, criteria: dict[str, str] | None = None, calibrate: bool = True):
         super().__init__()
         self.judge = dspy.Predict(JudgeSupportPair)
         self.criteria = criteria or CRITERIA
+        self.calibrate = calibrate
+        self._priors: dict[tuple[int, str], list[float]] = {}
 
     def _scorer(self):
         """The judge's LM and adapter when the LM scores choices, else None (verdicts are then read from text)."""
@@ -70,27 +82,39 @@ class PairwiseJudge(dspy.Module):
         METER.add(1, getattr(lm, "last_prompt_tokens", 0), 0)
         return scores
 
-    def verdict(self, question: str, a: str, b: str) -> tuple[str, bool, list[str], list[list[float]] | None]:
+    def prior(self, scorer, question: str) -> list[float]:
+        """The judge's (A, B, Tie) log-likelihoods for `question` about a content-free pair (once per LM)."""
+        key = (id(scorer[0]), question)
+        if key not in self._priors:
+            self._priors[key] = [round(x, 4) for x in self._scores(scorer, question, CONTENT_FREE, CONTENT_FREE)]
+        return self._priors[key]
+
+    def verdict(self, question: str, a: str, b: str) -> tuple[str, bool, list[str], list[list[float]] | None,
+                                                             list[float] | None]:
         """One question about (a, b), asked in both orders → (a|b|tie, position biased, [first, swapped] answers,
-        the two orders' [A, B, Tie] log-likelihoods or None when the LM only writes text)."""
+        the two orders' [A, B, Tie] log-likelihoods or None when the LM only writes text, the prior they were
+        calibrated against or None)."""
         scorer = self._scorer()
         if scorer:
             s1, s2 = self._scores(scorer, question, a, b), self._scores(scorer, question, b, a)
+            prior = self.prior(scorer, question) if self.calibrate else None
             first, swapped = (VERDICTS[max(range(3), key=s.__getitem__)] for s in (s1, s2))
-            return (balanced(s1, s2), combine(first, swapped)[1], [first, swapped],
-                    [[round(x, 4) for x in s1], [round(x, 4) for x in s2]])
+            return (balanced(s1, s2, prior), combine(first, swapped)[1], [first, swapped],
+                    [[round(x, 4) for x in s1], [round(x, 4) for x in s2]], prior)
         first = self.judge(question=question, conversation_a=a, conversation_b=b).verdict
         swapped = self.judge(question=question, conversation_a=b, conversation_b=a).verdict
-        return (*combine(first, swapped), [first, swapped], None)
+        return (*combine(first, swapped), [first, swapped], None, None)
 
     def forward(self, transcript_a: str, transcript_b: str) -> dspy.Prediction:
-        outcomes, bias, raw, scores = {}, {}, {}, {}
+        outcomes, bias, raw, scores, priors = {}, {}, {}, {}, {}
         for name, question in self.criteria.items():
-            outcomes[name], bias[name], raw[name], s = self.verdict(question, transcript_a, transcript_b)
+            outcomes[name], bias[name], raw[name], s, p = self.verdict(question, transcript_a, transcript_b)
             if s is not None:
                 scores[name] = s
+            if p is not None:
+                priors[name] = p
         return dspy.Prediction(outcomes=outcomes, position_bias=bias, raw=raw,
-                               method="balanced" if scores else "verdicts", scores=scores)
+                               method="balanced" if scores else "verdicts", scores=scores, priors=priors)
 
 
 class RubricJudge(dspy.Module):

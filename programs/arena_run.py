@@ -39,7 +39,8 @@ from extes.signatures.dialogue import Dialogue, Meta, Turn
 
 log = logging.getLogger(__name__)
 FILES = ("transcripts", "judgments", "rubrics", "failed")
-RESUME_KEYS = ("supporters", "seeker", "judge", "turns", "seed", "cards_hash", "rubrics", "judge_program")
+RESUME_KEYS = ("supporters", "seeker", "judge", "turns", "seed", "cards_hash", "rubrics", "judge_program",
+               "calibrate")
 
 
 @dataclass
@@ -57,6 +58,8 @@ class ArenaConfig:
     rules_only_safety: bool = field(default=False, metadata={"help": "Crisis rules without the learned classifier"})
     locale: str | None = None
     judge_program: str | None = field(default=None, metadata={"help": "A compiled judge (extes compile judge)"})
+    calibrate: bool = field(default=True, metadata={"help": "A scoring judge's likelihoods taken relative to its "
+                                                            "prior on a content-free pair (PairwiseJudge)"})
     prices: str | None = None
     cards_hash: str = ""
 
@@ -87,7 +90,8 @@ class ArenaRun:
         self.supporters = {s.name: LiveSupporter(s, self.pool, checker, cfg.locale) for s in specs}
         self.seeker_lm = self.pool.get(cfg.seeker, temperature=0.7, top_p=0.95, max_tokens=60)
         self.judge_lm = self.pool.get(cfg.judge)
-        self.seeker, self.judge, self.rubric_judge = SeekerSimulator(), PairwiseJudge(), RubricJudge()
+        self.seeker, self.rubric_judge = SeekerSimulator(), RubricJudge()
+        self.judge = PairwiseJudge(calibrate=cfg.calibrate)
         if cfg.judge_program:
             load_saved(self.judge, cfg.judge_program, "--judge-program", "a compiled judge")
         self._write_manifest()
@@ -98,6 +102,7 @@ class ArenaRun:
         if not path.exists():
             return
         old, new = json.loads(path.read_text())["config"], asdict(self.cfg)
+        old.setdefault("calibrate", False)  # a run begun before calibration judged uncalibrated
         diff = [k for k in RESUME_KEYS if old.get(k) != new.get(k)]
         if diff:
             raise InputError(f"{self.folder}: this run was started with other {', '.join(diff)} "
@@ -192,7 +197,7 @@ class ArenaRun:
         self.store.append("judgments", {
             "task": f"judge:{card.id}:{a}:{b}", "unit": card.id, "a": a, "b": b,
             "outcomes": pred.outcomes, "position_bias": pred.position_bias, "raw": pred.raw,
-            "method": pred.method, "scores": pred.scores,
+            "method": pred.method, "scores": pred.scores, "priors": pred.priors,
             "len_a": mean_reply_words(da), "len_b": mean_reply_words(db), "usage": usage})
 
     def _rubric_task(self, d: Dialogue) -> None:

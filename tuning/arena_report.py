@@ -25,7 +25,7 @@ def flatten(records: list[dict]) -> list[dict]:
         for c, o in r["outcomes"].items():
             out.append({"unit": r["unit"], "a": r["a"], "b": r["b"], "criterion": c, "outcome": o,
                         "raw": r["raw"][c], "position_biased": r["position_bias"][c],
-                        "method": r.get("method", "verdicts"),
+                        "method": r.get("method", "verdicts"), "calibrated": c in (r.get("priors") or {}),
                         "len_a": r["len_a"], "len_b": r["len_b"]})
     return out
 
@@ -120,6 +120,9 @@ def report_markdown(r: dict[str, Any]) -> str:
            "decided by the mean of both orders' likelihoods, balanced position calibration"
            if pb["balanced"] == pb["judgments"] else
            f"{pb['balanced']} judgments balanced by likelihood, the rest counted as ties")
+    if pb.get("calibrated"):
+        how += (f"; {pb['calibrated']} of them relative to the judge's prior on a content-free pair "
+                f"(contextual calibration)")
     lines += ["", f"Position bias: the two orders disagreed in {pb['disagreements']} of {pb['judgments']} judgments "
               f"(rate {pb['rate']}; {how}); the conversation shown first won {pb['first_shown_won']} of "
               f"decided verdicts.",

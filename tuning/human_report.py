@@ -117,7 +117,7 @@ def judge_agreement(folder: Path, lm, program: str | None = None) -> dict[str, A
     by_criterion: dict[str, tuple[list, list]] = defaultdict(lambda: ([], []))
     with dspy.context(lm=lm, adapter=SmallChatAdapter()):
         for ex in examples:
-            outcome, bias, _, _ = judge.verdict(ex.question, ex.conversation_a, ex.conversation_b)
+            outcome, bias, *_ = judge.verdict(ex.question, ex.conversation_a, ex.conversation_b)
             got = {"a": "A", "b": "B", "tie": "Tie"}[outcome]
             biased += int(bias)
             people.append(ex.verdict)

@@ -116,6 +116,7 @@ def position_bias(judgments: list[dict]) -> dict[str, Any]:
     decided = sum(1 for j in js for v in j["raw"] if v != "Tie")
     return {"judgments": len(js), "disagreements": disagree,
             "balanced": sum(1 for j in js if j.get("method") == "balanced"),
+            "calibrated": sum(1 for j in js if j.get("calibrated")),
             "rate": round(disagree / len(js), 3) if js else None,
             "first_shown_won": round(shown_first / decided, 3) if decided else None,
             "decided_verdicts": len(firsts)}

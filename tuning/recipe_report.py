@@ -194,8 +194,11 @@ def report_markdown(r: dict[str, Any]) -> str:
         for name, v in (a.get("bradley_terry") or {}).get("overall", {}).items():
             lines.append(f"| {name} | {_cell(v.get('rating'), [v.get('low'), v.get('high')])} |")
         pb = a.get("position_bias") or {}
+        calibrated = (f" {pb['calibrated']} of them calibrated against the judge's prior on a content-free pair."
+                      if pb.get("calibrated") else "")
         lines += ["", f"Position bias: {pb.get('disagreements')} of {pb.get('judgments')} judgments disagreed "
-                      f"between orders. Crisis cards: {a.get('crisis')}. Full table: `arena/report.md`.", ""]
+                      f"between orders.{calibrated} Crisis cards: {a.get('crisis')}. Full table: `arena/report.md`.",
+                  ""]
     else:
         lines += ["## Arena (teacher as seeker and judge)", "", "Not run yet.", ""]
     return "\n".join(lines)

@@ -37,6 +37,8 @@ class PositionBiasedScorer:
 
     def score_choices(self, messages, choices):
         text = "\n".join(m["content"] for m in messages)
+        if "tell me more" not in text:  # the content-free calibration pair: only the position preference is left
+            return [2.0, 0.0, -5.0]
         fuller_is_a = text.index("tell me more") < text.index("Conversation b:")
         return [2.0 + 1.5 * fuller_is_a, 1.5 * (not fuller_is_a), -5.0]
 
@@ -56,3 +58,43 @@ def test_balanced_ties_only_on_equal_means():
     assert balanced([0.0, -1.0, -3.0], [0.0, -1.0, -3.0]) == "tie"  # A both times: a's mean -0.5 = b's
     assert balanced([0.0, -1.0, -3.0], [-2.0, 0.0, -3.0]) == "a"
     assert balanced([-9.0, -9.0, 0.0], [-9.0, -9.0, 0.0]) == "tie"
+
+
+class TieLovingScorer:
+    """A scoring judge that says "Tie" whatever it reads (as the 1.5B teacher did on Overall), moved only a little
+    towards the conversation that says "tell me more"; it counts its calls."""
+
+    model = "local/tie-loving-scorer"
+
+    def __init__(self):
+        self.calls = 0
+
+    def score_choices(self, messages, choices):
+        self.calls += 1
+        text = "\n".join(m["content"] for m in messages)
+        if "tell me more" not in text:
+            return [-1.2, -1.3, -0.5]
+        fuller_is_a = text.index("tell me more") < text.index("Conversation b:")
+        return [-1.2 + 0.2 * fuller_is_a, -1.3 + 0.2 * (not fuller_is_a), -0.5]
+
+
+def test_calibration_against_a_content_free_pair_lets_a_tie_loving_judge_decide():
+    short, long = "Seeker: hi\nSupporter: ok", "Seeker: hi\nSupporter: I hear you, that sounds hard; tell me more."
+    lm = TieLovingScorer()
+    with dspy.context(lm=lm, adapter=SmallChatAdapter()):
+        plain = PairwiseJudge(calibrate=False)(transcript_a=short, transcript_b=long)
+        judge = PairwiseJudge()
+        pred = judge(transcript_a=short, transcript_b=long)
+        calls = lm.calls
+        back = judge(transcript_a=long, transcript_b=short)
+    assert set(plain.outcomes.values()) == {"tie"} and not plain.priors  # Tie's likelihood is the largest
+    assert set(pred.outcomes.values()) == {"b"} and set(back.outcomes.values()) == {"a"}
+    assert pred.priors["overall"] == [-1.2, -1.3, -0.5]
+    # uncalibrated: 5 criteria x 2 orders; calibrated: those plus one prior per criterion, asked once, so the
+    # second pair costs no more priors
+    assert calls == 10 + 15 and lm.calls - calls == 10
+
+
+def test_balanced_with_a_prior_subtracts_it_first():
+    assert balanced([-1.0, -1.2, -0.5], [-1.2, -1.0, -0.5]) == "tie"
+    assert balanced([-1.0, -1.2, -0.5], [-1.2, -1.0, -0.5], prior=[-1.2, -1.2, -0.5]) == "a"

@@ -32,9 +32,10 @@ def test_embedded_model_plays_and_judges(cli, tmp_path):
     assert {x["criterion"] for x in r["table9"]} == {"fluency", "identification", "comforting", "suggestion",
                                                      "overall"}
     assert r["usage"]["prompt_tokens"] > 0
-    # the local judge scores A / B / Tie: each outcome is the balanced mean of its two orders' likelihoods
+    # the local judge scores A / B / Tie: each outcome is the balanced mean of its two orders' likelihoods, each
+    # taken relative to the judge's prior on a content-free pair (calibrated by default)
     (j,) = [json.loads(x) for x in (run / "judgments.jsonl").read_text().splitlines()]
-    assert j["method"] == "balanced" and set(j["scores"]) == set(j["outcomes"])
+    assert j["method"] == "balanced" and set(j["scores"]) == set(j["outcomes"]) == set(j["priors"])
     for c, (first, swapped) in j["scores"].items():
-        assert j["outcomes"][c] == balanced(first, swapped)
+        assert j["outcomes"][c] == balanced(first, swapped, j["priors"][c])
         assert j["raw"][c] == [["A", "B", "Tie"][max(range(3), key=s.__getitem__)] for s in (first, swapped)]

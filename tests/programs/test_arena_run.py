@@ -88,6 +88,19 @@ def test_bad_inputs_are_one_line_errors(cli, tmp_path, cards):
     assert code == 2 and "line 2" in err and len(err.strip().splitlines()) == 1
 
 
+def test_a_resume_with_the_judge_calibrated_otherwise_is_refused(cli, tmp_path, cards):
+    run = tmp_path / "run"
+    args = ["arena", "run", "--supporters", "a=scripted,b=scripted", "--cards", cards, "--turns", "2", "--out", run,
+            "--rules-only-safety", "--bootstrap", "20", "--json"]
+    code, _, err = cli(*args, "--no-calibrate")
+    assert code == 0, err
+    assert json.loads((run / "manifest.json").read_text())["config"]["calibrate"] is False
+    before = (run / "judgments.jsonl").read_bytes()
+    code, _, err = cli(*args)  # calibrated is the default
+    assert code == 2 and "calibrate" in err and len(err.strip().splitlines()) == 1
+    assert (run / "judgments.jsonl").read_bytes() == before
+
+
 def test_sigkill_mid_run_then_resume(tmp_path, cards, replies):
     run = tmp_path / "run"
     cmd = [EXTES, "arena", "run", "--supporters", f"a=scripted,b=scripted:{replies},c=scripted", "--cards",
