@@ -13,7 +13,7 @@ from extes.corpus.atomic import write_text_atomic
 from extes.corpus.runstore import RunStore
 from extes.programs.arena_run import FILES
 from extes.signatures.arena import CRITERIA
-from extes.tuning.ratings import length_bias, position_bias, ratings, win_tie_loss
+from extes.tuning.ratings import length_bias, length_controlled_ratings, position_bias, ratings, win_tie_loss
 
 ABBR = {"fluency": "Flu.", "identification": "Ide.", "comforting": "Com.", "suggestion": "Sug.", "overall": "Ove."}
 
@@ -93,6 +93,7 @@ def arena_report(folder: Path, *, bootstrap: int = 500, seed: int = 0) -> dict[s
         "transcripts": len(transcripts), "pair_judgments": store.count("judgments"),
         "table9": table, "bradley_terry": bt, "position_bias": position_bias(judgments),
         "length_bias": length_bias(judgments),
+        "length_controlled": length_controlled_ratings(judgments, players, bootstrap=bootstrap, seed=seed),
         "mean_reply_words": {k: round(sum(v) / len(v), 1) if v else 0.0 for k, v in length.items()},
         "crisis": dict(crisis), "role_problems": dict(role),
         "rubrics": {s: {k: round(sum(v) / len(v), 2) for k, v in d.items()} for s, d in rubric.items()},
@@ -115,6 +116,18 @@ def report_markdown(r: dict[str, Any]) -> str:
         cells = [f"{v['rating']:.0f} [{v['low']:.0f}, {v['high']:.0f}]" if v["low"] is not None else
                  f"{v['rating']:.0f}" for v in (r["bradley_terry"][c][p] for c in CRITERIA)]
         lines.append(f"| {p} | " + " | ".join(cells) + " |")
+    lc = r.get("length_controlled")
+    if lc and lc.get("n"):
+        g = lc["length_coef"]
+        lines += ["", "Overall with the replies' length controlled (Bradley-Terry with the normalized difference in "
+                  "mean reply words as a covariate, as the LMSYS arena's style control): what the judge would say "
+                  f"were both equally long; the length coefficient is {g['value']} [{g['low']}, {g['high']}] "
+                  "logits (positive: the judge prefers the longer).", "", "| supporter | Ove., length-controlled |",
+                  "|---|---|"]
+        for p in r["supporters"]:
+            v = lc["ratings"][p]
+            lines.append(f"| {p} | {v['rating']:.0f} [{v['low']:.0f}, {v['high']:.0f}] |" if v["low"] is not None
+                         else f"| {p} | {v['rating']:.0f} |")
     pb, lb = r["position_bias"], r["length_bias"]
     how = ("counted as ties" if not pb["balanced"] else
            "decided by the mean of both orders' likelihoods, balanced position calibration"

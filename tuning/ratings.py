@@ -69,6 +69,78 @@ def ratings(judgments: list[dict], players: list[str], *, criterion: str = "over
     return out
 
 
+def length_controlled_bt(players: list[str], games: list[tuple[str, str, float, float]], *, ridge: float = 0.5,
+                         iters: int = 50) -> tuple[dict[str, float], float]:
+    """Bradley-Terry with the replies' length as a covariate, the "style control" of the LMSYS arena (Li et al.
+    2024) and the length control of AlpacaEval-LC (Dubois et al. 2024): P(a beats b) = sigmoid(beta_a - beta_b +
+    gamma * z), z = (words_a - words_b) / (words_a + words_b), ties as half a win, fitted by Newton's method with
+    a ridge of `ridge` on the strengths (the weak prior that keeps them finite, as the virtual draw does in
+    `bradley_terry`). Returns ({player: Elo-scale rating, mean 1000}, gamma): what the judge would say were the two
+    replies equally long, and how much a length advantage alone moves it (in logits, per unit of z)."""
+    import numpy as np
+
+    idx = {p: i for i, p in enumerate(players)}
+    k = len(players)
+    if not games:
+        return dict.fromkeys(players, 1000.0), 0.0
+    x = np.zeros((len(games), k + 1))
+    y = np.zeros(len(games))
+    for r, (a, b, score, z) in enumerate(games):
+        x[r, idx[a]], x[r, idx[b]], x[r, k], y[r] = 1.0, -1.0, z, score
+    penalty = np.full(k + 1, ridge)
+    penalty[k] = 0.05  # gamma: a much weaker prior, so a judge that follows length alone shows it
+    w = np.zeros(k + 1)
+    for _ in range(iters):
+        pr = 1.0 / (1.0 + np.exp(-np.clip(x @ w, -30.0, 30.0)))
+        grad = x.T @ (pr - y) + penalty * w
+        hess = (x * (pr * (1 - pr))[:, None]).T @ x + np.diag(penalty)
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.abs(step).max() < 1e-9:
+            break
+    beta = w[:k] - w[:k].mean()
+    return {p: 1000.0 + 400.0 * float(beta[idx[p]]) / math.log(10) for p in players}, float(w[k])
+
+
+def _length_z(j: dict) -> float:
+    la, lb = float(j.get("len_a") or 0.0), float(j.get("len_b") or 0.0)
+    return (la - lb) / (la + lb) if la + lb > 0 else 0.0
+
+
+def length_controlled_ratings(judgments: list[dict], players: list[str], *, criterion: str = "overall",
+                              bootstrap: int = 500, seed: int = 0) -> dict[str, Any]:
+    """{"ratings": {player: {rating, low, high}}, "length_coef": {value, low, high}, "n"}: `length_controlled_bt`
+    on every judgment of `criterion` that records both lengths, with 95% percentile intervals over resampled
+    units (as `ratings`)."""
+    js = [j for j in judgments if j["criterion"] == criterion and "len_a" in j and "len_b" in j]
+    games = lambda sel: [(j["a"], j["b"], SCORE[j["outcome"]], _length_z(j)) for j in sel]  # noqa: E731
+    point, gamma = length_controlled_bt(players, games(js))
+    by_unit: dict[Any, list[dict]] = defaultdict(list)
+    for j in js:
+        by_unit[j["unit"]].append(j)
+    units = sorted(by_unit, key=str)
+    rng = random.Random(seed)
+    samples: dict[str, list[float]] = {p: [] for p in players}
+    gammas: list[float] = []
+    for _ in range(bootstrap if units else 0):
+        drawn = [j for u in rng.choices(units, k=len(units)) for j in by_unit[u]]
+        r, g = length_controlled_bt(players, games(drawn))
+        gammas.append(g)
+        for p in players:
+            samples[p].append(r[p])
+
+    def interval(v: list[float], digits: int) -> dict[str, float | None]:
+        v = sorted(v)
+        if not v:
+            return {"low": None, "high": None}
+        return {"low": round(v[int(0.025 * (len(v) - 1))], digits),
+                "high": round(v[int(math.ceil(0.975 * (len(v) - 1)))], digits)}
+
+    return {"criterion": criterion, "n": len(js),
+            "ratings": {p: {"rating": round(point[p], 1), **interval(samples[p], 1)} for p in players},
+            "length_coef": {"value": round(gamma, 3), **interval(gammas, 3)}}
+
+
 def win_tie_loss(judgments: list[dict], players: list[str], criteria: list[str]) -> list[dict[str, Any]]:
     """Table 9: for every pair (first vs second) and criterion, the share of wins, ties and losses of the first."""
     rows = []

@@ -189,10 +189,17 @@ def report_markdown(r: dict[str, Any]) -> str:
         lines.append("")
     if r["arena"]:
         a = r["arena"]
+        lc = (a.get("length_controlled") or {}).get("ratings") or {}
         lines += ["## Arena (teacher as seeker and judge): Bradley-Terry, Overall", "",
-                  "| supporter | rating [95%] |", "|---|---|"]
+                  "| supporter | rating [95%] | length-controlled [95%] |", "|---|---|---|"]
         for name, v in (a.get("bradley_terry") or {}).get("overall", {}).items():
-            lines.append(f"| {name} | {_cell(v.get('rating'), [v.get('low'), v.get('high')])} |")
+            c = lc.get(name) or {}
+            lines.append(f"| {name} | {_cell(v.get('rating'), [v.get('low'), v.get('high')])} | "
+                         f"{_cell(c.get('rating'), [c.get('low'), c.get('high')]) if c else '-'} |")
+        if lc:
+            g = a["length_controlled"]["length_coef"]
+            lines += ["", f"Length coefficient {g['value']} [{g['low']}, {g['high']}] logits per unit of normalized "
+                          "difference in mean reply words (positive: the judge prefers the longer supporter)."]
         pb = a.get("position_bias") or {}
         calibrated = (f" {pb['calibrated']} of them calibrated against the judge's prior on a content-free pair."
                       if pb.get("calibrated") else "")

@@ -4,7 +4,8 @@ import math
 
 import pytest
 
-from extes.tuning.ratings import bradley_terry, cohen_kappa, length_bias, position_bias, ratings, win_tie_loss
+from extes.tuning.ratings import (bradley_terry, cohen_kappa, length_bias, length_controlled_bt,
+                                 length_controlled_ratings, position_bias, ratings, win_tie_loss)
 
 
 def j(unit, a, b, outcome, criterion="overall", **kw):
@@ -59,3 +60,32 @@ def test_cohen_kappa_known_value():
     x = ["y"] * 25 + ["n"] * 25
     y = ["y"] * 20 + ["n"] * 5 + ["y"] * 10 + ["n"] * 15
     assert cohen_kappa(x, y) == pytest.approx(0.4)
+
+
+def test_length_control_takes_away_a_win_that_length_alone_bought():
+    # The judge follows length alone: the longer reply wins, whoever wrote it, but for one game in seven that it
+    # gets the other way round. "long" is the longer in 4 of 5 games.
+    js = []
+    for u in range(70):
+        la, lb = (90, 40) if u % 5 else (30, 80)  # a = long, b = short; every fifth game short is the longer
+        longer_won = bool(u % 7)
+        js.append(j(u, "long", "short", "a" if (la > lb) == longer_won else "b", len_a=la, len_b=lb))
+    plain = ratings(js, ["long", "short"], bootstrap=50)
+    lc = length_controlled_ratings(js, ["long", "short"], bootstrap=50)
+    assert plain["long"]["rating"] - plain["short"]["rating"] > 100  # the plain ratings credit the writer
+    r = lc["ratings"]
+    assert abs(r["long"]["rating"] - r["short"]["rating"]) < 0.5 * (plain["long"]["rating"] - plain["short"]["rating"])
+    assert lc["length_coef"]["value"] > 2 and lc["length_coef"]["low"] > 0 and lc["n"] == 70
+
+
+def test_length_control_keeps_a_win_that_length_does_not_explain():
+    # "good" wins 9 of 10 games and is the shorter in half of them: quality, not length.
+    js = [j(u, "good", "bad", "a" if u % 10 else "b", len_a=40 + 40 * ((u // 2) % 2), len_b=60) for u in range(50)]
+    lc = length_controlled_ratings(js, ["good", "bad"], bootstrap=50)
+    assert lc["ratings"]["good"]["low"] > lc["ratings"]["bad"]["high"]
+    assert abs(lc["length_coef"]["value"]) < 1.5
+    ratings_, gamma = length_controlled_bt(["x", "y"], [])
+    assert ratings_ == {"x": 1000.0, "y": 1000.0} and gamma == 0.0
+    # ties are half a win each way: an even record of ties leaves both at 1000 and no length effect
+    even, g = length_controlled_bt(["x", "y"], [("x", "y", 0.5, 0.3), ("x", "y", 0.5, -0.3)])
+    assert abs(even["x"] - 1000) < 1e-6 and abs(g) < 1e-6
