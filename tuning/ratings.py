@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import random
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from itertools import combinations
 from typing import Any
 
@@ -46,27 +47,35 @@ def _games(judgments: list[dict], criterion: str) -> list[tuple[str, str, float]
     return [(j["a"], j["b"], SCORE[j["outcome"]]) for j in judgments if j["criterion"] == criterion]
 
 
-def ratings(judgments: list[dict], players: list[str], *, criterion: str = "overall", bootstrap: int = 500,
-            seed: int = 0) -> dict[str, dict[str, float]]:
-    """{player: {rating, low, high}}: BT on all judgments, 95% percentile intervals over resampled units."""
-    point = bradley_terry(players, _games(judgments, criterion))
+def unit_resamples(judgments: list[dict], bootstrap: int, seed: int = 0) -> Iterator[list[dict]]:
+    """`bootstrap` resamples of the judgments, each drawing whole units (cards, participants) with replacement."""
     by_unit: dict[Any, list[dict]] = defaultdict(list)
     for j in judgments:
         by_unit[j["unit"]].append(j)
     units = sorted(by_unit, key=str)
     rng = random.Random(seed)
-    samples: dict[str, list[float]] = {p: [] for p in players}
     for _ in range(bootstrap if units else 0):
-        drawn = [j for u in rng.choices(units, k=len(units)) for j in by_unit[u]]
+        yield [j for u in rng.choices(units, k=len(units)) for j in by_unit[u]]
+
+
+def percentile_interval(values: list[float], digits: int = 1) -> dict[str, float | None]:
+    """{"low", "high"}: the 95% percentile interval of `values` (None when there are none)."""
+    v = sorted(values)
+    if not v:
+        return {"low": None, "high": None}
+    return {"low": round(v[int(0.025 * (len(v) - 1))], digits),
+            "high": round(v[int(math.ceil(0.975 * (len(v) - 1)))], digits)}
+
+
+def ratings(judgments: list[dict], players: list[str], *, criterion: str = "overall", bootstrap: int = 500,
+            seed: int = 0) -> dict[str, dict[str, float]]:
+    """{player: {rating, low, high}}: BT on all judgments, 95% percentile intervals over resampled units."""
+    point = bradley_terry(players, _games(judgments, criterion))
+    samples: dict[str, list[float]] = {p: [] for p in players}
+    for drawn in unit_resamples(judgments, bootstrap, seed):
         for k, v in bradley_terry(players, _games(drawn, criterion), iters=100).items():
             samples[k].append(v)
-    out = {}
-    for k in players:
-        s = sorted(samples[k])
-        lo, hi = (s[int(0.025 * (len(s) - 1))], s[int(math.ceil(0.975 * (len(s) - 1)))]) if s else (None, None)
-        out[k] = {"rating": round(point[k], 1), "low": None if lo is None else round(lo, 1),
-                  "high": None if hi is None else round(hi, 1)}
-    return out
+    return {k: {"rating": round(point[k], 1), **percentile_interval(samples[k])} for k in players}
 
 
 def length_controlled_bt(players: list[str], games: list[tuple[str, str, float, float]], *, ridge: float = 0.5,
@@ -115,30 +124,16 @@ def length_controlled_ratings(judgments: list[dict], players: list[str], *, crit
     js = [j for j in judgments if j["criterion"] == criterion and "len_a" in j and "len_b" in j]
     games = lambda sel: [(j["a"], j["b"], SCORE[j["outcome"]], _length_z(j)) for j in sel]  # noqa: E731
     point, gamma = length_controlled_bt(players, games(js))
-    by_unit: dict[Any, list[dict]] = defaultdict(list)
-    for j in js:
-        by_unit[j["unit"]].append(j)
-    units = sorted(by_unit, key=str)
-    rng = random.Random(seed)
     samples: dict[str, list[float]] = {p: [] for p in players}
     gammas: list[float] = []
-    for _ in range(bootstrap if units else 0):
-        drawn = [j for u in rng.choices(units, k=len(units)) for j in by_unit[u]]
+    for drawn in unit_resamples(js, bootstrap, seed):
         r, g = length_controlled_bt(players, games(drawn))
         gammas.append(g)
         for p in players:
             samples[p].append(r[p])
-
-    def interval(v: list[float], digits: int) -> dict[str, float | None]:
-        v = sorted(v)
-        if not v:
-            return {"low": None, "high": None}
-        return {"low": round(v[int(0.025 * (len(v) - 1))], digits),
-                "high": round(v[int(math.ceil(0.975 * (len(v) - 1)))], digits)}
-
     return {"criterion": criterion, "n": len(js),
-            "ratings": {p: {"rating": round(point[p], 1), **interval(samples[p], 1)} for p in players},
-            "length_coef": {"value": round(gamma, 3), **interval(gammas, 3)}}
+            "ratings": {p: {"rating": round(point[p], 1), **percentile_interval(samples[p])} for p in players},
+            "length_coef": {"value": round(gamma, 3), **percentile_interval(gammas, 3)}}
 
 
 def win_tie_loss(judgments: list[dict], players: list[str], criteria: list[str]) -> list[dict[str, Any]]:
