@@ -242,6 +242,15 @@ def run_recipe(cfg: RecipeConfig, out: Path, *, stop_after: str | None = None,
         launcher.close()
 
 
+def llamacpp_threads() -> int:
+    """The threads a llama.cpp model of this run's stages decodes with (`EXTES_LLAMACPP_THREADS`, else one per
+    physical core): recorded per stage attempt, since on 2 cores two threads decode 1.57x one when the machine is
+    the run's alone (benchmarks/README.md, "Threads and batching"), so the hours depend on it."""
+    from extes.programs.lm.teacher import default_threads  # lazy: programs.lm.teacher imports dspy
+
+    return default_threads()
+
+
 def _pending(state: dict[str, Any]) -> tuple[str, ...]:
     return tuple(n for n in STAGE_NAMES[:-1] if not (state["stages"].get(n) or {}).get("done"))
 
@@ -272,11 +281,14 @@ def _run(cfg, out, state, todo, launcher, stop_after, say, write_report) -> dict
             say(f"[{i}/{len(todo) + 1}] {st.name}: {st.what} ...")
             # time spent before: finished attempts' seconds, plus an attempt that was killed or failed
             prev = (rec or {}).get("seconds", 0.0) + unfinished_seconds(rec, _written_by(st, out))
-            state["stages"][st.name] = {"done": False, "seconds": round(prev, 1), "started": time.time()}
+            threads = sorted({*(rec or {}).get("llamacpp_threads", []), llamacpp_threads()})
+            state["stages"][st.name] = {"done": False, "seconds": round(prev, 1), "started": time.time(),
+                                        "llamacpp_threads": threads}
             _save_state(out, state)
             took = run_stage(st, out, launcher)
             state["stages"][st.name] = {"done": True, "seconds": round(prev + took["seconds"], 1),
-                                        "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+                                        "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                                        "llamacpp_threads": threads}
             _save_state(out, state)
             write_report(out, state, _pending(state))
             say(f"    done in {took['seconds']} s")

@@ -108,6 +108,8 @@ def gather(out: Path, state: dict[str, Any], pending: tuple[str, ...] = ()) -> d
         "running": [k for k, v in state.get("stages", {}).items() if v.get("running")],
         "hours": {"total": round(sum(stage_s.values()) / 3600, 3),
                   **{k: round(v / 3600, 3) for k, v in stage_s.items()}},
+        "llamacpp_threads": {k: v["llamacpp_threads"] for k, v in state.get("stages", {}).items()
+                             if v.get("llamacpp_threads")},
         "synthesis": {**{k: synth.get(k) for k in ("accepted", "rejected", "failed", "queued", "tasks", "yield",
                                                      "prompt_tokens", "completion_tokens", "cost_usd",
                                                      "unfinished")},
@@ -121,7 +123,7 @@ def gather(out: Path, state: dict[str, Any], pending: tuple[str, ...] = ()) -> d
         "benchmark": benches,
         "paired": _named((_json(logs / "compare.json") or {}).get("paired", []), out),
         "arena": {k: arena.get(k) for k in ("supporters", "cards", "transcripts", "bradley_terry", "position_bias",
-                                             "length_bias", "crisis")} if arena else None,
+                                             "length_bias", "length_controlled", "crisis")} if arena else None,
     }
 
 
@@ -146,8 +148,10 @@ def report_markdown(r: dict[str, Any]) -> str:
                   " the same command continues the run and rewrites this report after every stage; sections of"
                   " stages that have not run say so.", ""]
     running = set(r.get("running") or [])
-    lines += ["## Time per stage (hours)", "", "| stage | hours |", "|---|---|"]
-    lines += [f"| {k}{' (unfinished)' if k in running else ''} | {v:.3f} |" for k, v in r["hours"].items()
+    threads = r.get("llamacpp_threads") or {}
+    lines += ["## Time per stage (hours)", "", "| stage | hours | llama.cpp threads |", "|---|---|---|"]
+    lines += [f"| {k}{' (unfinished)' if k in running else ''} | {v:.3f} | "
+              f"{', '.join(map(str, threads[k])) if k in threads else '-'} |" for k, v in r["hours"].items()
               if k != "total"]
     so_far = " so far (the synthesis has not finished)" if s.get("unfinished") else ""
     lines += ["", "## The teacher's synthesis", "",

@@ -4,8 +4,16 @@ import math
 
 import pytest
 
-from extes.tuning.ratings import (bradley_terry, cohen_kappa, length_bias, length_controlled_bt,
-                                 length_controlled_ratings, position_bias, ratings, win_tie_loss)
+from extes.tuning.ratings import (
+    bradley_terry,
+    cohen_kappa,
+    length_bias,
+    length_controlled_bt,
+    length_controlled_ratings,
+    position_bias,
+    ratings,
+    win_tie_loss,
+)
 
 
 def j(unit, a, b, outcome, criterion="overall", **kw):

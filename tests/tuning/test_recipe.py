@@ -70,6 +70,7 @@ def test_recipe_runs_stops_continues_and_reports(cli, tmp_path, monkeypatch):
     if not DEV_FILE.exists():
         pytest.skip(f"ESConv dev split not found at {DEV_FILE} (shared/ lies beside the checkout)")
     monkeypatch.chdir(Path(__file__).resolve().parents[2])
+    monkeypatch.setenv("EXTES_LLAMACPP_THREADS", "3")
     student = f"local/{tiny_llama(tmp_path / 'tiny', converted_folder(embedded_gguf('smollm2-135m-instruct')))}"
     small = [*SMALL, "--student", student]
     out = tmp_path / "recipe"
@@ -101,6 +102,10 @@ def test_recipe_runs_stops_continues_and_reports(cli, tmp_path, monkeypatch):
     for heading in ("Time per stage", "The teacher's synthesis", "ESConv benchmark", "Paired tests", "Arena"):
         assert heading in md
     assert "bench-student/confusion.png" in md and (out / "bench-student" / "confusion.png").exists()
+    # every stage attempt records the llama.cpp threads it decoded with (here: what the environment says)
+    state = json.loads((out / "recipe.json").read_text())
+    assert {tuple(v["llamacpp_threads"]) for v in state["stages"].values()} == {(3,)}
+    assert "| synthesize | " in md and " | 3 |" in md
 
     # other options on the same folder: one line, exit 2, nothing touched
     before = (out / "recipe.json").read_text()
