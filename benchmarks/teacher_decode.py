@@ -23,18 +23,18 @@ import time
 
 from _common import parse_options
 
+from extes.corpus.seeds import read_seed_folder
+
 CONFIGS = {"threads1": (1, False, 1), "threads2": (2, False, 1), "queued4": (2, False, 4), "batched4": (2, True, 4)}
 
 
 def child(name: str, new: int) -> dict:
-    from extes.programs.lm import load_lm
-    from extes.programs.lm.split_gguf import SPLIT_MODELS, assemble
+    from extes.programs.lm import load_lm  # lazy: programs.lm imports dspy (the parent only spawns children)
+    from extes.programs.lm.split_gguf import SPLIT_MODELS, assemble  # lazy: likewise
 
     threads, batched, k = CONFIGS[name]
     path = assemble(SPLIT_MODELS["qwen2.5-coder-1.5b-instruct"])  # the GGUF in the cache, sha256 checked
     lm = load_lm(f"llamacpp/{path}", batched=True) if batched else load_lm("local/qwen2.5-coder-1.5b-instruct")
-    from extes.corpus.seeds import read_seed_folder
-
     prompts = []
     for d in read_seed_folder()[:k]:
         first = next(t for t in d.turns if t.role == "user")
