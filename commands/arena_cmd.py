@@ -128,8 +128,12 @@ def run_cmd(supporters, cards, turns, seeker, judge, judge_program, out, calibra
 @arena.command("report")
 @folder_argument("run")
 @bootstrap_option()
+@click.option("--decide", type=click.Choice(["as-judged", "balanced", "calibrated"]), default="as-judged",
+              show_default=True, help="Outcomes as the judge decided them, or recomputed from its stored likelihoods: "
+                                      "balanced (both orders averaged, no prior) or calibrated (relative to its prior "
+                                      "on a content-free pair); written as report.<decide>.md beside report.md.")
 @json_option
-def report_cmd(run, bootstrap, as_json) -> None:
+def report_cmd(run, bootstrap, decide, as_json) -> None:
     """Recompute the report of an arena RUN folder (Table 9, ratings, biases).
 
     \b
@@ -140,11 +144,12 @@ def report_cmd(run, bootstrap, as_json) -> None:
 
     if not (run / "manifest.json").exists():
         raise InputError(f"{run}: no manifest.json; give a folder written by `extes arena run`")
-    report = arena_report(run, bootstrap=bootstrap)
+    report = arena_report(run, bootstrap=bootstrap, decide=decide)
     if as_json:
         emit_json(report)
     else:
-        click.echo((run / "report.md").read_text(encoding="utf-8"))
+        stem = "report" if decide == "as-judged" else f"report.{decide}"
+        click.echo((run / f"{stem}.md").read_text(encoding="utf-8"))
 
 
 def _progress(stage: str, done: int, total: int) -> None:

@@ -11,11 +11,36 @@ from typing import Any
 
 from extes.corpus.atomic import write_text_atomic
 from extes.corpus.runstore import RunStore
+from extes.errors import InputError
+from extes.programs.arena_judge import balanced
 from extes.programs.arena_run import FILES
 from extes.signatures.arena import CRITERIA
 from extes.tuning.ratings import length_bias, length_controlled_ratings, position_bias, ratings, win_tie_loss
 
 ABBR = {"fluency": "Flu.", "identification": "Ide.", "comforting": "Com.", "suggestion": "Sug.", "overall": "Ove."}
+
+
+DECIDE = ("as-judged", "balanced", "calibrated")
+
+
+def redecide(records: list[dict], decide: str, where: Path | str = "") -> list[dict]:
+    """The per-pair records with each criterion's outcome as `decide` says: "as-judged" (the stored outcomes),
+    "balanced" (both orders' stored likelihoods averaged, no prior) or "calibrated" (each taken relative to the
+    stored prior first). Recomputed from `scores`/`priors`, so no judge is called again."""
+    if decide == "as-judged":
+        return records
+    out = []
+    for i, r in enumerate(records, 1):
+        if r.get("method") != "balanced":
+            raise InputError(f"{where}: judgment {i} was read from text (method {r.get('method')!r}); "
+                             f"--decide {decide} needs a judge that scores choices (a local or llama.cpp model)")
+        if decide == "calibrated" and set(r.get("priors") or {}) != set(r["scores"]):
+            raise InputError(f"{where}: judgment {i} has no prior (judged with --no-calibrate or before "
+                             "calibration existed); use --decide balanced, or judge again with --calibrate")
+        outcomes = {c: balanced(s1, s2, (r["priors"][c] if decide == "calibrated" else None))
+                    for c, (s1, s2) in r["scores"].items()}
+        out.append({**r, "outcomes": outcomes, "priors": r.get("priors") if decide == "calibrated" else {}})
+    return out
 
 
 def flatten(records: list[dict]) -> list[dict]:
@@ -55,8 +80,9 @@ def table9_markdown(rows: list[dict], players: list[str]) -> str:
     return "\n".join(lines)
 
 
-def arena_report(folder: Path, *, bootstrap: int = 500, seed: int = 0) -> dict[str, Any]:
-    """Compute the report of an arena run folder and write report.json / report.md next to the transcripts."""
+def arena_report(folder: Path, *, bootstrap: int = 500, seed: int = 0, decide: str = "as-judged") -> dict[str, Any]:
+    """Compute the report of an arena run folder and write report.json / report.md next to the transcripts (with
+    another `decide` than the judge's own: report.<decide>.json / .md, the outcomes recomputed by `redecide`)."""
     folder = Path(folder)
     cfg = json.loads((folder / "manifest.json").read_text())["config"]
     from extes.programs.arena_supporters import parse_supporter  # lazy: programs.arena_supporters imports dspy
@@ -64,7 +90,7 @@ def arena_report(folder: Path, *, bootstrap: int = 500, seed: int = 0) -> dict[s
     players = [parse_supporter(s).name for s in cfg["supporters"]] if cfg["supporters"] else []
     store = RunStore(folder, files=FILES, dialogues=("transcripts",))
     transcripts = store.records["transcripts"]
-    judgments = flatten(store.records["judgments"])
+    judgments = flatten(redecide(store.records["judgments"], decide, folder))
     table = win_tie_loss(judgments, players, list(CRITERIA))
     bt = {c: ratings(judgments, players, criterion=c, bootstrap=bootstrap, seed=seed) for c in CRITERIA}
     crisis = defaultdict(lambda: {"crisis_games": 0, "escalated": 0, "false_alarms": 0})
@@ -100,15 +126,20 @@ def arena_report(folder: Path, *, bootstrap: int = 500, seed: int = 0) -> dict[s
         "usage": {"prompt_tokens": tot["prompt_tokens"], "completion_tokens": tot["completion_tokens"],
                   "cost_usd": round(tot["cost_usd"], 6)},
     }
-    write_text_atomic(folder / "report.json", json.dumps(report, indent=1) + "\n")
-    write_text_atomic(folder / "report.md", report_markdown(report))
+    report["decided"] = decide
+    stem = "report" if decide == "as-judged" else f"report.{decide}"
+    write_text_atomic(folder / f"{stem}.json", json.dumps(report, indent=1) + "\n")
+    write_text_atomic(folder / f"{stem}.md", report_markdown(report))
     return report
 
 
 def report_markdown(r: dict[str, Any]) -> str:
     lines = [f"# Arena: {', '.join(r['supporters'])}", "",
              f"Seeker `{r['seeker']}`, judge `{r['judge']}`, {r['turns']} turns, {r['cards']} cards, "
-             f"{r['transcripts']} transcripts, {r['pair_judgments']} pair judgments (both orders each).", "",
+             f"{r['transcripts']} transcripts, {r['pair_judgments']} pair judgments (both orders each)."
+             + ("" if r.get("decided", "as-judged") == "as-judged" else
+                f" Outcomes decided **{r['decided']}**, recomputed from the judge's stored likelihoods "
+                f"(`extes arena report --decide {r['decided']}`)."), "",
              "## Win / tie / loss (Table 9)", "", table9_markdown(r["table9"], r["supporters"]),
              "## Bradley-Terry ratings (Elo scale, 95% bootstrap interval over cards)", "",
              "| supporter | " + " | ".join(ABBR[c] for c in CRITERIA) + " |", "|---|" + "---|" * len(CRITERIA)]

@@ -1,6 +1,7 @@
 """The pairwise judge: both orders, a flip with the order is a tie and position bias."""
 
 import dspy
+import pytest
 
 from extes.programs.adapter import SmallChatAdapter
 from extes.programs.arena_judge import PairwiseJudge, balanced, combine
@@ -98,3 +99,19 @@ def test_calibration_against_a_content_free_pair_lets_a_tie_loving_judge_decide(
 def test_balanced_with_a_prior_subtracts_it_first():
     assert balanced([-1.0, -1.2, -0.5], [-1.2, -1.0, -0.5]) == "tie"
     assert balanced([-1.0, -1.2, -0.5], [-1.2, -1.0, -0.5], prior=[-1.2, -1.2, -0.5]) == "a"
+
+
+def test_redecide_recomputes_outcomes_from_the_stored_likelihoods():
+    from extes.errors import InputError
+    from extes.tuning.arena_report import redecide
+
+    rec = {"a": "x", "b": "y", "method": "balanced", "outcomes": {"overall": "a"},
+           "scores": {"overall": [[-1.0, -1.2, -0.5], [-1.2, -1.0, -0.5]]}, "priors": {"overall": [-1.2, -1.2, -0.5]}}
+    assert redecide([rec], "as-judged") == [rec]
+    assert redecide([rec], "balanced")[0]["outcomes"] == {"overall": "tie"}  # Tie's mean is the largest
+    assert redecide([rec], "calibrated")[0]["outcomes"] == {"overall": "a"}
+    assert redecide([rec], "balanced")[0]["priors"] == {}  # so the report does not count it as calibrated
+    with pytest.raises(InputError, match="judgment 1 has no prior"):
+        redecide([{**rec, "priors": {}}], "calibrated", "RUN")
+    with pytest.raises(InputError, match="read from text"):
+        redecide([{**rec, "method": "verdicts"}], "balanced", "RUN")

@@ -74,6 +74,10 @@ def test_scripted_arena_writes_transcripts_table_ratings_and_biases(cli, tmp_pat
     assert "| Ove. | 0% | 0% | 100% |" in (run / "report.md").read_text()
     code, out2, _ = cli("arena", "report", run, "--bootstrap", "50", "--json")
     assert code == 0 and json.loads(out2)["table9"] == r["table9"]
+    # the scripted judge answers in text: there are no likelihoods to decide again from
+    code, _, err = cli("arena", "report", run, "--decide", "balanced")
+    assert code == 2 and "read from text" in err and len(err.strip().splitlines()) == 1
+    assert not (run / "report.balanced.md").exists()
 
 
 def test_bad_inputs_are_one_line_errors(cli, tmp_path, cards):
