@@ -140,7 +140,7 @@ def report_cmd(run, bootstrap, decide, as_json) -> None:
     Examples:
       extes arena report runs/arena --json
     """
-    from extes.tuning.arena_report import arena_report  # lazy: tuning.arena_report imports dspy
+    from extes.tuning.arena_report import arena_report, report_stem  # lazy: tuning.arena_report imports dspy
 
     if not (run / "manifest.json").exists():
         raise InputError(f"{run}: no manifest.json; give a folder written by `extes arena run`")
@@ -148,8 +148,7 @@ def report_cmd(run, bootstrap, decide, as_json) -> None:
     if as_json:
         emit_json(report)
     else:
-        stem = "report" if decide == "as-judged" else f"report.{decide}"
-        click.echo((run / f"{stem}.md").read_text(encoding="utf-8"))
+        click.echo((run / f"{report_stem(decide)}.md").read_text(encoding="utf-8"))
 
 
 def _progress(stage: str, done: int, total: int) -> None:

@@ -20,7 +20,9 @@ from extes.tuning.ratings import length_bias, length_controlled_ratings, positio
 ABBR = {"fluency": "Flu.", "identification": "Ide.", "comforting": "Com.", "suggestion": "Sug.", "overall": "Ove."}
 
 
-DECIDE = ("as-judged", "balanced", "calibrated")
+def report_stem(decide: str) -> str:
+    """The report's file name without its suffix: report, or report.<decide> for outcomes decided again."""
+    return "report" if decide == "as-judged" else f"report.{decide}"
 
 
 def redecide(records: list[dict], decide: str, where: Path | str = "") -> list[dict]:
@@ -127,7 +129,7 @@ def arena_report(folder: Path, *, bootstrap: int = 500, seed: int = 0, decide: s
                   "cost_usd": round(tot["cost_usd"], 6)},
     }
     report["decided"] = decide
-    stem = "report" if decide == "as-judged" else f"report.{decide}"
+    stem = report_stem(decide)
     write_text_atomic(folder / f"{stem}.json", json.dumps(report, indent=1) + "\n")
     write_text_atomic(folder / f"{stem}.md", report_markdown(report))
     return report

@@ -86,7 +86,7 @@ def length_controlled_bt(players: list[str], games: list[tuple[str, str, float, 
     a ridge of `ridge` on the strengths (the weak prior that keeps them finite, as the virtual draw does in
     `bradley_terry`). Returns ({player: Elo-scale rating, mean 1000}, gamma): what the judge would say were the two
     replies equally long, and how much a length advantage alone moves it (in logits, per unit of z)."""
-    import numpy as np
+    import numpy as np  # only here: the rest of the module is plain Python
 
     idx = {p: i for i, p in enumerate(players)}
     k = len(players)
